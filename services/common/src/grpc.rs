@@ -1,0 +1,132 @@
+//! gRPC plumbing shared by the services and their clients: a server builder that continues
+//! the caller's W3C trace, health and reflection services, and a client interceptor that
+//! sends the current trace context along.
+
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
+    service::Interceptor,
+    transport::{Server, server::Router},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::shutdown::Shutdown;
+
+/// Largest message a service accepts or sends unless configured otherwise (16 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// The span for an incoming request, parented on the caller's `traceparent` when present.
+pub fn server_span(req: &http::Request<()>) -> tracing::Span {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
+    let span = tracing::info_span!("grpc.request", otel.name = %req.uri().path(), rpc.method = %req.uri().path());
+    // Fails only when no OpenTelemetry layer is installed; the span is then local-only.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// A tonic server builder with tracing, keepalive and a request timeout.
+pub fn server(request_timeout: Duration) -> Server {
+    Server::builder()
+        .trace_fn(server_span)
+        .timeout(request_timeout)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+}
+
+/// Health and reflection services for a binary that serves `services` (full gRPC names).
+/// Every named service starts NOT_SERVING; call [`mark_serving`] once dependencies answer.
+pub async fn health_and_reflection(
+    services: &[&str],
+) -> anyhow::Result<(
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+)> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in services {
+        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(apex_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Ok((reporter, health, reflection))
+}
+
+/// Sets every named service (and the server as a whole, "") to `status`.
+pub async fn set_health(reporter: &HealthReporter, services: &[&str], status: ServingStatus) {
+    for name in services {
+        reporter.set_service_status(*name, status).await;
+    }
+    reporter.set_service_status("", status).await;
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, flipping health to NOT_SERVING first
+/// so that load balancers stop sending work, then draining in-flight calls.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    reporter: HealthReporter,
+    services: &'static [&'static str],
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    set_health(&reporter, services, ServingStatus::Serving).await;
+    tracing::info!(%addr, "grpc server listening");
+    let stop = async move {
+        shutdown.wait().await;
+        set_health(&reporter, services, ServingStatus::NotServing).await;
+        tracing::info!("draining grpc server");
+    };
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await?;
+    tracing::info!(%addr, "grpc server stopped");
+    Ok(())
+}
+
+/// Client interceptor that sends the current span's trace context as `traceparent`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracePropagation;
+
+impl Interceptor for TracePropagation {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let cx = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
+        });
+        Ok(req)
+    }
+}

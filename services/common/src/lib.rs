@@ -1,0 +1,20 @@
+//! Shared plumbing for every Apex Ingest binary: settings loading and validation, telemetry
+//! (logs and OTLP traces with W3C propagation), shutdown signals, gRPC health and server
+//! helpers, the error-code table shared by gRPC and HTTP, the content-addressed blob store and
+//! the Prometheus `/metrics` endpoint.
+//!
+//! It holds no business logic: parsing, extraction, embedding and store writes live in their
+//! own service crates.
+
+pub mod blob;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod temporal;
+
+pub use error::{ErrorCode, ServiceError};
+pub use settings::{ConfigError, Settings};
+pub use shutdown::Shutdown;

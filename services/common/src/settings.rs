@@ -1,0 +1,248 @@
+//! Settings: defaults, then an optional TOML file, then environment variables.
+//!
+//! Every binary has one settings struct that implements [`Settings`]. Environment variables
+//! use the binary's prefix and `__` as the nesting separator, for example
+//! `APEX_WORKER__TEMPORAL__NAMESPACE=default`. The file named by `<PREFIX>_CONFIG` (for example
+//! `APEX_WORKER_CONFIG=/etc/apex/worker.toml`) is read when set. Unknown keys are errors, and
+//! every problem found is reported at once so that one run shows all there is to fix.
+
+use std::{collections::BTreeSet, fmt, path::PathBuf};
+
+use figment::{
+    Figment, Provider,
+    providers::{Format, Serialized, Toml},
+    value::{Dict, Value},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// The exit code for bad configuration (`EX_CONFIG` from sysexits.h).
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// A settings struct of one binary.
+pub trait Settings: Serialize + DeserializeOwned + Default {
+    /// Environment prefix without the trailing separator, for example `APEX_WORKER`.
+    const ENV_PREFIX: &'static str;
+
+    /// Plain environment variables accepted as aliases: (variable, dotted key).
+    fn aliases() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Checks values that parse but make no sense; returns one message per problem.
+    fn validate(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Everything wrong with a configuration, collected in one pass.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where settings come from; built from the process environment by [`Source::from_env`],
+/// or explicitly in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// Optional TOML file.
+    pub file: Option<PathBuf>,
+    /// Environment variables to read (name, value).
+    pub env: Vec<(String, String)>,
+}
+
+impl Source {
+    /// Reads the process environment; the file comes from `<PREFIX>_CONFIG` when set.
+    pub fn from_env<S: Settings>() -> Self {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file_var = format!("{}_CONFIG", S::ENV_PREFIX);
+        let file = env
+            .iter()
+            .find(|(k, _)| *k == file_var)
+            .map(|(_, v)| PathBuf::from(v));
+        Self { file, env }
+    }
+}
+
+/// Loads and validates settings, collecting every problem.
+pub fn load<S: Settings>(source: &Source) -> Result<S, ConfigError> {
+    let mut problems = Vec::new();
+    let prefix = format!("{}__", S::ENV_PREFIX);
+
+    let mut user = Figment::new();
+    if let Some(file) = &source.file {
+        if file.is_file() {
+            user = user.merge(Toml::file(file));
+        } else {
+            problems.push(format!("config file {} does not exist", file.display()));
+        }
+    }
+    for (key, value) in env_pairs(&source.env, &prefix, S::aliases()) {
+        user = user.merge(Serialized::default(&key, value));
+    }
+
+    let known = known_keys(&S::default());
+    match user.data() {
+        Ok(data) => {
+            let mut provided = BTreeSet::new();
+            for dict in data.values() {
+                collect_keys(dict, "", &mut provided);
+            }
+            for key in provided.difference(&known) {
+                if !known.iter().any(|k| key.starts_with(&format!("{k}."))) {
+                    problems.push(format!("unknown key `{key}` ({})", env_name(&prefix, key)));
+                }
+            }
+        }
+        Err(e) => problems.extend(e.into_iter().map(|e| e.to_string())),
+    }
+
+    let figment = Figment::from(Serialized::defaults(S::default())).merge(user);
+    match figment.extract::<S>() {
+        Ok(settings) if problems.is_empty() => {
+            let invalid = settings.validate();
+            if invalid.is_empty() {
+                Ok(settings)
+            } else {
+                Err(ConfigError { problems: invalid })
+            }
+        }
+        Ok(settings) => {
+            problems.extend(settings.validate());
+            Err(ConfigError { problems })
+        }
+        Err(e) => {
+            problems.extend(e.into_iter().map(|e| e.to_string()));
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+/// Loads settings from the process environment; on any problem prints them all and exits 64.
+pub fn load_or_exit<S: Settings>() -> S {
+    match load::<S>(&Source::from_env::<S>()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(EXIT_BAD_CONFIG);
+        }
+    }
+}
+
+fn env_name(prefix: &str, key: &str) -> String {
+    format!("{prefix}{}", key.replace('.', "__").to_uppercase())
+}
+
+fn env_pairs(env: &[(String, String)], prefix: &str, aliases: &[(&str, &str)]) -> Vec<(String, Value)> {
+    let mut pairs = Vec::new();
+    for (name, value) in env {
+        let key = if let Some(rest) = name.strip_prefix(prefix) {
+            rest.to_lowercase().replace("__", ".")
+        } else if let Some((_, key)) = aliases.iter().find(|(alias, _)| alias == name) {
+            (*key).to_owned()
+        } else {
+            continue;
+        };
+        // figment's own parsing of environment values: "5" is an integer, "true" a bool.
+        let parsed: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
+        pairs.push((key, parsed));
+    }
+    pairs
+}
+
+/// Keys a settings struct knows, as dotted paths (structs are walked, leaves are keys).
+fn known_keys<S: Serialize>(defaults: &S) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(defaults) {
+        collect_json_keys(&map, "", &mut keys);
+    }
+    keys
+}
+
+fn collect_json_keys(
+    map: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    out: &mut BTreeSet<String>,
+) {
+    for (k, v) in map {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        out.insert(path.clone());
+        if let serde_json::Value::Object(inner) = v {
+            collect_json_keys(inner, &path, out);
+        }
+    }
+}
+
+fn collect_keys(dict: &Dict, prefix: &str, out: &mut BTreeSet<String>) {
+    for (k, v) in dict {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            Value::Dict(_, inner) => {
+                out.insert(path.clone());
+                collect_keys(inner, &path, out);
+            }
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+/// Where telemetry goes; embedded in every binary's settings as `telemetry`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directives, for example `info,apex_worker=debug`.
+    pub log_filter: String,
+    /// `auto` (JSON when stdout is not a terminal), `json` or `text`.
+    pub log_format: String,
+    /// OTLP/gRPC endpoint for traces, for example `http://127.0.0.1:4317`; empty = no export.
+    pub otlp_endpoint: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_filter: "info".to_owned(),
+            log_format: "auto".to_owned(),
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// Problems with these values, prefixed by `at` (the key they live under).
+    pub fn validate(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if !["auto", "json", "text"].contains(&self.log_format.as_str()) {
+            p.push(format!(
+                "{at}.log_format must be auto, json or text, not `{}`",
+                self.log_format
+            ));
+        }
+        if !self.otlp_endpoint.is_empty() && url::Url::parse(&self.otlp_endpoint).is_err() {
+            p.push(format!("{at}.otlp_endpoint `{}` is not a URL", self.otlp_endpoint));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_filter).is_err() {
+            p.push(format!("{at}.log_filter `{}` is not a valid filter", self.log_filter));
+        }
+        p
+    }
+}
+
+/// Checks that `addr` is a socket address; pushes a problem naming `key` otherwise.
+pub fn check_socket_addr(key: &str, addr: &str, problems: &mut Vec<String>) {
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!("{key} `{addr}` is not an address like 127.0.0.1:50051"));
+    }
+}

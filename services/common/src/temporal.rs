@@ -1,0 +1,71 @@
+//! Temporal connection settings shared by the worker, the gateway and the CLI
+//! (the plan's `TemporalConfig`), including the rollout percentage.
+
+use serde::{Deserialize, Serialize};
+
+/// The task queue every Apex workflow and activity runs on.
+pub const TASK_QUEUE: &str = "apex-ingest";
+
+/// How to reach Temporal and how much traffic it gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalSettings {
+    /// Frontend URL, for example `http://127.0.0.1:7233`.
+    pub address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    /// Identifies this build of the worker's workflow code.
+    pub build_id: String,
+    /// Percentage of documents routed through Temporal (0–100); also read from `TEMPORAL_ROLLOUT`.
+    pub rollout: i64,
+    /// Whether the worker exports the SDK's Prometheus metrics.
+    pub metrics_enabled: bool,
+}
+
+impl Default for TemporalSettings {
+    fn default() -> Self {
+        Self {
+            address: "http://127.0.0.1:7233".to_owned(),
+            namespace: "default".to_owned(),
+            task_queue: TASK_QUEUE.to_owned(),
+            build_id: concat!("apex-", env!("CARGO_PKG_VERSION")).to_owned(),
+            rollout: 100,
+            metrics_enabled: true,
+        }
+    }
+}
+
+impl TemporalSettings {
+    /// Problems with these values, each naming its key under `at`.
+    pub fn validate(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        match url::Url::parse(&self.address) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => p.push(format!(
+                "{at}.address `{}` must be an http(s) URL like http://127.0.0.1:7233",
+                self.address
+            )),
+        }
+        for (key, value) in [
+            ("namespace", &self.namespace),
+            ("task_queue", &self.task_queue),
+            ("build_id", &self.build_id),
+        ] {
+            if value.trim().is_empty() {
+                p.push(format!("{at}.{key} must not be empty"));
+            }
+        }
+        if !(0..=100).contains(&self.rollout) {
+            p.push(format!(
+                "{at}.rollout (TEMPORAL_ROLLOUT) must be between 0 and 100, not {}",
+                self.rollout
+            ));
+        }
+        p
+    }
+
+    /// Whether any traffic goes to Temporal at all; 0 % is the emergency rollback.
+    pub fn use_temporal(&self) -> bool {
+        self.rollout > 0
+    }
+}

@@ -1,0 +1,143 @@
+//! Hello world: `GreetingWorkflow` and its `greet` activity, the smoke test of the whole
+
+// The workflow macros generate marker types without `Debug`.
+#![allow(missing_debug_implementations)]
+//! Temporal path (client → server → worker → activity → result).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowContextView, WorkflowResult,
+    activities::{ActivityContext, ActivityError},
+};
+
+/// Failure type of a greeting for an empty name; never retried.
+pub const VALIDATION_ERROR: &str = "ValidationError";
+
+/// How many attempts the `greet` activity gets before the workflow fails.
+pub const GREET_MAX_ATTEMPTS: u32 = 5;
+
+/// Input of [`GreetingWorkflow`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct GreetingInput {
+    pub name: String,
+    /// Demonstrates retries: the activity fails transiently on its first N attempts.
+    pub fail_first_attempts: u32,
+    /// Demonstrates a long activity: it takes this long before answering.
+    pub delay_ms: u64,
+}
+
+impl GreetingInput {
+    /// A plain greeting of `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into(), ..Self::default() }
+    }
+}
+
+/// What `get_status` answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GreetingStatus {
+    /// `pending`, `running`, `completed` or `failed`.
+    pub status: String,
+    pub name: String,
+    pub greeting: Option<String>,
+    pub error: Option<String>,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct GreetingWorkflow {
+    status: GreetingStatus,
+}
+
+#[workflow_methods]
+impl GreetingWorkflow {
+    #[run]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: GreetingInput,
+    ) -> WorkflowResult<String> {
+        ctx.state_mut(|s| {
+            s.status.status = "running".to_owned();
+            s.status.name = input.name.clone();
+        });
+        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+            .retry_policy(
+                RetryPolicy::builder()
+                    .initial_interval(Duration::from_millis(200))
+                    .backoff_coefficient(2.0)
+                    .maximum_interval(Duration::from_secs(5))
+                    .maximum_attempts(GREET_MAX_ATTEMPTS)
+                    .non_retryable_error_types([VALIDATION_ERROR])
+                    .build(),
+            )
+            .build();
+        match ctx.execute_activity(GreetingActivities::greet, input, options).await {
+            Ok(greeting) => {
+                ctx.state_mut(|s| {
+                    s.status.status = "completed".to_owned();
+                    s.status.greeting = Some(greeting.clone());
+                });
+                Ok(greeting)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                ctx.state_mut(|s| {
+                    s.status.status = "failed".to_owned();
+                    s.status.error = Some(message);
+                });
+                Err(e.into())
+            }
+        }
+    }
+
+    #[query]
+    pub fn get_status(&self, _ctx: &WorkflowContextView) -> GreetingStatus {
+        let mut status = self.status.clone();
+        if status.status.is_empty() {
+            status.status = "pending".to_owned();
+        }
+        status
+    }
+}
+
+/// The activities of the hello-world workflow.
+#[derive(Debug, Clone, Copy)]
+pub struct GreetingActivities;
+
+#[activities]
+impl GreetingActivities {
+    /// Greets `name`; an empty name is a non-retryable validation failure.
+    #[activity]
+    pub async fn greet(ctx: ActivityContext, input: GreetingInput) -> Result<String, ActivityError> {
+        let name = input.name.trim();
+        if name.is_empty() {
+            return Err(ActivityError::application(
+                ApplicationFailure::builder("name must not be empty")
+                    .type_name(VALIDATION_ERROR.to_owned())
+                    .non_retryable(true)
+                    .build(),
+            ));
+        }
+        let attempt = ctx.info().attempt;
+        if attempt <= input.fail_first_attempts {
+            tracing::warn!(attempt, "greet failing on purpose to show a retry");
+            return Err(ActivityError::application(ApplicationFailure::new(format!(
+                "transient failure on attempt {attempt} (asked for {})",
+                input.fail_first_attempts
+            ))));
+        }
+        if input.delay_ms > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(input.delay_ms)) => {}
+                _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+            }
+        }
+        tracing::info!(name, attempt, "greeted");
+        Ok(format!("Hello, {name}!"))
+    }
+}

@@ -1,0 +1,135 @@
+//! The worker process: connect with backoff, poll `apex-ingest`, drain on shutdown.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use anyhow::Context as _;
+use apex_common::Shutdown;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_common::telemetry::{
+    PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+};
+use temporalio_sdk::{
+    Runtime, Worker, WorkerOptions,
+    runtime::{
+        RuntimeOptions,
+        worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+    },
+};
+use url::Url;
+
+use crate::{
+    greeting::{GreetingActivities, GreetingWorkflow},
+    settings::WorkerSettings,
+};
+
+/// Connects to Temporal, retrying with exponential backoff until it answers or shutdown.
+/// Returns `None` when shutdown came first.
+pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<Client> {
+    let url = Url::from_str(&settings.temporal.address).ok()?;
+    let max = Duration::from_secs(settings.connect_max_backoff_secs);
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1u32;
+    loop {
+        let opts = ConnectionOptions::new(url.clone())
+            .identity(format!("apex-worker@{}", std::process::id()))
+            .build();
+        let result = async {
+            let conn = Connection::connect(opts).await?;
+            let client = Client::new(conn, ClientOptions::new(settings.temporal.namespace.clone()).build())?;
+            anyhow::Ok(client)
+        }
+        .await;
+        match result {
+            Ok(client) => {
+                tracing::info!(address = %settings.temporal.address, attempt, "connected to temporal");
+                return Some(client);
+            }
+            Err(e) => {
+                tracing::warn!(address = %settings.temporal.address, attempt, retry_in_ms = backoff.as_millis() as u64, error = %e, "temporal unreachable");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait() => return None,
+        }
+        backoff = (backoff * 2).min(max);
+        attempt += 1;
+    }
+}
+
+fn runtime(settings: &WorkerSettings) -> anyhow::Result<Runtime> {
+    let mut meter: Option<std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>> =
+        None;
+    if settings.temporal.metrics_enabled && !settings.metrics_addr.is_empty() {
+        let addr: SocketAddr = settings.metrics_addr.parse()?;
+        let prom = start_prometheus_metric_exporter(
+            PrometheusExporterOptions::builder()
+                .socket_addr(addr)
+                .counters_total_suffix(true)
+                .use_seconds_for_durations(true)
+                .build(),
+        )
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!(addr = %prom.bound_addr, "worker metrics at /metrics");
+        meter = Some(prom.meter);
+    }
+    let telemetry = TelemetryOptions::builder()
+        .metric_prefix("temporal_".to_owned())
+        .maybe_metrics(meter);
+    let options = RuntimeOptions::builder()
+        .telemetry_options(telemetry.build())
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    Ok(Runtime::from_current_tokio(options)?)
+}
+
+fn worker_options(settings: &WorkerSettings) -> anyhow::Result<WorkerOptions> {
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_workflow_tasks))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_activities))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_activities))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    Ok(WorkerOptions::new(settings.temporal.task_queue.clone())
+        .register_workflow::<GreetingWorkflow>()?
+        .register_activities(GreetingActivities)
+        .tuner(tuner)
+        .graceful_shutdown_period(Duration::from_secs(settings.graceful_shutdown_secs))
+        .build())
+}
+
+/// Runs the worker until `shutdown`: connects (with backoff), polls, and on shutdown lets
+/// in-flight activities finish within the grace period. If the server goes away the worker
+/// keeps trying to reconnect rather than exiting.
+pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let runtime = runtime(&settings)?;
+    tracing::info!(
+        task_queue = %settings.temporal.task_queue,
+        namespace = %settings.temporal.namespace,
+        build_id = %settings.temporal.build_id,
+        "worker starting"
+    );
+    while !shutdown.is_triggered() {
+        let Some(client) = connect(&settings, &shutdown).await else { break };
+        let mut worker = Worker::new(&runtime, client, worker_options(&settings)?)?;
+        let stop = worker.shutdown_handle();
+        let watcher = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.wait().await;
+                tracing::info!("worker draining: no new tasks, waiting for in-flight ones");
+                stop();
+            })
+        };
+        tracing::info!(task_queue = %settings.temporal.task_queue, "worker polling");
+        let result = worker.run().await;
+        watcher.abort();
+        match result {
+            Ok(()) if shutdown.is_triggered() => break,
+            Ok(()) => tracing::warn!("worker stopped unexpectedly; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "worker failed; reconnecting"),
+        }
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
