@@ -1,8 +1,8 @@
 //! Hello world: `GreetingWorkflow` and its `greet` activity, the smoke test of the whole
+//! Temporal path (client → server → worker → activity → result).
 
 // The workflow macros generate marker types without `Debug`.
 #![allow(missing_debug_implementations)]
-//! Temporal path (client → server → worker → activity → result).
 
 use std::time::Duration;
 

@@ -7,4 +7,4 @@ pub mod settings;
 pub mod worker;
 
 pub use settings::WorkerSettings;
-pub use worker::run;
+pub use worker::{client, run};

@@ -1,0 +1,148 @@
+//! `apex doctor`: the pre-flight check. Every tool the stack needs is installed and every
+//! component answers, or the line says what is missing and how to fix it.
+
+use std::{path::Path, process::Command};
+
+use crate::{
+    probe,
+    settings::StackSettings,
+    stack::{Component, SEARCH_ATTRIBUTES, postgres_bin},
+};
+
+/// One line of the report.
+#[derive(Debug)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: &'static str,
+}
+
+fn version_of(program: &Path, arg: &str) -> Result<String, String> {
+    let out = Command::new(program).arg(arg).output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout })
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if out.status.success() { Ok(text) } else { Err(text) }
+}
+
+fn check(name: &str, result: Result<String, String>, fix: &'static str) -> Check {
+    match result {
+        Ok(detail) => Check { name: name.to_owned(), ok: true, detail, fix },
+        Err(detail) => Check { name: name.to_owned(), ok: false, detail, fix },
+    }
+}
+
+const BOOTSTRAP: &str = "run `deploy/local/bootstrap` (or `make bootstrap`)";
+const UP: &str = "run `apex up` (see `apex logs <component>` if it fails)";
+
+/// Runs every check.
+pub async fn run(s: &StackSettings) -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(check("protoc", version_of(Path::new("protoc"), "--version"), BOOTSTRAP));
+    checks.push(check(
+        "postgresql server >= 12",
+        match postgres_bin() {
+            Some(bin) => version_of(&bin.join("postgres"), "--version").and_then(|v| {
+                let major = v
+                    .rsplit(' ')
+                    .next()
+                    .and_then(probe::postgres_major)
+                    .unwrap_or(0);
+                if major >= 12 { Ok(v) } else { Err(format!("{v} is older than 12")) }
+            }),
+            None => Err("no server under /usr/lib/postgresql".to_owned()),
+        },
+        BOOTSTRAP,
+    ));
+    checks.push(check("redis-server", version_of(Path::new("redis-server"), "--version"), BOOTSTRAP));
+    checks.push(check(
+        "falkordb",
+        version_of(&s.falkordb_dir().join("redis-server"), "--version").and_then(|v| {
+            if s.falkordb_dir().join("falkordb.so").exists() {
+                Ok(v)
+            } else {
+                Err("falkordb.so missing".to_owned())
+            }
+        }),
+        BOOTSTRAP,
+    ));
+    checks.push(check("temporal cli", version_of(&s.venv_bin("temporal"), "--version"), BOOTSTRAP));
+    checks.push(check("prometheus", version_of(Path::new("prometheus"), "--version"), BOOTSTRAP));
+    checks.push(check("promtool", version_of(Path::new("promtool"), "--version"), BOOTSTRAP));
+    let model = s.model_dir();
+    checks.push(check(
+        "embedding model",
+        if model.join("model.safetensors").exists() && model.join("tokenizer.json").exists() {
+            Ok(model.display().to_string())
+        } else {
+            Err(format!("model.safetensors or tokenizer.json missing in {}", model.display()))
+        },
+        BOOTSTRAP,
+    ));
+    let worker = std::env::current_exe()
+        .map(|p| p.with_file_name("apex-worker"))
+        .map_err(|e| e.to_string());
+    checks.push(check(
+        "apex-worker binary",
+        worker.and_then(|p| if p.exists() { Ok(p.display().to_string()) } else { Err(format!("{} not built", p.display())) }),
+        "run `cargo build --workspace`",
+    ));
+    for c in Component::ALL {
+        let mut result = c.probe(s).await;
+        if c == Component::Postgres
+            && let Ok(v) = &result
+            && probe::postgres_major(v).unwrap_or(0) < 12
+        {
+            result = Err(format!("server {v} is older than 12"));
+        }
+        let mut line = check(&format!("{} reachable", c.name()), result, UP);
+        line.detail = format!("{}  {}", c.endpoint(s), line.detail);
+        checks.push(line);
+    }
+    checks.push(check("temporal search attributes", search_attributes(s), UP));
+    checks
+}
+
+fn search_attributes(s: &StackSettings) -> Result<String, String> {
+    let out = Command::new(s.venv_bin("temporal"))
+        .args(["operator", "search-attribute", "list", "--address"])
+        .arg(format!("127.0.0.1:{}", s.temporal_port))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = SEARCH_ATTRIBUTES
+        .iter()
+        .map(|a| a.split('=').next().unwrap_or(a))
+        .filter(|name| !text.lines().any(|l| l.split_whitespace().next() == Some(name)))
+        .collect();
+    if missing.is_empty() {
+        Ok("Source, Priority, DocumentId, Status".to_owned())
+    } else {
+        Err(format!("not registered: {}", missing.join(", ")))
+    }
+}
+
+/// Prints the report; returns whether everything is green.
+pub fn print(checks: &[Check]) -> bool {
+    for c in checks {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        println!("  [{mark}] {:<28} {}", c.name, c.detail);
+        if !c.ok {
+            println!("         fix: {}", c.fix);
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+    } else {
+        println!("{failed} of {} checks failed", checks.len());
+    }
+    failed == 0
+}

@@ -1,0 +1,45 @@
+//! `apex hello`: runs `GreetingWorkflow` through the real Temporal server and prints the
+//! result, its status query and a link to its history in the UI.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apex_worker::greeting::{GreetingInput, GreetingWorkflow};
+use temporalio_client::{
+    WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions,
+};
+
+use crate::settings::StackSettings;
+
+pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> anyhow::Result<bool> {
+    let client = apex_worker::client(&s.temporal_address(), namespace).await?;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let id = format!("hello-{nanos:x}");
+    let handle = client
+        .start_workflow(
+            GreetingWorkflow::run,
+            input,
+            WorkflowStartOptions::new(apex_common::temporal::TASK_QUEUE, &id).build(),
+        )
+        .await?;
+    let outcome = handle.get_result(WorkflowGetResultOptions::default()).await;
+    let status = handle
+        .query(GreetingWorkflow::get_status, (), WorkflowQueryOptions::default())
+        .await;
+    let link = format!("{}/namespaces/{namespace}/workflows/{id}", s.temporal_ui());
+    let ok = match outcome {
+        Ok(greeting) => {
+            println!("{greeting}");
+            true
+        }
+        Err(e) => {
+            println!("workflow failed: {e}");
+            false
+        }
+    };
+    match status {
+        Ok(st) => println!("status: {}", st.status),
+        Err(e) => println!("status query failed: {e}"),
+    }
+    println!("history: {link}");
+    Ok(ok)
+}
