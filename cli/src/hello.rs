@@ -32,7 +32,7 @@ pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> an
             true
         }
         Err(e) => {
-            println!("workflow failed: {e}");
+            println!("workflow failed: {}", apex_worker::error_chain(&e));
             false
         }
     };

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Layout and ports of the local stack. Defaults follow `ARCHITECTURE.md`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct StackSettings {
     /// Data, logs and pids (git-ignored).
     pub state_dir: String,

@@ -85,7 +85,7 @@ impl GreetingWorkflow {
                 Ok(greeting)
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = crate::error_chain(&e);
                 ctx.state_mut(|s| {
                     s.status.status = "failed".to_owned();
                     s.status.error = Some(message);
@@ -141,3 +141,9 @@ impl GreetingActivities {
         Ok(format!("Hello, {name}!"))
     }
 }
+
+/// A client-side handle on a running or finished [`GreetingWorkflow`].
+pub type GreetingHandle = temporalio_client::WorkflowHandle<
+    temporalio_client::Client,
+    <GreetingWorkflow as temporalio_common::HasWorkflowDefinition>::Run,
+>;

@@ -7,9 +7,10 @@ use apex_common::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Everything the worker reads at start.
+/// Everything the worker reads at start. Unknown keys are caught by the loader, which
+/// reports them together with every other problem.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct WorkerSettings {
     pub temporal: TemporalSettings,
     pub telemetry: TelemetrySettings,

@@ -99,9 +99,7 @@ pub fn load<S: Settings>(source: &Source) -> Result<S, ConfigError> {
                 collect_keys(dict, "", &mut provided);
             }
             for key in provided.difference(&known) {
-                if !known.iter().any(|k| key.starts_with(&format!("{k}."))) {
-                    problems.push(format!("unknown key `{key}` ({})", env_name(&prefix, key)));
-                }
+                problems.push(format!("unknown key `{key}` ({})", env_name(&prefix, key)));
             }
         }
         Err(e) => problems.extend(e.into_iter().map(|e| e.to_string())),
@@ -122,7 +120,12 @@ pub fn load<S: Settings>(source: &Source) -> Result<S, ConfigError> {
             Err(ConfigError { problems })
         }
         Err(e) => {
-            problems.extend(e.into_iter().map(|e| e.to_string()));
+            // Unknown keys were already reported above, each with its variable name.
+            problems.extend(
+                e.into_iter()
+                    .filter(|e| !matches!(e.kind, figment::error::Kind::UnknownField(..)))
+                    .map(|e| e.to_string()),
+            );
             Err(ConfigError { problems })
         }
     }
@@ -200,7 +203,7 @@ fn collect_keys(dict: &Dict, prefix: &str, out: &mut BTreeSet<String>) {
 
 /// Where telemetry goes; embedded in every binary's settings as `telemetry`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TelemetrySettings {
     /// `tracing` filter directives, for example `info,apex_worker=debug`.
     pub log_filter: String,

@@ -8,7 +8,7 @@ pub const TASK_QUEUE: &str = "apex-ingest";
 
 /// How to reach Temporal and how much traffic it gets.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TemporalSettings {
     /// Frontend URL, for example `http://127.0.0.1:7233`.
     pub address: String,

@@ -1,0 +1,210 @@
+//! Test harness: a real Temporal dev server and real `apex-worker` processes on free
+//! loopback ports, each test on its own task queue.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use temporalio_client::Client;
+
+/// A free loopback port (bound then released; the OS does not hand it out again at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn temporal_cli() -> PathBuf {
+    let tools = std::env::var("APEX_STACK__TOOLS_DIR").unwrap_or_else(|_| {
+        format!("{}/.cache/apex/tools", std::env::var("HOME").unwrap_or_default())
+    });
+    let path = PathBuf::from(tools).join("venv/bin/temporal");
+    assert!(path.exists(), "{} missing: run deploy/local/bootstrap", path.display());
+    path
+}
+
+/// A Temporal dev server with its own SQLite file, on its own ports.
+pub struct DevServer {
+    pub port: u16,
+    http_port: u16,
+    metrics_port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl DevServer {
+    pub fn start() -> Self {
+        let mut s = Self {
+            port: free_port(),
+            http_port: free_port(),
+            metrics_port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log");
+        let child = Command::new(temporal_cli())
+            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
+            .args(["--port", &self.port.to_string()])
+            .args(["--http-port", &self.http_port.to_string()])
+            .args(["--metrics-port", &self.metrics_port.to_string()])
+            .arg("--db-filename")
+            .arg(self.dir.path().join("temporal.db"))
+            .args(["--search-attribute", "Source=Keyword", "--search-attribute", "Status=Keyword"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start temporal dev server");
+        self.child = Some(child);
+    }
+
+    /// Waits until a client can connect.
+    pub async fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match apex_worker::client(&self.address(), "default").await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("dev server never answered: {e:#}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+
+    /// Stops the server and starts it again on the same ports and database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn terminate(child: &mut Child) -> Option<ExitStatus> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// An `apex-worker` process; its log lines are forwarded to a channel so tests can wait for
+/// a line instead of sleeping.
+pub struct WorkerProc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub metrics_port: u16,
+}
+
+impl WorkerProc {
+    pub fn spawn(address: &str, task_queue: &str) -> Self {
+        Self::spawn_with(address, task_queue, &[])
+    }
+
+    pub fn spawn_with(address: &str, task_queue: &str, extra: &[(&str, &str)]) -> Self {
+        let metrics_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apex-worker"));
+        cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", address)
+            .env("APEX_WORKER__TEMPORAL__TASK_QUEUE", task_queue)
+            .env("APEX_WORKER__METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("APEX_WORKER__TELEMETRY__LOG_FORMAT", "json")
+            .env("APEX_WORKER__CONNECT_MAX_BACKOFF_SECS", "1");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start apex-worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[worker] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, metrics_port }
+    }
+
+    /// Blocks until a log line contains `needle`; panics after `within`.
+    pub fn wait_for_line(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("worker never logged `{needle}` within {within:?}"),
+            }
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("sigterm");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "worker did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A task queue name no other test uses.
+pub fn unique_queue(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
