@@ -35,7 +35,7 @@ impl Default for StackSettings {
     fn default() -> Self {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_owned());
         Self {
-            state_dir: ".apex".to_owned(),
+            state_dir: default_state_dir(),
             tools_dir: format!("{home}/.cache/apex/tools"),
             temporal_port: 7233,
             temporal_ui_port: 8233,
@@ -53,6 +53,18 @@ impl Default for StackSettings {
             start_timeout_secs: 90,
         }
     }
+}
+
+/// `.apex` in the checkout that contains the current directory (found by its
+/// `deploy/local/bootstrap`), so that every command and test of one checkout shares one
+/// stack whatever directory it runs from; `.apex` in the current directory otherwise.
+fn default_state_dir() -> String {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let root = cwd
+        .ancestors()
+        .find(|d| d.join("deploy/local/bootstrap").is_file())
+        .unwrap_or(&cwd);
+    root.join(".apex").display().to_string()
 }
 
 impl Settings for StackSettings {

@@ -130,3 +130,47 @@ impl Interceptor for TracePropagation {
         Ok(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    #[tokio::test]
+    async fn server_reports_serving_then_not_serving_after_shutdown() {
+        let (reporter, health, reflection) =
+            health_and_reflection(&["apex.test.v1.Test"]).await.expect("health");
+        let router = server(Duration::from_secs(5)).add_service(health).add_service(reflection);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(serve(router, listener, reporter.clone(), &["apex.test.v1.Test"], shutdown.clone()));
+
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = HealthClient::new(channel);
+        let mut watch = client
+            .watch(HealthCheckRequest { service: "apex.test.v1.Test".into() })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut seen = Vec::new();
+        while let Some(msg) = watch.message().await.expect("stream") {
+            seen.push(msg.status);
+            if msg.status == ServingStatus::Serving as i32 {
+                break;
+            }
+        }
+        assert_eq!(seen.last(), Some(&(ServingStatus::Serving as i32)));
+
+        shutdown.trigger();
+        let next = watch.message().await.expect("stream").expect("status change");
+        assert_eq!(next.status, ServingStatus::NotServing as i32);
+        drop(watch);
+        drop(client);
+        task.await.expect("join").expect("serve");
+    }
+}

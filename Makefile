@@ -1,0 +1,50 @@
+# Apex Ingest — the two commands:
+#   make demo   set up the local stack and run the main job on it
+#   make test   set up what the tests need and run the whole suite
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
+APEX := $(CARGO_TARGET_DIR)/debug/apex
+CARGO := cargo
+
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state
+
+bootstrap:
+	deploy/local/bootstrap
+
+build: bootstrap
+	$(CARGO) build --locked --workspace --bins
+
+up: build
+	$(APEX) up
+
+down:
+	@if [ -x "$(APEX)" ]; then $(APEX) down; fi
+
+status doctor:
+	$(APEX) $@
+
+demo: up
+	@echo
+	@echo "== hello world through Temporal =="
+	$(APEX) hello "Apex Ingest"
+	@echo
+	@echo "Temporal UI: http://127.0.0.1:8233   Prometheus: http://127.0.0.1:9090"
+	@echo "Stop everything with: make down"
+
+# Brings the stack up, runs every test, and stops what it started (also on failure).
+test: build
+	@started=$$($(APEX) status >/dev/null 2>&1 && echo no || echo yes); \
+	$(APEX) up || exit 1; \
+	$(CARGO) test --locked --workspace --all-targets; rc=$$?; \
+	if [ "$$started" = yes ]; then $(APEX) down; fi; \
+	exit $$rc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-state: down
+	rm -rf .apex
