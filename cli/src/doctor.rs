@@ -19,20 +19,41 @@ pub struct Check {
 }
 
 fn version_of(program: &Path, arg: &str) -> Result<String, String> {
-    let out = Command::new(program).arg(arg).output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout })
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    if out.status.success() { Ok(text) } else { Err(text) }
+    let out = Command::new(program)
+        .arg(arg)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .lines()
+    .next()
+    .unwrap_or_default()
+    .trim()
+    .to_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
 }
 
 fn check(name: &str, result: Result<String, String>, fix: &'static str) -> Check {
     match result {
-        Ok(detail) => Check { name: name.to_owned(), ok: true, detail, fix },
-        Err(detail) => Check { name: name.to_owned(), ok: false, detail, fix },
+        Ok(detail) => Check {
+            name: name.to_owned(),
+            ok: true,
+            detail,
+            fix,
+        },
+        Err(detail) => Check {
+            name: name.to_owned(),
+            ok: false,
+            detail,
+            fix,
+        },
     }
 }
 
@@ -42,7 +63,11 @@ const UP: &str = "run `apex up` (see `apex logs <component>` if it fails)";
 /// Runs every check.
 pub async fn run(s: &StackSettings) -> Vec<Check> {
     let mut checks = Vec::new();
-    checks.push(check("protoc", version_of(Path::new("protoc"), "--version"), BOOTSTRAP));
+    checks.push(check(
+        "protoc",
+        version_of(Path::new("protoc"), "--version"),
+        BOOTSTRAP,
+    ));
     checks.push(check(
         "postgresql server >= 12",
         match postgres_bin() {
@@ -52,13 +77,21 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
                     .next()
                     .and_then(probe::postgres_major)
                     .unwrap_or(0);
-                if major >= 12 { Ok(v) } else { Err(format!("{v} is older than 12")) }
+                if major >= 12 {
+                    Ok(v)
+                } else {
+                    Err(format!("{v} is older than 12"))
+                }
             }),
             None => Err("no server under /usr/lib/postgresql".to_owned()),
         },
         BOOTSTRAP,
     ));
-    checks.push(check("redis-server", version_of(Path::new("redis-server"), "--version"), BOOTSTRAP));
+    checks.push(check(
+        "redis-server",
+        version_of(Path::new("redis-server"), "--version"),
+        BOOTSTRAP,
+    ));
     checks.push(check(
         "falkordb",
         version_of(&s.falkordb_dir().join("redis-server"), "--version").and_then(|v| {
@@ -70,16 +103,31 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
         }),
         BOOTSTRAP,
     ));
-    checks.push(check("temporal cli", version_of(&s.venv_bin("temporal"), "--version"), BOOTSTRAP));
-    checks.push(check("prometheus", version_of(Path::new("prometheus"), "--version"), BOOTSTRAP));
-    checks.push(check("promtool", version_of(Path::new("promtool"), "--version"), BOOTSTRAP));
+    checks.push(check(
+        "temporal cli",
+        version_of(&s.venv_bin("temporal"), "--version"),
+        BOOTSTRAP,
+    ));
+    checks.push(check(
+        "prometheus",
+        version_of(Path::new("prometheus"), "--version"),
+        BOOTSTRAP,
+    ));
+    checks.push(check(
+        "promtool",
+        version_of(Path::new("promtool"), "--version"),
+        BOOTSTRAP,
+    ));
     let model = s.model_dir();
     checks.push(check(
         "embedding model",
         if model.join("model.safetensors").exists() && model.join("tokenizer.json").exists() {
             Ok(model.display().to_string())
         } else {
-            Err(format!("model.safetensors or tokenizer.json missing in {}", model.display()))
+            Err(format!(
+                "model.safetensors or tokenizer.json missing in {}",
+                model.display()
+            ))
         },
         BOOTSTRAP,
     ));
@@ -88,7 +136,13 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
         .map_err(|e| e.to_string());
     checks.push(check(
         "apex-worker binary",
-        worker.and_then(|p| if p.exists() { Ok(p.display().to_string()) } else { Err(format!("{} not built", p.display())) }),
+        worker.and_then(|p| {
+            if p.exists() {
+                Ok(p.display().to_string())
+            } else {
+                Err(format!("{} not built", p.display()))
+            }
+        }),
         "run `cargo build --workspace`",
     ));
     for c in Component::ALL {
@@ -103,7 +157,11 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
         line.detail = format!("{}  {}", c.endpoint(s), line.detail);
         checks.push(line);
     }
-    checks.push(check("temporal search attributes", search_attributes(s), UP));
+    checks.push(check(
+        "temporal search attributes",
+        search_attributes(s),
+        UP,
+    ));
     checks
 }
 
@@ -120,7 +178,11 @@ fn search_attributes(s: &StackSettings) -> Result<String, String> {
     let missing: Vec<&str> = SEARCH_ATTRIBUTES
         .iter()
         .map(|a| a.split('=').next().unwrap_or(a))
-        .filter(|name| !text.lines().any(|l| l.split_whitespace().next() == Some(name)))
+        .filter(|name| {
+            !text
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name))
+        })
         .collect();
     if missing.is_empty() {
         Ok("Source, Priority, DocumentId, Status".to_owned())

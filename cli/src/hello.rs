@@ -4,9 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apex_worker::greeting::{GreetingInput, GreetingWorkflow};
-use temporalio_client::{
-    WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions,
-};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions};
 
 use crate::settings::StackSettings;
 
@@ -23,7 +21,11 @@ pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> an
         .await?;
     let outcome = handle.get_result(WorkflowGetResultOptions::default()).await;
     let status = handle
-        .query(GreetingWorkflow::get_status, (), WorkflowQueryOptions::default())
+        .query(
+            GreetingWorkflow::get_status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
         .await;
     let link = format!("{}/namespaces/{namespace}/workflows/{id}", s.temporal_ui());
     let ok = match outcome {

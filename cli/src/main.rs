@@ -20,7 +20,11 @@ use clap::{Parser, Subcommand};
 use crate::{settings::StackSettings, stack::Component};
 
 #[derive(Debug, Parser)]
-#[command(name = "apex", version, about = "Apex Ingest: local stack and workflows")]
+#[command(
+    name = "apex",
+    version,
+    about = "Apex Ingest: local stack and workflows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -93,8 +97,16 @@ async fn main() -> ExitCode {
             Err(e) => Err(anyhow::anyhow!(e)),
         },
         Cmd::Doctor => Ok(doctor::print(&doctor::run(&settings).await)),
-        Cmd::Hello { name, fail_first, namespace } => {
-            let input = GreetingInput { name, fail_first_attempts: fail_first, delay_ms: 0 };
+        Cmd::Hello {
+            name,
+            fail_first,
+            namespace,
+        } => {
+            let input = GreetingInput {
+                name,
+                fail_first_attempts: fail_first,
+                delay_ms: 0,
+            };
             hello::run(&settings, input, &namespace).await
         }
     };

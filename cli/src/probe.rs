@@ -41,19 +41,26 @@ pub async fn postgres(url: &str) -> ProbeResult {
 
 /// The major version in a PostgreSQL version string ("15.18 (Debian …)" → 15).
 pub fn postgres_major(version: &str) -> Option<u32> {
-    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Redis answers PING; for the graph store, a Cypher query must also work.
 pub async fn redis(port: u16, cypher: bool) -> ProbeResult {
     bounded(async move {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .map_err(|e| e.to_string())?;
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
         let mut con = client
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| e.to_string())?;
-        let pong: String = redis::cmd("PING").query_async(&mut con).await.map_err(|e| e.to_string())?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| e.to_string())?;
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut con)
@@ -82,7 +89,9 @@ pub async fn redis(port: u16, cypher: bool) -> ProbeResult {
 /// The Bolt handshake: offer 5.7 down to 5.1 and read the version the server picks.
 pub async fn bolt(port: u16) -> ProbeResult {
     bounded(async move {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut hello = vec![0x60, 0x60, 0xB0, 0x17];
         hello.extend_from_slice(&[0x00, 0x06, 0x07, 0x05]); // 5.7 and the six minors below
         hello.extend_from_slice(&[0x00, 0x00, 0x04, 0x04]); // 4.4
@@ -101,7 +110,11 @@ pub async fn bolt(port: u16) -> ProbeResult {
 /// An HTTP endpoint answers 2xx.
 pub async fn http(url: &str) -> ProbeResult {
     bounded(async {
-        let resp = reqwest::Client::new().get(url).send().await.map_err(|e| e.to_string())?;
+        let resp = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if resp.status().is_success() {
             Ok(format!("HTTP {}", resp.status().as_u16()))
         } else {
@@ -147,7 +160,11 @@ mod tests {
         assert!(redis(port, false).await.is_err());
         assert!(bolt(port).await.is_err());
         assert!(http(&format!("http://127.0.0.1:{port}/")).await.is_err());
-        assert!(postgres(&format!("postgres://x:y@127.0.0.1:{port}/z")).await.is_err());
+        assert!(
+            postgres(&format!("postgres://x:y@127.0.0.1:{port}/z"))
+                .await
+                .is_err()
+        );
         assert!(temporal(&format!("http://127.0.0.1:{port}")).await.is_err());
     }
 }

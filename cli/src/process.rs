@@ -50,7 +50,10 @@ pub fn alive(pid: i32) -> bool {
 
 /// Spawns `cmd` detached from this process group, logging to `files.log`, and records its pid.
 pub fn spawn(mut cmd: Command, files: &Files) -> anyhow::Result<i32> {
-    for dir in [files.pid.parent(), files.log.parent()].into_iter().flatten() {
+    for dir in [files.pid.parent(), files.log.parent()]
+        .into_iter()
+        .flatten()
+    {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let log = fs::OpenOptions::new()

@@ -81,7 +81,11 @@ impl Component {
                 Ok(format!("{frontend}; UI {ui}"))
             }
             Self::Worker => {
-                probe::http(&format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port)).await
+                probe::http(&format!(
+                    "http://127.0.0.1:{}/metrics",
+                    s.worker_metrics_port
+                ))
+                .await
             }
             Self::Prometheus => {
                 probe::http(&format!("http://127.0.0.1:{}/-/ready", s.prometheus_port)).await
@@ -163,7 +167,8 @@ fn start_postgres(s: &StackSettings, state: &Path) -> anyhow::Result<()> {
             run_checked(
                 {
                     let mut c = Command::new("chown");
-                    c.args(["-R", "postgres:postgres"]).arg(data.parent().unwrap_or(&data));
+                    c.args(["-R", "postgres:postgres"])
+                        .arg(data.parent().unwrap_or(&data));
                     c
                 },
                 "chown",
@@ -183,15 +188,26 @@ fn start_postgres(s: &StackSettings, state: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(log.parent().unwrap_or(state))?;
     if is_root() {
         // The server (running as postgres) appends to this log.
-        fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let _ = Command::new("chown").arg("postgres:postgres").arg(&log).status();
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&log)
+            .status();
     }
     let mut ctl = as_postgres(&bin.join("pg_ctl"));
-    ctl.arg("-D").arg(&data).arg("-l").arg(&log).arg("-o").arg(format!(
-        "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
-        s.postgres_port,
-        data.display()
-    ));
+    ctl.arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(&log)
+        .arg("-o")
+        .arg(format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            s.postgres_port,
+            data.display()
+        ));
     ctl.args(["-w", "-t", "60", "start"]);
     run_checked(ctl, "pg_ctl start")
         .map(|_| ())
@@ -203,14 +219,18 @@ fn ensure_postgres_role(s: &StackSettings, state: &Path) -> anyhow::Result<()> {
     let data = postgres_data(s, state);
     let psql = |sql: &str| {
         let mut c = as_postgres(&bin.join("psql"));
-        c.arg("-h").arg(&data).args(["-p", &s.postgres_port.to_string(), "-U", "postgres"]);
+        c.arg("-h")
+            .arg(&data)
+            .args(["-p", &s.postgres_port.to_string(), "-U", "postgres"]);
         c.args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql]);
         run_checked(c, "psql")
     };
     let user = &s.postgres_user;
     let password = s.postgres_password.replace('\'', "''");
     if psql(&format!("SELECT 1 FROM pg_roles WHERE rolname = '{user}'"))?.trim() != "1" {
-        psql(&format!("CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{password}'"))?;
+        psql(&format!(
+            "CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{password}'"
+        ))?;
     } else {
         psql(&format!("ALTER ROLE \"{user}\" PASSWORD '{password}'"))?;
     }
@@ -222,7 +242,9 @@ fn ensure_postgres_role(s: &StackSettings, state: &Path) -> anyhow::Result<()> {
 }
 
 fn stop_postgres(s: &StackSettings, state: &Path) -> anyhow::Result<bool> {
-    let Some(bin) = postgres_bin() else { return Ok(false) };
+    let Some(bin) = postgres_bin() else {
+        return Ok(false);
+    };
     let data = postgres_data(s, state);
     if !data.join("postmaster.pid").exists() {
         return Ok(false);
@@ -241,7 +263,14 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
         Component::Redis => {
             let mut cmd = Command::new("redis-server");
             cmd.args(["--port", &s.redis_port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                ])
                 .arg("--dir")
                 .arg(&dir);
             cmd
@@ -250,7 +279,10 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
             let fdb = s.falkordb_dir();
             let server = fdb.join("redis-server");
             if !server.exists() {
-                bail!("FalkorDB is not installed at {}: run deploy/local/bootstrap", fdb.display());
+                bail!(
+                    "FalkorDB is not installed at {}: run deploy/local/bootstrap",
+                    fdb.display()
+                );
             }
             let mut cmd = Command::new(server);
             cmd.args(["--port", &s.graph_port.to_string(), "--bind", "127.0.0.1"])
@@ -265,7 +297,10 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
         Component::Temporal => {
             let temporal = s.venv_bin("temporal");
             if !temporal.exists() {
-                bail!("the Temporal CLI is not installed at {}: run deploy/local/bootstrap", temporal.display());
+                bail!(
+                    "the Temporal CLI is not installed at {}: run deploy/local/bootstrap",
+                    temporal.display()
+                );
             }
             let mut cmd = Command::new(temporal);
             cmd.args(["server", "start-dev", "--ip", "127.0.0.1"])
@@ -284,11 +319,17 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
         Component::Worker => {
             let exe = std::env::current_exe()?.with_file_name("apex-worker");
             if !exe.exists() {
-                bail!("{} is not built: run `cargo build --workspace`", exe.display());
+                bail!(
+                    "{} is not built: run `cargo build --workspace`",
+                    exe.display()
+                );
             }
             let mut cmd = Command::new(exe);
             cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
-                .env("APEX_WORKER__METRICS_ADDR", format!("127.0.0.1:{}", s.worker_metrics_port));
+                .env(
+                    "APEX_WORKER__METRICS_ADDR",
+                    format!("127.0.0.1:{}", s.worker_metrics_port),
+                );
             cmd
         }
         Component::Prometheus => {
@@ -296,8 +337,14 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
             fs::write(&config, prometheus_config(s))?;
             let mut cmd = Command::new("prometheus");
             cmd.arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{}", s.prometheus_port));
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!(
+                    "--web.listen-address=127.0.0.1:{}",
+                    s.prometheus_port
+                ));
             cmd
         }
     };
@@ -305,8 +352,12 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
 }
 
 /// Search attributes registered on the dev server at start.
-pub const SEARCH_ATTRIBUTES: [&str; 4] =
-    ["Source=Keyword", "Priority=Int", "DocumentId=Keyword", "Status=Keyword"];
+pub const SEARCH_ATTRIBUTES: [&str; 4] = [
+    "Source=Keyword",
+    "Priority=Int",
+    "DocumentId=Keyword",
+    "Status=Keyword",
+];
 
 fn prometheus_config(s: &StackSettings) -> String {
     format!(
@@ -324,7 +375,12 @@ async fn wait_healthy(c: Component, s: &StackSettings, files: &Files) -> anyhow:
             Err(e) => last = e,
         }
         if c != Component::Postgres && files.running_pid().is_none() {
-            bail!("{} exited during start: {}\n{}", c.name(), last, process::tail(&files.log, 20));
+            bail!(
+                "{} exited during start: {}\n{}",
+                c.name(),
+                last,
+                process::tail(&files.log, 20)
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -348,7 +404,11 @@ pub async fn up(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
             if c == Component::Postgres {
                 ensure_postgres_role(s, &state)?;
             }
-            println!("  {:<11} already running   {}  {detail}", c.name(), c.endpoint(s));
+            println!(
+                "  {:<11} already running   {}  {detail}",
+                c.name(),
+                c.endpoint(s)
+            );
             continue;
         }
         match c {
@@ -361,7 +421,11 @@ pub async fn up(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
             }
         }
         let detail = wait_healthy(c, s, &files).await?;
-        println!("  {:<11} started           {}  {detail}", c.name(), c.endpoint(s));
+        println!(
+            "  {:<11} started           {}  {detail}",
+            c.name(),
+            c.endpoint(s)
+        );
     }
     Ok(())
 }
@@ -378,7 +442,15 @@ pub fn down(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
             // The dev server persists on every write; a generous grace lets it close cleanly.
             _ => process::stop(&c.files(&state), Duration::from_secs(20))?,
         };
-        println!("  {:<11} {}", c.name(), if stopped { "stopped" } else { "was not running" });
+        println!(
+            "  {:<11} {}",
+            c.name(),
+            if stopped {
+                "stopped"
+            } else {
+                "was not running"
+            }
+        );
     }
     Ok(())
 }
@@ -387,9 +459,16 @@ pub fn down(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
 pub async fn status(s: &StackSettings) -> anyhow::Result<bool> {
     let state = state_dir(s)?;
     let mut all = true;
-    println!("  {:<11} {:<8} {:<8} {:<46} detail", "component", "state", "pid", "endpoint");
+    println!(
+        "  {:<11} {:<8} {:<8} {:<46} detail",
+        "component", "state", "pid", "endpoint"
+    );
     for c in Component::ALL {
-        let pid = c.files(&state).running_pid().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let pid = c
+            .files(&state)
+            .running_pid()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         let (state_word, detail) = match c.probe(s).await {
             Ok(d) => ("healthy", d),
             Err(e) => {
@@ -397,7 +476,13 @@ pub async fn status(s: &StackSettings) -> anyhow::Result<bool> {
                 ("down", e)
             }
         };
-        println!("  {:<11} {:<8} {:<8} {:<46} {detail}", c.name(), state_word, pid, c.endpoint(s));
+        println!(
+            "  {:<11} {:<8} {:<8} {:<46} {detail}",
+            c.name(),
+            state_word,
+            pid,
+            c.endpoint(s)
+        );
     }
     Ok(all)
 }

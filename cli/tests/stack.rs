@@ -8,11 +8,18 @@
 use std::process::{Command, Output};
 
 fn apex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apex")).args(args).output().expect("run apex")
+    Command::new(env!("CARGO_BIN_EXE_apex"))
+        .args(args)
+        .output()
+        .expect("run apex")
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -24,9 +31,18 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
     let again = apex(&["up"]);
     let again_text = text(&again);
     assert!(again.status.success(), "{again_text}");
-    for name in ["postgres", "redis", "graph", "temporal", "worker", "prometheus"] {
+    for name in [
+        "postgres",
+        "redis",
+        "graph",
+        "temporal",
+        "worker",
+        "prometheus",
+    ] {
         assert!(
-            again_text.lines().any(|l| l.contains(name) && l.contains("already running")),
+            again_text
+                .lines()
+                .any(|l| l.contains(name) && l.contains("already running")),
             "{name} not reported as already running:\n{again_text}"
         );
     }
@@ -35,22 +51,37 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
     let report = text(&doctor);
     assert!(doctor.status.success(), "{report}");
     assert!(!report.contains("[FAIL]"), "{report}");
-    for line in ["temporal reachable", "postgres reachable", "redis reachable", "graph reachable", "temporal search attributes"] {
-        assert!(report.contains(&format!("[ok  ] {line}")), "{line} missing:\n{report}");
+    for line in [
+        "temporal reachable",
+        "postgres reachable",
+        "redis reachable",
+        "graph reachable",
+        "temporal search attributes",
+    ] {
+        assert!(
+            report.contains(&format!("[ok  ] {line}")),
+            "{line} missing:\n{report}"
+        );
     }
 
     let hello = apex(&["hello", "Smoke"]);
     let hello_text = text(&hello);
     assert!(hello.status.success(), "{hello_text}");
     assert!(hello_text.contains("Hello, Smoke!"), "{hello_text}");
-    assert!(hello_text.contains("http://127.0.0.1:"), "UI link printed: {hello_text}");
+    assert!(
+        hello_text.contains("http://127.0.0.1:"),
+        "UI link printed: {hello_text}"
+    );
 
     // Stop one piece: doctor fails and says which, with the fix.
     let down = apex(&["down", "redis"]);
     assert!(down.status.success(), "{}", text(&down));
     let doctor = apex(&["doctor"]);
     let report = text(&doctor);
-    assert!(!doctor.status.success(), "doctor must fail with redis stopped:\n{report}");
+    assert!(
+        !doctor.status.success(),
+        "doctor must fail with redis stopped:\n{report}"
+    );
     let failed: Vec<&str> = report.lines().filter(|l| l.contains("[FAIL]")).collect();
     assert_eq!(failed.len(), 1, "{report}");
     assert!(failed[0].contains("redis reachable"), "{report}");
@@ -58,7 +89,11 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
 
     let status = apex(&["status"]);
     assert!(!status.status.success());
-    assert!(text(&status).lines().any(|l| l.contains("redis") && l.contains("down")));
+    assert!(
+        text(&status)
+            .lines()
+            .any(|l| l.contains("redis") && l.contains("down"))
+    );
 
     let up = apex(&["up", "redis"]);
     assert!(up.status.success(), "{}", text(&up));
@@ -71,7 +106,10 @@ fn unknown_component_names_are_refused_with_the_known_ones() {
     let out = apex(&["logs", "mongodb"]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("unknown component `mongodb`") && t.contains("temporal"), "{t}");
+    assert!(
+        t.contains("unknown component `mongodb`") && t.contains("temporal"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -82,5 +120,10 @@ fn bad_stack_configuration_exits_64() {
         .output()
         .expect("run apex");
     assert_eq!(out.status.code(), Some(64));
-    assert!(text(&out).contains("graph_port and redis_port both use port 6380") || text(&out).contains("both use port 6380"), "{}", text(&out));
+    assert!(
+        text(&out).contains("graph_port and redis_port both use port 6380")
+            || text(&out).contains("both use port 6380"),
+        "{}",
+        text(&out)
+    );
 }

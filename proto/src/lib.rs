@@ -1,7 +1,12 @@
 //! Generated tonic/prost code for the Apex Ingest contracts (`apex.*.v1`) and the file
 //! descriptor set used for server reflection. Nothing but generated code lives here.
 
-#![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all
+)]
 
 pub mod common {
     pub mod v1 {

@@ -34,7 +34,10 @@ pub struct GreetingInput {
 impl GreetingInput {
     /// A plain greeting of `name`.
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: name.into(), ..Self::default() }
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -76,7 +79,10 @@ impl GreetingWorkflow {
                     .build(),
             )
             .build();
-        match ctx.execute_activity(GreetingActivities::greet, input, options).await {
+        match ctx
+            .execute_activity(GreetingActivities::greet, input, options)
+            .await
+        {
             Ok(greeting) => {
                 ctx.state_mut(|s| {
                     s.status.status = "completed".to_owned();
@@ -113,7 +119,10 @@ pub struct GreetingActivities;
 impl GreetingActivities {
     /// Greets `name`; an empty name is a non-retryable validation failure.
     #[activity]
-    pub async fn greet(ctx: ActivityContext, input: GreetingInput) -> Result<String, ActivityError> {
+    pub async fn greet(
+        ctx: ActivityContext,
+        input: GreetingInput,
+    ) -> Result<String, ActivityError> {
         let name = input.name.trim();
         if name.is_empty() {
             return Err(ActivityError::application(
@@ -126,10 +135,12 @@ impl GreetingActivities {
         let attempt = ctx.info().attempt;
         if attempt <= input.fail_first_attempts {
             tracing::warn!(attempt, "greet failing on purpose to show a retry");
-            return Err(ActivityError::application(ApplicationFailure::new(format!(
-                "transient failure on attempt {attempt} (asked for {})",
-                input.fail_first_attempts
-            ))));
+            return Err(ActivityError::application(ApplicationFailure::new(
+                format!(
+                    "transient failure on attempt {attempt} (asked for {})",
+                    input.fail_first_attempts
+                ),
+            )));
         }
         if input.delay_ms > 0 {
             tokio::select! {

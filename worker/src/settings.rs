@@ -78,7 +78,10 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> Source {
         Source {
             file: None,
-            env: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
     }
 

@@ -35,7 +35,10 @@ pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<C
             .build();
         let result = async {
             let conn = Connection::connect(opts).await?;
-            let client = Client::new(conn, ClientOptions::new(settings.temporal.namespace.clone()).build())?;
+            let client = Client::new(
+                conn,
+                ClientOptions::new(settings.temporal.namespace.clone()).build(),
+            )?;
             anyhow::Ok(client)
         }
         .await;
@@ -85,9 +88,15 @@ fn runtime(settings: &WorkerSettings) -> anyhow::Result<Runtime> {
 
 fn worker_options(settings: &WorkerSettings) -> anyhow::Result<WorkerOptions> {
     let tuner = TunerHolder::builder()
-        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_workflow_tasks))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_activities))
-        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(settings.max_concurrent_activities))
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_workflow_tasks,
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            settings.max_concurrent_activities,
+        ))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
     Ok(WorkerOptions::new(settings.temporal.task_queue.clone())
@@ -110,7 +119,9 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         "worker starting"
     );
     while !shutdown.is_triggered() {
-        let Some(client) = connect(&settings, &shutdown).await else { break };
+        let Some(client) = connect(&settings, &shutdown).await else {
+            break;
+        };
         let mut worker = Worker::new(&runtime, client, worker_options(&settings)?)?;
         let stop = worker.shutdown_handle();
         let watcher = {
@@ -137,8 +148,15 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
 /// A client for `namespace` at `address`, for starters, tests and the CLI (no retries).
 pub async fn client(address: &str, namespace: &str) -> anyhow::Result<Client> {
     let url = Url::from_str(address)?;
-    let conn = Connection::connect(ConnectionOptions::new(url).identity("apex-cli".to_owned()).build())
-        .await
-        .with_context(|| format!("cannot reach temporal at {address}"))?;
-    Ok(Client::new(conn, ClientOptions::new(namespace.to_owned()).build())?)
+    let conn = Connection::connect(
+        ConnectionOptions::new(url)
+            .identity("apex-cli".to_owned())
+            .build(),
+    )
+    .await
+    .with_context(|| format!("cannot reach temporal at {address}"))?;
+    Ok(Client::new(
+        conn,
+        ClientOptions::new(namespace.to_owned()).build(),
+    )?)
 }

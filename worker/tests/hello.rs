@@ -29,13 +29,22 @@ async fn env() -> Env {
     let queue = unique_queue("hello");
     let worker = WorkerProc::spawn(&server.address(), &queue);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
-    Env { _server: server, _worker: worker, client, queue }
+    Env {
+        _server: server,
+        _worker: worker,
+        client,
+        queue,
+    }
 }
 
 async fn start(env: &Env, input: GreetingInput) -> GreetingHandle {
     let id = format!("hello-test-{}", uuid::Uuid::new_v4().simple());
     env.client
-        .start_workflow(GreetingWorkflow::run, input, WorkflowStartOptions::new(&env.queue, &id).build())
+        .start_workflow(
+            GreetingWorkflow::run,
+            input,
+            WorkflowStartOptions::new(&env.queue, &id).build(),
+        )
         .await
         .expect("start workflow")
 }
@@ -65,26 +74,40 @@ fn started_attempts(events: &[Attributes]) -> Vec<i32> {
 async fn greeting_returns_hello_name_and_its_history_holds_the_activity() {
     let env = env().await;
     let handle = start(&env, GreetingInput::named("Ada")).await;
-    let result = handle.get_result(WorkflowGetResultOptions::default()).await.expect("result");
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("result");
     assert_eq!(result, "Hello, Ada!");
 
     let events = events(&handle).await;
     let scheduled: Vec<String> = events
         .iter()
         .filter_map(|a| match a {
-            Attributes::ActivityTaskScheduledEventAttributes(s) => {
-                Some(s.activity_type.as_ref().map(|t| t.name.clone()).unwrap_or_default())
-            }
+            Attributes::ActivityTaskScheduledEventAttributes(s) => Some(
+                s.activity_type
+                    .as_ref()
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+            ),
             _ => None,
         })
         .collect();
     assert_eq!(scheduled.len(), 1, "{scheduled:?}");
     assert!(scheduled[0].contains("greet"), "{scheduled:?}");
-    assert!(events.iter().any(|a| matches!(a, Attributes::ActivityTaskCompletedEventAttributes(_))));
+    assert!(
+        events
+            .iter()
+            .any(|a| matches!(a, Attributes::ActivityTaskCompletedEventAttributes(_)))
+    );
     assert_eq!(started_attempts(&events), vec![1]);
 
     let status = handle
-        .query(GreetingWorkflow::get_status, (), WorkflowQueryOptions::default())
+        .query(
+            GreetingWorkflow::get_status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
         .await
         .expect("query");
     assert_eq!(status.status, "completed");
@@ -104,7 +127,11 @@ async fn empty_name_fails_with_the_validation_error_after_exactly_one_attempt() 
         assert!(chain.contains("name must not be empty"), "{chain}");
 
         let events = events(&handle).await;
-        assert_eq!(started_attempts(&events), vec![1], "no retry of a validation error");
+        assert_eq!(
+            started_attempts(&events),
+            vec![1],
+            "no retry of a validation error"
+        );
         let failure = events
             .iter()
             .find_map(|a| match a {
@@ -114,44 +141,77 @@ async fn empty_name_fails_with_the_validation_error_after_exactly_one_attempt() 
             .expect("activity failure event");
         assert_eq!(failure.message, "name must not be empty");
         let info = format!("{:?}", failure.failure_info);
-        assert!(info.contains(VALIDATION_ERROR) && info.contains("non_retryable: true"), "{info}");
+        assert!(
+            info.contains(VALIDATION_ERROR) && info.contains("non_retryable: true"),
+            "{info}"
+        );
 
         let status = handle
-            .query(GreetingWorkflow::get_status, (), WorkflowQueryOptions::default())
+            .query(
+                GreetingWorkflow::get_status,
+                (),
+                WorkflowQueryOptions::default(),
+            )
             .await
             .expect("query");
         assert_eq!(status.status, "failed");
-        assert!(status.error.unwrap_or_default().contains("name must not be empty"));
+        assert!(
+            status
+                .error
+                .unwrap_or_default()
+                .contains("name must not be empty")
+        );
     }
 }
 
 #[tokio::test]
 async fn transient_failures_are_retried_by_the_policy() {
     let env = env().await;
-    let input = GreetingInput { name: "Retry".into(), fail_first_attempts: 2, delay_ms: 0 };
+    let input = GreetingInput {
+        name: "Retry".into(),
+        fail_first_attempts: 2,
+        delay_ms: 0,
+    };
     let handle = start(&env, input).await;
-    let result = handle.get_result(WorkflowGetResultOptions::default()).await.expect("result");
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("result");
     assert_eq!(result, "Hello, Retry!");
     // Only the last attempt's start is written to history, with its attempt number.
     assert_eq!(started_attempts(&events(&handle).await), vec![3]);
 
-    let input = GreetingInput { name: "Never".into(), fail_first_attempts: 99, delay_ms: 0 };
+    let input = GreetingInput {
+        name: "Never".into(),
+        fail_first_attempts: 99,
+        delay_ms: 0,
+    };
     let handle = start(&env, input).await;
     handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .expect_err("gives up after the maximum attempts");
-    assert_eq!(started_attempts(&events(&handle).await), vec![GREET_MAX_ATTEMPTS as i32]);
+    assert_eq!(
+        started_attempts(&events(&handle).await),
+        vec![GREET_MAX_ATTEMPTS as i32]
+    );
 }
 
 #[tokio::test]
 async fn get_status_answers_while_the_activity_runs() {
     let env = env().await;
-    let input = GreetingInput { name: "Slow".into(), fail_first_attempts: 0, delay_ms: 3_000 };
+    let input = GreetingInput {
+        name: "Slow".into(),
+        fail_first_attempts: 0,
+        delay_ms: 3_000,
+    };
     let handle = start(&env, input).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let desc = handle.describe(WorkflowDescribeOptions::default()).await.expect("describe");
+        let desc = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe");
         let started = desc
             .raw()
             .pending_activities
@@ -160,14 +220,27 @@ async fn get_status_answers_while_the_activity_runs() {
         if started {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "activity never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "activity never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = handle
-        .query(GreetingWorkflow::get_status, (), WorkflowQueryOptions::default())
+        .query(
+            GreetingWorkflow::get_status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
         .await
         .expect("query while running");
     assert_eq!(status.status, "running");
     assert_eq!(status.name, "Slow");
-    assert_eq!(handle.get_result(WorkflowGetResultOptions::default()).await.expect("result"), "Hello, Slow!");
+    assert_eq!(
+        handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect("result"),
+        "Hello, Slow!"
+    );
 }

@@ -19,7 +19,11 @@ use temporalio_common::protos::temporal::api::{
 async fn start(client: &Client, queue: &str, input: GreetingInput) -> GreetingHandle {
     let id = format!("lifecycle-{}", uuid::Uuid::new_v4().simple());
     client
-        .start_workflow(GreetingWorkflow::run, input, WorkflowStartOptions::new(queue, &id).build())
+        .start_workflow(
+            GreetingWorkflow::run,
+            input,
+            WorkflowStartOptions::new(queue, &id).build(),
+        )
         .await
         .expect("start workflow")
 }
@@ -27,8 +31,16 @@ async fn start(client: &Client, queue: &str, input: GreetingInput) -> GreetingHa
 async fn wait_activity_started(handle: &GreetingHandle) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let desc = handle.describe(WorkflowDescribeOptions::default()).await.expect("describe");
-        if desc.raw().pending_activities.iter().any(|p| p.state == PendingActivityState::Started as i32) {
+        let desc = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe");
+        if desc
+            .raw()
+            .pending_activities
+            .iter()
+            .any(|p| p.state == PendingActivityState::Started as i32)
+        {
             return;
         }
         assert!(Instant::now() < deadline, "activity never started");
@@ -44,7 +56,11 @@ async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
     let mut worker = WorkerProc::spawn(&server.address(), &queue);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
 
-    let input = GreetingInput { name: "Drain".into(), fail_first_attempts: 0, delay_ms: 2_000 };
+    let input = GreetingInput {
+        name: "Drain".into(),
+        fail_first_attempts: 0,
+        delay_ms: 2_000,
+    };
     let handle = start(&client, &queue, input).await;
     wait_activity_started(&handle).await;
 
@@ -62,17 +78,23 @@ async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
         .filter_map(|e| e.attributes)
         .collect();
     assert!(
-        events.iter().any(|a| matches!(a, Attributes::ActivityTaskCompletedEventAttributes(_))),
+        events
+            .iter()
+            .any(|a| matches!(a, Attributes::ActivityTaskCompletedEventAttributes(_))),
         "the in-flight activity completed before the worker exited"
     );
     assert!(!events.iter().any(|a| matches!(
         a,
-        Attributes::ActivityTaskFailedEventAttributes(_) | Attributes::ActivityTaskTimedOutEventAttributes(_)
+        Attributes::ActivityTaskFailedEventAttributes(_)
+            | Attributes::ActivityTaskTimedOutEventAttributes(_)
     )));
 
     // The workflow resumes on the next worker.
     let _next = WorkerProc::spawn(&server.address(), &queue);
-    let result = handle.get_result(WorkflowGetResultOptions::default()).await.expect("result");
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("result");
     assert_eq!(result, "Hello, Drain!");
 }
 
@@ -84,7 +106,13 @@ async fn worker_reconnects_when_the_server_comes_back_after_a_restart() {
     let worker = WorkerProc::spawn(&server.address(), &queue);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
     let before = start(&client, &queue, GreetingInput::named("Before")).await;
-    assert_eq!(before.get_result(WorkflowGetResultOptions::default()).await.expect("result"), "Hello, Before!");
+    assert_eq!(
+        before
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect("result"),
+        "Hello, Before!"
+    );
 
     server.restart();
     let client = server.client().await;
@@ -97,8 +125,17 @@ async fn worker_reconnects_when_the_server_comes_back_after_a_restart() {
     .expect("worker resumed polling after the restart")
     .expect("result");
     assert_eq!(result, "Hello, After!");
-    let desc = after.describe(WorkflowDescribeOptions::default()).await.expect("describe");
-    assert_eq!(desc.raw().workflow_execution_info.as_ref().map(|i| i.status), Some(WorkflowExecutionStatus::Completed as i32));
+    let desc = after
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .expect("describe");
+    assert_eq!(
+        desc.raw()
+            .workflow_execution_info
+            .as_ref()
+            .map(|i| i.status),
+        Some(WorkflowExecutionStatus::Completed as i32)
+    );
 }
 
 #[tokio::test]
@@ -113,7 +150,13 @@ async fn worker_waits_for_a_server_that_is_not_up_yet() {
     worker.wait_for_line("worker polling", Duration::from_secs(90));
     let client = server.client().await;
     let handle = start(&client, &queue, GreetingInput::named("Late")).await;
-    assert_eq!(handle.get_result(WorkflowGetResultOptions::default()).await.expect("result"), "Hello, Late!");
+    assert_eq!(
+        handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect("result"),
+        "Hello, Late!"
+    );
 }
 
 #[tokio::test]
@@ -124,16 +167,27 @@ async fn worker_serves_the_sdk_metrics() {
     let worker = WorkerProc::spawn(&server.address(), &queue);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
     let handle = start(&client, &queue, GreetingInput::named("Metrics")).await;
-    handle.get_result(WorkflowGetResultOptions::default()).await.expect("result");
+    handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("result");
 
     let url = format!("http://127.0.0.1:{}/metrics", worker.metrics_port);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let body = reqwest::get(&url).await.expect("GET /metrics").text().await.expect("body");
+        let body = reqwest::get(&url)
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
         if body.contains("temporal_activity_execution_latency") && body.contains(&queue) {
             break;
         }
-        assert!(Instant::now() < deadline, "no activity metrics for {queue}:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "no activity metrics for {queue}:\n{body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

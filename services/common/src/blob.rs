@@ -26,7 +26,10 @@ impl BlobStore {
     pub fn open(url: &str) -> Result<Self, ServiceError> {
         let bad = |e: String| ServiceError::invalid_field("blob_url", e);
         if url == "memory://" {
-            return Ok(Self { store: Arc::new(InMemory::new()), prefix: Path::default() });
+            return Ok(Self {
+                store: Arc::new(InMemory::new()),
+                prefix: Path::default(),
+            });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -34,7 +37,10 @@ impl BlobStore {
                 .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
-            return Ok(Self { store: Arc::new(store), prefix: Path::from(prefix) });
+            return Ok(Self {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+            });
         }
         let dir = url.strip_prefix("file://").unwrap_or(url);
         if dir.is_empty() {
@@ -43,7 +49,10 @@ impl BlobStore {
         std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create {dir}: {e}")))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Self { store: Arc::new(store), prefix: Path::default() })
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+        })
     }
 
     fn path(&self, key: &str) -> Path {
@@ -58,7 +67,10 @@ impl BlobStore {
         bytes: Bytes,
     ) -> Result<BlobRef, ServiceError> {
         if kind.is_empty() || kind.contains('/') {
-            return Err(ServiceError::invalid_field("kind", format!("bad blob kind `{kind}`")));
+            return Err(ServiceError::invalid_field(
+                "kind",
+                format!("bad blob kind `{kind}`"),
+            ));
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = format!("{kind}/{sha256}");
@@ -67,7 +79,12 @@ impl BlobStore {
             .put(&self.path(&key), PutPayload::from_bytes(bytes))
             .await
             .map_err(store_error)?;
-        Ok(BlobRef { key, sha256, size_bytes, content_type: content_type.to_owned() })
+        Ok(BlobRef {
+            key,
+            sha256,
+            size_bytes,
+            content_type: content_type.to_owned(),
+        })
     }
 
     /// Reads the bytes behind `key`; `NotFound` when absent.
@@ -105,7 +122,9 @@ fn validate_key(key: &str) -> Result<(), ServiceError> {
     let ok = key.split_once('/').is_some_and(|(kind, digest)| {
         !kind.is_empty()
             && digest.len() == 64
-            && digest.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     });
     if ok {
         Ok(())
@@ -135,33 +154,54 @@ mod tests {
     async fn put_is_content_addressed_and_idempotent() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::open(dir.path().to_str().expect("utf8")).expect("open");
-        let a = store.put("documents", "text/plain", Bytes::from_static(b"hello")).await.expect("put");
-        let b = store.put("documents", "text/plain", Bytes::from_static(b"hello")).await.expect("put");
+        let a = store
+            .put("documents", "text/plain", Bytes::from_static(b"hello"))
+            .await
+            .expect("put");
+        let b = store
+            .put("documents", "text/plain", Bytes::from_static(b"hello"))
+            .await
+            .expect("put");
         assert_eq!(a.key, b.key);
         assert_eq!(
             a.key,
             "documents/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(a.size_bytes, 5);
-        assert_eq!(store.get(&a.key).await.expect("get"), Bytes::from_static(b"hello"));
-        assert_eq!(store.get_verified(&a).await.expect("verified"), Bytes::from_static(b"hello"));
+        assert_eq!(
+            store.get(&a.key).await.expect("get"),
+            Bytes::from_static(b"hello")
+        );
+        assert_eq!(
+            store.get_verified(&a).await.expect("verified"),
+            Bytes::from_static(b"hello")
+        );
     }
 
     #[tokio::test]
     async fn missing_blob_is_not_found_and_bad_key_is_invalid() {
         let store = BlobStore::open("memory://").expect("open");
         let missing = format!("documents/{}", "0".repeat(64));
-        assert_eq!(store.get(&missing).await.expect_err("missing").code(), ErrorCode::NotFound);
+        assert_eq!(
+            store.get(&missing).await.expect_err("missing").code(),
+            ErrorCode::NotFound
+        );
         let bad = store.get("../etc/passwd").await.expect_err("bad key");
         assert_eq!(bad.code(), ErrorCode::InvalidArgument);
-        store.delete(&missing).await.expect("deleting an absent blob succeeds");
+        store
+            .delete(&missing)
+            .await
+            .expect("deleting an absent blob succeeds");
     }
 
     #[tokio::test]
     async fn tampered_blob_fails_verification() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::open(&format!("file://{}", dir.path().display())).expect("open");
-        let blob = store.put("parsed", "application/json", Bytes::from_static(b"{}")).await.expect("put");
+        let blob = store
+            .put("parsed", "application/json", Bytes::from_static(b"{}"))
+            .await
+            .expect("put");
         std::fs::write(dir.path().join(&blob.key), b"tampered").expect("tamper");
         let err = store.get_verified(&blob).await.expect_err("tampered");
         assert_eq!(err.code(), ErrorCode::FailedPrecondition);

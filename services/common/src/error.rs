@@ -31,16 +31,76 @@ pub enum Retry {
 
 /// The table: code → (gRPC code, HTTP status, retry class, stable name).
 const TABLE: &[(ErrorCode, Code, u16, Retry, &str)] = &[
-    (ErrorCode::InvalidArgument, Code::InvalidArgument, 400, Retry::NonRetryable, "invalid_argument"),
-    (ErrorCode::NotFound, Code::NotFound, 404, Retry::NonRetryable, "not_found"),
-    (ErrorCode::AlreadyExists, Code::AlreadyExists, 409, Retry::NonRetryable, "already_exists"),
-    (ErrorCode::FailedPrecondition, Code::FailedPrecondition, 412, Retry::NonRetryable, "failed_precondition"),
-    (ErrorCode::ResourceExhausted, Code::ResourceExhausted, 429, Retry::Retryable, "resource_exhausted"),
-    (ErrorCode::Unavailable, Code::Unavailable, 503, Retry::Retryable, "unavailable"),
-    (ErrorCode::Timeout, Code::DeadlineExceeded, 504, Retry::Retryable, "timeout"),
-    (ErrorCode::Cancelled, Code::Cancelled, 499, Retry::Retryable, "cancelled"),
-    (ErrorCode::Unimplemented, Code::Unimplemented, 501, Retry::NonRetryable, "unimplemented"),
-    (ErrorCode::Internal, Code::Internal, 500, Retry::Retryable, "internal"),
+    (
+        ErrorCode::InvalidArgument,
+        Code::InvalidArgument,
+        400,
+        Retry::NonRetryable,
+        "invalid_argument",
+    ),
+    (
+        ErrorCode::NotFound,
+        Code::NotFound,
+        404,
+        Retry::NonRetryable,
+        "not_found",
+    ),
+    (
+        ErrorCode::AlreadyExists,
+        Code::AlreadyExists,
+        409,
+        Retry::NonRetryable,
+        "already_exists",
+    ),
+    (
+        ErrorCode::FailedPrecondition,
+        Code::FailedPrecondition,
+        412,
+        Retry::NonRetryable,
+        "failed_precondition",
+    ),
+    (
+        ErrorCode::ResourceExhausted,
+        Code::ResourceExhausted,
+        429,
+        Retry::Retryable,
+        "resource_exhausted",
+    ),
+    (
+        ErrorCode::Unavailable,
+        Code::Unavailable,
+        503,
+        Retry::Retryable,
+        "unavailable",
+    ),
+    (
+        ErrorCode::Timeout,
+        Code::DeadlineExceeded,
+        504,
+        Retry::Retryable,
+        "timeout",
+    ),
+    (
+        ErrorCode::Cancelled,
+        Code::Cancelled,
+        499,
+        Retry::Retryable,
+        "cancelled",
+    ),
+    (
+        ErrorCode::Unimplemented,
+        Code::Unimplemented,
+        501,
+        Retry::NonRetryable,
+        "unimplemented",
+    ),
+    (
+        ErrorCode::Internal,
+        Code::Internal,
+        500,
+        Retry::Retryable,
+        "internal",
+    ),
 ];
 
 impl ErrorCode {
@@ -94,7 +154,10 @@ impl ErrorCode {
 pub enum ServiceError {
     /// The request is wrong; `field` names the offending field when there is one.
     #[error("invalid argument: {message}")]
-    InvalidArgument { field: Option<String>, message: String },
+    InvalidArgument {
+        field: Option<String>,
+        message: String,
+    },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("failed precondition: {0}")]
@@ -113,7 +176,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// Shorthand for an invalid field.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: Some(field.into()), message: message.into() }
+        Self::InvalidArgument {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 
     /// The shared code of this error.
@@ -135,13 +201,14 @@ impl From<ServiceError> for Status {
         let code = err.code().grpc();
         let message = err.to_string();
         match err {
-            ServiceError::InvalidArgument { field: Some(field), message: reason } => {
-                Status::with_error_details(
-                    code,
-                    message,
-                    ErrorDetails::with_bad_request_violation(field, reason),
-                )
-            }
+            ServiceError::InvalidArgument {
+                field: Some(field),
+                message: reason,
+            } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_bad_request_violation(field, reason),
+            ),
             ServiceError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 Status::new(code, message)

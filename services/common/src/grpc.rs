@@ -36,7 +36,10 @@ struct MetadataInjector<'a>(&'a mut MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
+        if let (Ok(k), Ok(v)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value),
+        ) {
             self.0.insert(k, v);
         }
     }
@@ -75,9 +78,13 @@ pub async fn health_and_reflection(
 )> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in services {
-        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
     }
-    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(apex_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -138,13 +145,22 @@ mod tests {
 
     #[tokio::test]
     async fn server_reports_serving_then_not_serving_after_shutdown() {
-        let (reporter, health, reflection) =
-            health_and_reflection(&["apex.test.v1.Test"]).await.expect("health");
-        let router = server(Duration::from_secs(5)).add_service(health).add_service(reflection);
+        let (reporter, health, reflection) = health_and_reflection(&["apex.test.v1.Test"])
+            .await
+            .expect("health");
+        let router = server(Duration::from_secs(5))
+            .add_service(health)
+            .add_service(reflection);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(serve(router, listener, reporter.clone(), &["apex.test.v1.Test"], shutdown.clone()));
+        let task = tokio::spawn(serve(
+            router,
+            listener,
+            reporter.clone(),
+            &["apex.test.v1.Test"],
+            shutdown.clone(),
+        ));
 
         let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -153,7 +169,9 @@ mod tests {
             .expect("connect");
         let mut client = HealthClient::new(channel);
         let mut watch = client
-            .watch(HealthCheckRequest { service: "apex.test.v1.Test".into() })
+            .watch(HealthCheckRequest {
+                service: "apex.test.v1.Test".into(),
+            })
             .await
             .expect("watch")
             .into_inner();
@@ -167,7 +185,11 @@ mod tests {
         assert_eq!(seen.last(), Some(&(ServingStatus::Serving as i32)));
 
         shutdown.trigger();
-        let next = watch.message().await.expect("stream").expect("status change");
+        let next = watch
+            .message()
+            .await
+            .expect("stream")
+            .expect("status change");
         assert_eq!(next.status, ServingStatus::NotServing as i32);
         drop(watch);
         drop(client);

@@ -44,8 +44,11 @@ mod tests {
     #[tokio::test]
     async fn metrics_endpoint_serves_registered_counters() {
         let registry = Registry::new();
-        let counter = prometheus::IntCounter::new("apex_test_things_total", "things").expect("counter");
-        registry.register(Box::new(counter.clone())).expect("register");
+        let counter =
+            prometheus::IntCounter::new("apex_test_things_total", "things").expect("counter");
+        registry
+            .register(Box::new(counter.clone()))
+            .expect("register");
         counter.inc_by(3);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

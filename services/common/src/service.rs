@@ -80,7 +80,8 @@ pub async fn run_skeleton(
         .add_service(health)
         .add_service(reflection);
     let registry = prometheus::Registry::new();
-    let metrics = metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
+    let metrics =
+        metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
     grpc::serve(router, listener, reporter, &[], shutdown).await?;
     if let Some(task) = metrics {
         task.await??;
@@ -89,7 +90,9 @@ pub async fn run_skeleton(
 }
 
 /// Binds the gRPC and metrics listeners named in `settings`.
-pub async fn bind(settings: &ServiceSettings) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+pub async fn bind(
+    settings: &ServiceSettings,
+) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
     let grpc = TcpListener::bind(&settings.listen_addr).await?;
     let metrics = if settings.metrics_addr.is_empty() {
         None

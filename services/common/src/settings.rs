@@ -43,7 +43,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -146,7 +150,11 @@ fn env_name(prefix: &str, key: &str) -> String {
     format!("{prefix}{}", key.replace('.', "__").to_uppercase())
 }
 
-fn env_pairs(env: &[(String, String)], prefix: &str, aliases: &[(&str, &str)]) -> Vec<(String, Value)> {
+fn env_pairs(
+    env: &[(String, String)],
+    prefix: &str,
+    aliases: &[(&str, &str)],
+) -> Vec<(String, Value)> {
     let mut pairs = Vec::new();
     for (name, value) in env {
         let key = if let Some(rest) = name.strip_prefix(prefix) {
@@ -178,7 +186,11 @@ fn collect_json_keys(
     out: &mut BTreeSet<String>,
 ) {
     for (k, v) in map {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         out.insert(path.clone());
         if let serde_json::Value::Object(inner) = v {
             collect_json_keys(inner, &path, out);
@@ -188,7 +200,11 @@ fn collect_json_keys(
 
 fn collect_keys(dict: &Dict, prefix: &str, out: &mut BTreeSet<String>) {
     for (k, v) in dict {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             Value::Dict(_, inner) => {
                 out.insert(path.clone());
@@ -234,10 +250,16 @@ impl TelemetrySettings {
             ));
         }
         if !self.otlp_endpoint.is_empty() && url::Url::parse(&self.otlp_endpoint).is_err() {
-            p.push(format!("{at}.otlp_endpoint `{}` is not a URL", self.otlp_endpoint));
+            p.push(format!(
+                "{at}.otlp_endpoint `{}` is not a URL",
+                self.otlp_endpoint
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_filter).is_err() {
-            p.push(format!("{at}.log_filter `{}` is not a valid filter", self.log_filter));
+            p.push(format!(
+                "{at}.log_filter `{}` is not a valid filter",
+                self.log_filter
+            ));
         }
         p
     }
@@ -246,6 +268,8 @@ impl TelemetrySettings {
 /// Checks that `addr` is a socket address; pushes a problem naming `key` otherwise.
 pub fn check_socket_addr(key: &str, addr: &str, problems: &mut Vec<String>) {
     if addr.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!("{key} `{addr}` is not an address like 127.0.0.1:50051"));
+        problems.push(format!(
+            "{key} `{addr}` is not an address like 127.0.0.1:50051"
+        ));
     }
 }

@@ -40,7 +40,10 @@ pub fn init_telemetry(
         _ => !std::io::stdout().is_terminal(),
     };
     let fmt_layer = if json {
-        tracing_subscriber::fmt::layer().json().flatten_event(true).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .boxed()
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
@@ -55,13 +58,17 @@ pub fn init_telemetry(
         Some(
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(Resource::builder().with_service_name(service_name.to_owned()).build())
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(service_name.to_owned())
+                        .build(),
+                )
                 .build(),
         )
     };
-    let otel_layer = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned()))
-    });
+    let otel_layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
     if let Some(p) = &provider {
         opentelemetry::global::set_tracer_provider(p.clone());
     }

@@ -24,10 +24,17 @@ pub fn free_port() -> u16 {
 
 pub fn temporal_cli() -> PathBuf {
     let tools = std::env::var("APEX_STACK__TOOLS_DIR").unwrap_or_else(|_| {
-        format!("{}/.cache/apex/tools", std::env::var("HOME").unwrap_or_default())
+        format!(
+            "{}/.cache/apex/tools",
+            std::env::var("HOME").unwrap_or_default()
+        )
     });
     let path = PathBuf::from(tools).join("venv/bin/temporal");
-    assert!(path.exists(), "{} missing: run deploy/local/bootstrap", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: run deploy/local/bootstrap",
+        path.display()
+    );
     path
 }
 
@@ -64,13 +71,26 @@ impl DevServer {
             .open(self.dir.path().join("server.log"))
             .expect("log");
         let child = Command::new(temporal_cli())
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
+            .args([
+                "server",
+                "start-dev",
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "error",
+            ])
             .args(["--port", &self.port.to_string()])
             .args(["--http-port", &self.http_port.to_string()])
             .args(["--metrics-port", &self.metrics_port.to_string()])
             .arg("--db-filename")
             .arg(self.dir.path().join("temporal.db"))
-            .args(["--search-attribute", "Source=Keyword", "--search-attribute", "Status=Keyword"])
+            .args([
+                "--search-attribute",
+                "Source=Keyword",
+                "--search-attribute",
+                "Status=Keyword",
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -142,7 +162,10 @@ impl WorkerProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_apex-worker"));
         cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", address)
             .env("APEX_WORKER__TEMPORAL__TASK_QUEUE", task_queue)
-            .env("APEX_WORKER__METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env(
+                "APEX_WORKER__METRICS_ADDR",
+                format!("127.0.0.1:{metrics_port}"),
+            )
             .env("APEX_WORKER__TELEMETRY__LOG_FORMAT", "json")
             .env("APEX_WORKER__CONNECT_MAX_BACKOFF_SECS", "1");
         for (k, v) in extra {
@@ -164,7 +187,11 @@ impl WorkerProc {
                 }
             }
         });
-        Self { child, lines, metrics_port }
+        Self {
+            child,
+            lines,
+            metrics_port,
+        }
     }
 
     /// Blocks until a log line contains `needle`; panics after `within`.
@@ -192,7 +219,10 @@ impl WorkerProc {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "worker did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
