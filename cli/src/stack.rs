@@ -135,14 +135,27 @@ fn postgres_data(s: &StackSettings, state: &Path) -> PathBuf {
     }
 }
 
-fn as_postgres(program: &Path) -> Command {
+/// The server log; beside the data directory when that lives outside the state directory,
+/// since the `postgres` user cannot write into a private checkout either.
+fn postgres_log(s: &StackSettings, state: &Path) -> PathBuf {
     if is_root() {
+        PathBuf::from(format!("/var/lib/apex/postgres-{}.log", s.postgres_port))
+    } else {
+        Files::new(state, "postgres").log
+    }
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let mut cmd = if is_root() {
         let mut cmd = Command::new("runuser");
         cmd.args(["-u", "postgres", "--"]).arg(program);
         cmd
     } else {
         Command::new(program)
-    }
+    };
+    // The caller's directory may be unreadable for the postgres user.
+    cmd.current_dir("/");
+    cmd
 }
 
 fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<String> {
@@ -184,7 +197,7 @@ fn start_postgres(s: &StackSettings, state: &Path) -> anyhow::Result<()> {
         ]);
         run_checked(init, "initdb")?;
     }
-    let log = Files::new(state, "postgres").log;
+    let log = postgres_log(s, state);
     fs::create_dir_all(log.parent().unwrap_or(state))?;
     if is_root() {
         // The server (running as postgres) appends to this log.
@@ -489,5 +502,9 @@ pub async fn status(s: &StackSettings) -> anyhow::Result<bool> {
 
 /// The log file of a component.
 pub fn log_path(s: &StackSettings, c: Component) -> anyhow::Result<PathBuf> {
-    Ok(c.files(&state_dir(s)?).log)
+    let state = state_dir(s)?;
+    Ok(match c {
+        Component::Postgres => postgres_log(s, &state),
+        _ => c.files(&state).log,
+    })
 }
