@@ -31,12 +31,17 @@ demo: up
 	@echo "Temporal UI: http://127.0.0.1:8233   Prometheus: http://127.0.0.1:9090"
 	@echo "Stop everything with: make down"
 
-# Brings the stack up, runs every test, and stops what it started (also on failure).
+# Brings the stack up, runs every test, stops what it started (also on failure), and ends
+# with the totals over every test binary.
 test: build
 	@started=$$($(APEX) status >/dev/null 2>&1 && echo no || echo yes); \
 	$(APEX) up || exit 1; \
-	$(CARGO) test --locked --workspace --all-targets; rc=$$?; \
+	log=$$(mktemp); \
+	$(CARGO) test --locked --workspace --all-targets 2>&1 | tee "$$log"; rc=$${PIPESTATUS[0]}; \
 	if [ "$$started" = yes ]; then $(APEX) down; fi; \
+	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
+	     END { printf "%d passed, %d failed\n", p, f }' "$$log"; \
+	rm -f "$$log"; \
 	exit $$rc
 
 lint:
