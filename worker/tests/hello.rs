@@ -4,17 +4,10 @@ mod support;
 
 use std::time::Duration;
 
-use apex_worker::greeting::{
-    GREET_MAX_ATTEMPTS, GreetingHandle, GreetingInput, GreetingWorkflow, VALIDATION_ERROR,
-};
-use support::{DevServer, WorkerProc, unique_queue};
-use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
-    WorkflowQueryOptions, WorkflowStartOptions,
-};
-use temporalio_common::protos::temporal::api::{
-    enums::v1::PendingActivityState, history::v1::history_event::Attributes,
-};
+use apex_worker::greeting::{GREET_MAX_ATTEMPTS, GreetingInput, VALIDATION_ERROR};
+use support::{DevServer, WorkerProc, history, start, status, unique_queue, wait_activity_started};
+use temporalio_client::{Client, WorkflowGetResultOptions};
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
 struct Env {
     _server: DevServer,
@@ -37,29 +30,6 @@ async fn env() -> Env {
     }
 }
 
-async fn start(env: &Env, input: GreetingInput) -> GreetingHandle {
-    let id = format!("hello-test-{}", uuid::Uuid::new_v4().simple());
-    env.client
-        .start_workflow(
-            GreetingWorkflow::run,
-            input,
-            WorkflowStartOptions::new(&env.queue, &id).build(),
-        )
-        .await
-        .expect("start workflow")
-}
-
-async fn events(handle: &GreetingHandle) -> Vec<Attributes> {
-    handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .expect("history")
-        .into_iter()
-        .filter_map(|e| e.attributes)
-        .collect()
-}
-
 fn started_attempts(events: &[Attributes]) -> Vec<i32> {
     events
         .iter()
@@ -73,14 +43,14 @@ fn started_attempts(events: &[Attributes]) -> Vec<i32> {
 #[tokio::test]
 async fn greeting_returns_hello_name_and_its_history_holds_the_activity() {
     let env = env().await;
-    let handle = start(&env, GreetingInput::named("Ada")).await;
+    let handle = start(&env.client, &env.queue, GreetingInput::named("Ada")).await;
     let result = handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .expect("result");
     assert_eq!(result, "Hello, Ada!");
 
-    let events = events(&handle).await;
+    let events = history(&handle).await;
     let scheduled: Vec<String> = events
         .iter()
         .filter_map(|a| match a {
@@ -102,14 +72,7 @@ async fn greeting_returns_hello_name_and_its_history_holds_the_activity() {
     );
     assert_eq!(started_attempts(&events), vec![1]);
 
-    let status = handle
-        .query(
-            GreetingWorkflow::get_status,
-            (),
-            WorkflowQueryOptions::default(),
-        )
-        .await
-        .expect("query");
+    let status = status(&handle).await;
     assert_eq!(status.status, "completed");
     assert_eq!(status.greeting.as_deref(), Some("Hello, Ada!"));
 }
@@ -118,7 +81,7 @@ async fn greeting_returns_hello_name_and_its_history_holds_the_activity() {
 async fn empty_name_fails_with_the_validation_error_after_exactly_one_attempt() {
     let env = env().await;
     for name in ["", "   "] {
-        let handle = start(&env, GreetingInput::named(name)).await;
+        let handle = start(&env.client, &env.queue, GreetingInput::named(name)).await;
         let err = handle
             .get_result(WorkflowGetResultOptions::default())
             .await
@@ -126,7 +89,7 @@ async fn empty_name_fails_with_the_validation_error_after_exactly_one_attempt() 
         let chain = apex_worker::error_chain(&err);
         assert!(chain.contains("name must not be empty"), "{chain}");
 
-        let events = events(&handle).await;
+        let events = history(&handle).await;
         assert_eq!(
             started_attempts(&events),
             vec![1],
@@ -146,14 +109,7 @@ async fn empty_name_fails_with_the_validation_error_after_exactly_one_attempt() 
             "{info}"
         );
 
-        let status = handle
-            .query(
-                GreetingWorkflow::get_status,
-                (),
-                WorkflowQueryOptions::default(),
-            )
-            .await
-            .expect("query");
+        let status = status(&handle).await;
         assert_eq!(status.status, "failed");
         assert!(
             status
@@ -172,27 +128,27 @@ async fn transient_failures_are_retried_by_the_policy() {
         fail_first_attempts: 2,
         delay_ms: 0,
     };
-    let handle = start(&env, input).await;
+    let handle = start(&env.client, &env.queue, input).await;
     let result = handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .expect("result");
     assert_eq!(result, "Hello, Retry!");
     // Only the last attempt's start is written to history, with its attempt number.
-    assert_eq!(started_attempts(&events(&handle).await), vec![3]);
+    assert_eq!(started_attempts(&history(&handle).await), vec![3]);
 
     let input = GreetingInput {
         name: "Never".into(),
         fail_first_attempts: 99,
         delay_ms: 0,
     };
-    let handle = start(&env, input).await;
+    let handle = start(&env.client, &env.queue, input).await;
     handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .expect_err("gives up after the maximum attempts");
     assert_eq!(
-        started_attempts(&events(&handle).await),
+        started_attempts(&history(&handle).await),
         vec![GREET_MAX_ATTEMPTS as i32]
     );
 }
@@ -205,42 +161,14 @@ async fn get_status_answers_while_the_activity_runs() {
         fail_first_attempts: 0,
         delay_ms: 3_000,
     };
-    let handle = start(&env, input).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let desc = handle
-            .describe(WorkflowDescribeOptions::default())
-            .await
-            .expect("describe");
-        let started = desc
-            .raw()
-            .pending_activities
-            .iter()
-            .any(|p| p.state == PendingActivityState::Started as i32);
-        if started {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "activity never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = handle
-        .query(
-            GreetingWorkflow::get_status,
-            (),
-            WorkflowQueryOptions::default(),
-        )
+    let handle = start(&env.client, &env.queue, input).await;
+    wait_activity_started(&handle).await;
+    let running = status(&handle).await;
+    assert_eq!(running.status, "running");
+    assert_eq!(running.name, "Slow");
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
         .await
-        .expect("query while running");
-    assert_eq!(status.status, "running");
-    assert_eq!(status.name, "Slow");
-    assert_eq!(
-        handle
-            .get_result(WorkflowGetResultOptions::default())
-            .await
-            .expect("result"),
-        "Hello, Slow!"
-    );
+        .expect("result");
+    assert_eq!(result, "Hello, Slow!");
 }

@@ -5,48 +5,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use apex_worker::greeting::{GreetingHandle, GreetingInput, GreetingWorkflow};
-use support::{DevServer, WorkerProc, unique_queue};
-use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
-    WorkflowStartOptions,
-};
+use apex_worker::greeting::GreetingInput;
+use support::{DevServer, WorkerProc, history, start, unique_queue, wait_activity_started};
+use temporalio_client::{WorkflowDescribeOptions, WorkflowGetResultOptions};
 use temporalio_common::protos::temporal::api::{
-    enums::v1::{PendingActivityState, WorkflowExecutionStatus},
-    history::v1::history_event::Attributes,
+    enums::v1::WorkflowExecutionStatus, history::v1::history_event::Attributes,
 };
-
-async fn start(client: &Client, queue: &str, input: GreetingInput) -> GreetingHandle {
-    let id = format!("lifecycle-{}", uuid::Uuid::new_v4().simple());
-    client
-        .start_workflow(
-            GreetingWorkflow::run,
-            input,
-            WorkflowStartOptions::new(queue, &id).build(),
-        )
-        .await
-        .expect("start workflow")
-}
-
-async fn wait_activity_started(handle: &GreetingHandle) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let desc = handle
-            .describe(WorkflowDescribeOptions::default())
-            .await
-            .expect("describe");
-        if desc
-            .raw()
-            .pending_activities
-            .iter()
-            .any(|p| p.state == PendingActivityState::Started as i32)
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "activity never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
@@ -69,14 +33,7 @@ async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
     let status = worker.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "worker exit status {status:?}");
 
-    let events: Vec<Attributes> = handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .expect("history")
-        .into_iter()
-        .filter_map(|e| e.attributes)
-        .collect();
+    let events = history(&handle).await;
     assert!(
         events
             .iter()

@@ -12,7 +12,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use temporalio_client::Client;
+use apex_worker::greeting::{GreetingHandle, GreetingInput, GreetingWorkflow};
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowQueryOptions,
+    WorkflowStartOptions,
+};
+use temporalio_common::protos::temporal::api::{
+    enums::v1::PendingActivityState, history::v1::history_event::Attributes,
+};
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
 pub fn free_port() -> u16 {
@@ -237,4 +244,62 @@ impl Drop for WorkerProc {
 /// A task queue name no other test uses.
 pub fn unique_queue(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Starts a greeting on `queue` under a fresh workflow id.
+pub async fn start(client: &Client, queue: &str, input: GreetingInput) -> GreetingHandle {
+    let id = format!("test-{}", uuid::Uuid::new_v4().simple());
+    client
+        .start_workflow(
+            GreetingWorkflow::run,
+            input,
+            WorkflowStartOptions::new(queue, &id).build(),
+        )
+        .await
+        .expect("start workflow")
+}
+
+/// The attributes of every event in the workflow's history.
+pub async fn history(handle: &GreetingHandle) -> Vec<Attributes> {
+    handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await
+        .expect("history")
+        .into_iter()
+        .filter_map(|e| e.attributes)
+        .collect()
+}
+
+/// Polls `describe` until the greeting's activity is running on a worker.
+pub async fn wait_activity_started(handle: &GreetingHandle) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let desc = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe");
+        let started = desc
+            .raw()
+            .pending_activities
+            .iter()
+            .any(|p| p.state == PendingActivityState::Started as i32);
+        if started {
+            return;
+        }
+        assert!(Instant::now() < deadline, "activity never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The workflow's `get_status` answer.
+pub async fn status(handle: &GreetingHandle) -> apex_worker::greeting::GreetingStatus {
+    handle
+        .query(
+            GreetingWorkflow::get_status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("query")
 }
