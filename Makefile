@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors
 
 bootstrap:
 	deploy/local/bootstrap
@@ -43,6 +43,11 @@ test: build
 	     END { printf "%d passed, %d failed\n", p, f }' "$$log"; \
 	rm -f "$$log"; \
 	exit $$rc
+
+# Vector database benchmark (release build; starts its own server on 127.0.0.1 unless
+# BENCH_ARGS="--url http://127.0.0.1:6334"). Figures go to docs/benchmarks.md.
+bench-vectors:
+	$(CARGO) run --locked --release -p apex-vectord -- bench $(BENCH_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -131,20 +131,22 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
         },
         BOOTSTRAP,
     ));
-    let worker = std::env::current_exe()
-        .map(|p| p.with_file_name("apex-worker"))
-        .map_err(|e| e.to_string());
-    checks.push(check(
-        "apex-worker binary",
-        worker.and_then(|p| {
-            if p.exists() {
-                Ok(p.display().to_string())
-            } else {
-                Err(format!("{} not built", p.display()))
-            }
-        }),
-        "run `cargo build --workspace`",
-    ));
+    for binary in ["apex-worker", "apex-vectord"] {
+        let path = std::env::current_exe()
+            .map(|p| p.with_file_name(binary))
+            .map_err(|e| e.to_string());
+        checks.push(check(
+            &format!("{binary} binary"),
+            path.and_then(|p| {
+                if p.exists() {
+                    Ok(p.display().to_string())
+                } else {
+                    Err(format!("{} not built", p.display()))
+                }
+            }),
+            "run `cargo build --workspace`",
+        ));
+    }
     for c in Component::ALL {
         let mut result = c.probe(s).await;
         if c == Component::Postgres

@@ -124,6 +124,33 @@ pub async fn http(url: &str) -> ProbeResult {
     .await
 }
 
+/// A Qdrant gRPC server answers its own `HealthCheck` and reports `qdrant.Points` SERVING on
+/// the standard gRPC health service.
+pub async fn qdrant(url: &str) -> ProbeResult {
+    bounded(async {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "qdrant.Points".to_owned(),
+            })
+            .await
+            .map_err(|e| e.message().to_owned())?
+            .into_inner()
+            .status;
+        if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+            Ok("qdrant.Points SERVING".to_owned())
+        } else {
+            Err(format!("qdrant.Points health status {status}"))
+        }
+    })
+    .await
+}
+
 /// The Temporal frontend accepts a client connection (which calls GetSystemInfo).
 pub async fn temporal(address: &str) -> ProbeResult {
     bounded(async {

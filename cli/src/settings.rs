@@ -25,6 +25,8 @@ pub struct StackSettings {
     pub redis_port: u16,
     pub graph_port: u16,
     pub bolt_port: u16,
+    /// apex-vectord, the Qdrant-API vector database (Qdrant's own gRPC port).
+    pub vectors_port: u16,
     pub worker_metrics_port: u16,
     pub prometheus_port: u16,
     /// Seconds to wait for a component to become healthy.
@@ -48,6 +50,7 @@ impl Default for StackSettings {
             redis_port: 6379,
             graph_port: 6380,
             bolt_port: 7687,
+            vectors_port: 6334,
             worker_metrics_port: 9105,
             prometheus_port: 9090,
             start_timeout_secs: 90,
@@ -81,6 +84,7 @@ impl Settings for StackSettings {
             ("redis_port", self.redis_port),
             ("graph_port", self.graph_port),
             ("bolt_port", self.bolt_port),
+            ("vectors_port", self.vectors_port),
             ("worker_metrics_port", self.worker_metrics_port),
             ("prometheus_port", self.prometheus_port),
         ];

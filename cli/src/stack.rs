@@ -22,16 +22,18 @@ pub enum Component {
     Postgres,
     Redis,
     Graph,
+    Vectors,
     Temporal,
     Worker,
     Prometheus,
 }
 
 impl Component {
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Postgres,
         Component::Redis,
         Component::Graph,
+        Component::Vectors,
         Component::Temporal,
         Component::Worker,
         Component::Prometheus,
@@ -42,6 +44,7 @@ impl Component {
             Self::Postgres => "postgres",
             Self::Redis => "redis",
             Self::Graph => "graph",
+            Self::Vectors => "vectors",
             Self::Temporal => "temporal",
             Self::Worker => "worker",
             Self::Prometheus => "prometheus",
@@ -57,6 +60,7 @@ impl Component {
             Self::Postgres => format!("127.0.0.1:{}", s.postgres_port),
             Self::Redis => format!("127.0.0.1:{}", s.redis_port),
             Self::Graph => format!("127.0.0.1:{} (bolt {})", s.graph_port, s.bolt_port),
+            Self::Vectors => format!("http://127.0.0.1:{} (Qdrant gRPC)", s.vectors_port),
             Self::Temporal => format!("127.0.0.1:{} (UI {})", s.temporal_port, s.temporal_ui()),
             Self::Worker => format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port),
             Self::Prometheus => format!("http://127.0.0.1:{}", s.prometheus_port),
@@ -73,6 +77,7 @@ impl Component {
                 let bolt = probe::bolt(s.bolt_port).await?;
                 Ok(format!("{resp}; {bolt}"))
             }
+            Self::Vectors => probe::qdrant(&format!("http://127.0.0.1:{}", s.vectors_port)).await,
             Self::Temporal => {
                 let frontend = probe::temporal(&s.temporal_address()).await?;
                 let ui = probe::http(&s.temporal_ui())
@@ -327,6 +332,23 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
             for attr in SEARCH_ATTRIBUTES {
                 cmd.args(["--search-attribute", attr]);
             }
+            cmd
+        }
+        Component::Vectors => {
+            let exe = std::env::current_exe()?.with_file_name("apex-vectord");
+            if !exe.exists() {
+                bail!(
+                    "{} is not built: run `cargo build --workspace`",
+                    exe.display()
+                );
+            }
+            let mut cmd = Command::new(exe);
+            cmd.env(
+                "APEX_VECTORD__LISTEN_ADDR",
+                format!("127.0.0.1:{}", s.vectors_port),
+            )
+            .env("APEX_VECTORD__DATA_DIR", &dir)
+            .env("APEX_VECTORD__TELEMETRY__LOG_FORMAT", "json");
             cmd
         }
         Component::Worker => {

@@ -35,6 +35,7 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
         "postgres",
         "redis",
         "graph",
+        "vectors",
         "temporal",
         "worker",
         "prometheus",
@@ -56,6 +57,7 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
         "postgres reachable",
         "redis reachable",
         "graph reachable",
+        "vectors reachable",
         "temporal search attributes",
     ] {
         assert!(

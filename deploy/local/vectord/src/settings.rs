@@ -57,3 +57,53 @@ impl Settings for VectordSettings {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use apex_common::settings::{Source, load};
+
+    use super::VectordSettings;
+
+    fn env(pairs: &[(&str, &str)]) -> Source {
+        Source {
+            file: None,
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_listen_on_qdrants_grpc_port_on_loopback() {
+        let s: VectordSettings = load(&env(&[])).expect("defaults are valid");
+        assert_eq!(s.listen_addr, "127.0.0.1:6334");
+        assert_eq!(s.flush_interval_ms, 1000);
+    }
+
+    #[test]
+    fn environment_overrides_and_every_problem_is_reported() {
+        let s: VectordSettings = load(&env(&[
+            ("APEX_VECTORD__DATA_DIR", "/tmp/v"),
+            ("APEX_VECTORD__FLUSH_INTERVAL_MS", "250"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.data_dir, std::path::PathBuf::from("/tmp/v"));
+        assert_eq!(s.flush_interval_ms, 250);
+
+        let err = load::<VectordSettings>(&env(&[
+            ("APEX_VECTORD__LISTEN_ADDR", "nowhere"),
+            ("APEX_VECTORD__FLUSH_INTERVAL_MS", "0"),
+            ("APEX_VECTORD__COLLECTION", "x"),
+        ]))
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "listen_addr",
+            "flush_interval_ms",
+            "unknown key `collection`",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
+    }
+}
