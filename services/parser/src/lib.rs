@@ -1,18 +1,81 @@
-//! The Apex Ingest parser service. For now it serves gRPC health, reflection and
-//! `/metrics` only; its RPCs (`apex.parser.v1`) arrive with the parser issue.
+//! The Apex Ingest parser: raw documents in, normalised text, metadata, structure and chunks
+//! out (`apex.parser.v1`). Detection is by content; every format parser runs with the
+//! configured limits, a cooperative deadline, and inside a panic boundary.
+
+pub mod chunk;
+pub mod detect;
+mod formats;
+mod model;
+mod service;
+mod text;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
+use apex_proto::common::v1::DocumentRef;
+use apex_proto::parser::v1::{ParseOptions, ParsedDocument, Structure};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+
+pub use chunk::{ChunkOptions, Chunker};
+pub use detect::Format;
+pub use model::ParseError;
+pub use service::{ARTIFACT_CONTENT_TYPE, ParserGrpc};
+
+use crate::detect::Undetected;
+use crate::model::{Deadline, Extracted};
 
 /// Settings of the parser (`APEX_PARSER__…`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct ParserSettings(pub ServiceSettings);
+#[serde(default)]
+pub struct ParserSettings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    /// The embedding model's `tokenizer.json` (chunks are sized in its tokens).
+    pub tokenizer_path: PathBuf,
+    /// Largest input accepted, in bytes.
+    pub max_input_bytes: u64,
+    /// Default chunk size in tokens, [CLS] and [SEP] included.
+    pub max_chunk_tokens: u32,
+    /// Default overlap between consecutive chunks, in tokens.
+    pub overlap_tokens: u32,
+    /// Per-document parsing deadline.
+    pub parse_timeout_secs: u64,
+    /// Deepest nesting accepted in HTML and JSON.
+    pub max_depth: usize,
+    /// Zip containers (DOCX, XLSX): most entries, most bytes after decompression, and the
+    /// highest compression ratio of any entry.
+    pub max_zip_entries: usize,
+    pub max_unzipped_bytes: u64,
+    pub max_zip_ratio: u64,
+    /// How deep attachments may nest (an email in an email in …).
+    pub max_part_depth: u32,
+}
+
+/// Where bootstrap puts the model (`deploy/local/bootstrap`).
+fn default_tokenizer() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache/apex/tools/models/all-MiniLM-L6-v2/tokenizer.json")
+}
 
 impl Default for ParserSettings {
     fn default() -> Self {
-        Self(ServiceSettings::with_ports(50051, 9101))
+        Self {
+            service: ServiceSettings::with_ports(50051, 9101),
+            tokenizer_path: default_tokenizer(),
+            max_input_bytes: 64 * 1024 * 1024,
+            max_chunk_tokens: 256,
+            overlap_tokens: 32,
+            parse_timeout_secs: 30,
+            max_depth: 256,
+            max_zip_entries: 10_000,
+            max_unzipped_bytes: 512 * 1024 * 1024,
+            max_zip_ratio: 200,
+            max_part_depth: 4,
+        }
     }
 }
 
@@ -20,16 +83,217 @@ impl Settings for ParserSettings {
     const ENV_PREFIX: &'static str = "APEX_PARSER";
 
     fn validate(&self) -> Vec<String> {
-        self.0.validate()
+        let mut p = self.service.validate();
+        if self.max_input_bytes == 0 {
+            p.push("max_input_bytes must be at least 1".to_owned());
+        }
+        if !(16..=8192).contains(&self.max_chunk_tokens) {
+            p.push(format!(
+                "max_chunk_tokens must be between 16 and 8192, not {}",
+                self.max_chunk_tokens
+            ));
+        }
+        if self.overlap_tokens >= self.max_chunk_tokens / 2 {
+            p.push(format!(
+                "overlap_tokens ({}) must be less than half of max_chunk_tokens ({})",
+                self.overlap_tokens, self.max_chunk_tokens
+            ));
+        }
+        if self.parse_timeout_secs == 0 {
+            p.push("parse_timeout_secs must be at least 1".to_owned());
+        }
+        if self.max_depth < 8 {
+            p.push("max_depth must be at least 8".to_owned());
+        }
+        p
     }
 }
 
-/// Runs the parser on `listener` until `shutdown`.
+/// Parses documents; shared by the gRPC service, the benchmark and tests.
+#[derive(Debug)]
+pub struct Parser {
+    settings: ParserSettings,
+    chunker: Chunker,
+}
+
+/// What the caller says about a document besides its bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'a> {
+    pub file_name: &'a str,
+    pub mime_type: &'a str,
+    pub document: Option<&'a DocumentRef>,
+    pub options: Option<&'a ParseOptions>,
+}
+
+impl Parser {
+    /// Loads the tokenizer named in `settings`.
+    pub fn new(settings: ParserSettings) -> anyhow::Result<Self> {
+        let chunker = Chunker::load(&settings.tokenizer_path)?;
+        Ok(Self { settings, chunker })
+    }
+
+    pub fn settings(&self) -> &ParserSettings {
+        &self.settings
+    }
+
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    fn chunk_options(&self, options: Option<&ParseOptions>) -> ChunkOptions {
+        let max_tokens = options
+            .map(|o| o.max_chunk_tokens)
+            .filter(|t| *t > 0)
+            .unwrap_or(self.settings.max_chunk_tokens);
+        let overlap_tokens = options
+            .map(|o| o.overlap_tokens)
+            .filter(|t| *t > 0)
+            .unwrap_or(self.settings.overlap_tokens);
+        ChunkOptions {
+            max_tokens,
+            overlap_tokens,
+        }
+    }
+
+    /// Parses one document (and its attachments), blocking; call it off the async runtime.
+    pub fn parse(&self, bytes: &[u8], hints: Hints<'_>) -> Result<ParsedDocument, ParseError> {
+        let size = bytes.len() as u64;
+        if size > self.settings.max_input_bytes {
+            return Err(ParseError::TooLarge {
+                size,
+                limit: self.settings.max_input_bytes,
+            });
+        }
+        if let Some(o) = hints.options
+            && o.max_chunk_tokens > 0
+            && !(16..=8192).contains(&o.max_chunk_tokens)
+        {
+            return Err(ParseError::invalid(
+                "options",
+                format!(
+                    "max_chunk_tokens must be between 16 and 8192, not {}",
+                    o.max_chunk_tokens
+                ),
+            ));
+        }
+        let deadline = Deadline::after(Duration::from_secs(self.settings.parse_timeout_secs));
+        self.parse_part(bytes, hints, String::new(), 0, &deadline)
+    }
+
+    fn parse_part(
+        &self,
+        bytes: &[u8],
+        hints: Hints<'_>,
+        name: String,
+        depth: u32,
+        deadline: &Deadline,
+    ) -> Result<ParsedDocument, ParseError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let detection = detect::detect(bytes, hints.file_name, hints.mime_type).map_err(|u| {
+            ParseError::Unsupported(match u {
+                Undetected::OtherZip => "a zip archive that is neither DOCX nor XLSX".to_owned(),
+                Undetected::Binary => "binary content of no supported format".to_owned(),
+                Undetected::LegacyOffice => {
+                    "a legacy binary Office file (.doc/.xls); save it as DOCX/XLSX".to_owned()
+                }
+            })
+        })?;
+        let format = detection.format;
+        let settings = &self.settings;
+        let extracted = catch_unwind(AssertUnwindSafe(|| {
+            formats::extract(
+                format,
+                bytes,
+                detection.decoded.as_ref(),
+                settings,
+                deadline,
+            )
+        }))
+        .map_err(|panic| ParseError::Internal {
+            format: format.name(),
+            reason: panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the parser panicked".to_owned()),
+        })??;
+        deadline.check()?;
+        let Extracted {
+            text,
+            metadata,
+            pages,
+            sections,
+            tables,
+            records,
+            attachments,
+            mut warnings,
+            no_text_layer,
+        } = extracted;
+        warnings.extend(detection.warning);
+        let chunks = self.chunker.chunk(
+            &text,
+            &pages,
+            &sections,
+            self.chunk_options(hints.options),
+            hints.document,
+            deadline,
+            &mut warnings,
+        )?;
+        let mut parts = Vec::new();
+        for attachment in attachments {
+            if depth + 1 > settings.max_part_depth {
+                warnings.push(format!(
+                    "attachment `{}` not parsed: attachments nest deeper than {}",
+                    attachment.name, settings.max_part_depth
+                ));
+                continue;
+            }
+            let part_hints = Hints {
+                file_name: &attachment.name,
+                mime_type: &attachment.mime_type,
+                document: None,
+                options: hints.options,
+            };
+            match self.parse_part(
+                &attachment.bytes,
+                part_hints,
+                attachment.name.clone(),
+                depth + 1,
+                deadline,
+            ) {
+                Ok(part) => parts.push(part),
+                Err(ParseError::Deadline(d)) => return Err(ParseError::Deadline(d)),
+                Err(e) => {
+                    warnings.push(format!("attachment `{}` not parsed: {e}", attachment.name))
+                }
+            }
+        }
+        Ok(ParsedDocument {
+            text,
+            format: format.name().to_owned(),
+            metadata: metadata.into_iter().collect(),
+            chunks,
+            sha256,
+            warnings,
+            structure: Some(Structure {
+                pages,
+                sections,
+                tables,
+            }),
+            no_text_layer,
+            records,
+            parts,
+            name,
+        })
+    }
+}
+
+/// Runs the parser service on `listener` until `shutdown`.
 pub async fn run(
     settings: ParserSettings,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    apex_common::service::run_skeleton(settings.0, listener, metrics, shutdown).await
+    service::serve(settings, listener, metrics, shutdown).await
 }

@@ -1,0 +1,349 @@
+//! Format detection by content (magic bytes, then structure), with the declared MIME type and
+//! file name as hints. A hint that disagrees with the content is reported as a warning; the
+//! content decides.
+
+use std::io::Cursor;
+
+use crate::text::{Decoded, decode, looks_textual};
+
+/// A format the parser reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pdf,
+    Docx,
+    Xlsx,
+    Csv,
+    Tsv,
+    Html,
+    Markdown,
+    Text,
+    Json,
+    Email,
+    EdiX12,
+}
+
+impl Format {
+    /// The name reported in `ParsedDocument.format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pdf => "pdf",
+            Self::Docx => "docx",
+            Self::Xlsx => "xlsx",
+            Self::Csv => "csv",
+            Self::Tsv => "tsv",
+            Self::Html => "html",
+            Self::Markdown => "markdown",
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Email => "email",
+            Self::EdiX12 => "edi-x12",
+        }
+    }
+
+    fn from_hint(file_name: &str, mime_type: &str) -> Option<Self> {
+        let mime = mime_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let by_mime = match mime.as_str() {
+            "application/pdf" => Some(Self::Pdf),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+                Some(Self::Docx)
+            }
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some(Self::Xlsx),
+            "text/csv" => Some(Self::Csv),
+            "text/tab-separated-values" => Some(Self::Tsv),
+            "text/html" | "application/xhtml+xml" => Some(Self::Html),
+            "text/markdown" | "text/x-markdown" => Some(Self::Markdown),
+            "text/plain" => Some(Self::Text),
+            "application/json" => Some(Self::Json),
+            "message/rfc822" => Some(Self::Email),
+            "application/edi-x12" => Some(Self::EdiX12),
+            _ => None,
+        };
+        let ext = file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let by_ext = match ext.as_str() {
+            "pdf" => Some(Self::Pdf),
+            "docx" => Some(Self::Docx),
+            "xlsx" => Some(Self::Xlsx),
+            "csv" => Some(Self::Csv),
+            "tsv" | "tab" => Some(Self::Tsv),
+            "html" | "htm" | "xhtml" => Some(Self::Html),
+            "md" | "markdown" => Some(Self::Markdown),
+            "txt" | "text" | "log" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            "eml" => Some(Self::Email),
+            "edi" | "x12" | "204" | "210" | "214" | "990" => Some(Self::EdiX12),
+            _ => None,
+        };
+        by_mime.or(by_ext)
+    }
+}
+
+/// The detected format, the decoded text for text formats, and any hint mismatch warning.
+#[derive(Debug)]
+pub(crate) struct Detection {
+    pub(crate) format: Format,
+    pub(crate) decoded: Option<Decoded>,
+    pub(crate) warning: Option<String>,
+}
+
+/// Why nothing could be detected.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Undetected {
+    /// A zip archive that is neither DOCX nor XLSX.
+    OtherZip,
+    /// Binary content of no known format.
+    Binary,
+    /// Old binary Office formats.
+    LegacyOffice,
+}
+
+fn zip_kind(bytes: &[u8]) -> Option<Format> {
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    if archive.index_for_name("word/document.xml").is_some() {
+        Some(Format::Docx)
+    } else if archive.index_for_name("xl/workbook.xml").is_some() {
+        Some(Format::Xlsx)
+    } else {
+        None
+    }
+}
+
+fn is_email(text: &str) -> bool {
+    const HEADERS: &[&str] = &[
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "received",
+        "return-path",
+        "cc",
+        "reply-to",
+        "content-type",
+    ];
+    let mut known = 0;
+    for line in text.lines().take(200) {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            continue; // folded header line
+        }
+        let Some((name, _)) = line.split_once(':') else {
+            return false;
+        };
+        if name.is_empty() || name.contains(' ') {
+            return false;
+        }
+        if HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            known += 1;
+        }
+    }
+    known >= 2
+}
+
+fn is_html(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(1024)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.contains("<html")
+        || (head.starts_with('<') && (head.contains("<head") || head.contains("<body")))
+}
+
+fn is_json(text: &str) -> bool {
+    let t = text.trim_start();
+    (t.starts_with('{') || t.starts_with('['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+fn is_edi(text: &str) -> bool {
+    let t = text.trim_start();
+    t.len() >= 106 && t.starts_with("ISA") && !t.as_bytes()[3].is_ascii_alphanumeric()
+}
+
+/// Fields per line, if at least two lines split consistently into more than one field.
+fn consistent_delimiter(text: &str, delimiter: u8) -> bool {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut widths = Vec::new();
+    for record in reader.records().take(20) {
+        match record {
+            Ok(r) => widths.push(r.len()),
+            Err(_) => return false,
+        }
+    }
+    widths.len() >= 2 && widths[0] > 1 && widths.iter().all(|w| *w == widths[0])
+}
+
+fn markdown_signals(text: &str) -> usize {
+    let mut signals = 0;
+    for line in text.lines().take(400) {
+        let l = line.trim_start();
+        if l.starts_with("# ") || l.starts_with("## ") || l.starts_with("### ") {
+            signals += 2;
+        } else if l.starts_with("```") || l.starts_with("- [") || l.starts_with("> ") {
+            signals += 1;
+        } else if l.contains("](") && l.contains('[') {
+            signals += 1;
+        }
+    }
+    signals
+}
+
+fn detect_text(text: &str, hint: Option<Format>) -> Format {
+    if is_edi(text) {
+        Format::EdiX12
+    } else if is_json(text) {
+        Format::Json
+    } else if is_email(text) {
+        Format::Email
+    } else if is_html(text) {
+        Format::Html
+    } else if hint == Some(Format::Tsv) && consistent_delimiter(text, b'\t') {
+        Format::Tsv
+    } else if hint == Some(Format::Csv) && consistent_delimiter(text, b',') {
+        Format::Csv
+    } else if matches!(hint, Some(Format::Markdown)) || markdown_signals(text) >= 3 {
+        Format::Markdown
+    } else if consistent_delimiter(text, b'\t') {
+        Format::Tsv
+    } else if consistent_delimiter(text, b',') && text.lines().count() >= 3 {
+        Format::Csv
+    } else {
+        Format::Text
+    }
+}
+
+/// Detects the format of `bytes`; `file_name` and `mime_type` are hints only.
+pub(crate) fn detect(
+    bytes: &[u8],
+    file_name: &str,
+    mime_type: &str,
+) -> Result<Detection, Undetected> {
+    let hint = Format::from_hint(file_name, mime_type);
+    let head = &bytes[..bytes.len().min(1024)];
+    let (format, decoded) = if head.windows(5).any(|w| w == b"%PDF-") {
+        (Format::Pdf, None)
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        (zip_kind(bytes).ok_or(Undetected::OtherZip)?, None)
+    } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Err(Undetected::LegacyOffice);
+    } else {
+        let decoded = decode(bytes);
+        if !looks_textual(&decoded) {
+            return Err(Undetected::Binary);
+        }
+        (detect_text(&decoded.text, hint), Some(decoded))
+    };
+    let warning = match hint {
+        Some(h) if h != format && !(h == Format::Text && decoded.is_some()) => {
+            let declared = [
+                (!file_name.is_empty()).then(|| format!("file name `{file_name}`")),
+                (!mime_type.is_empty()).then(|| format!("MIME type `{mime_type}`")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" and ");
+            Some(format!(
+                "format mismatch: declared {} by {declared}, but the content is {}; parsed as {}",
+                h.name(),
+                format.name(),
+                format.name()
+            ))
+        }
+        _ => None,
+    };
+    Ok(Detection {
+        format,
+        decoded,
+        warning,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(bytes: &[u8], name: &str, mime: &str) -> Format {
+        detect(bytes, name, mime).expect("detected").format
+    }
+
+    #[test]
+    fn text_formats_are_told_apart_by_content() {
+        assert_eq!(format(b"%PDF-1.7\n...", "", ""), Format::Pdf);
+        assert_eq!(format(br#"{"a": [1, 2]}"#, "", ""), Format::Json);
+        assert_eq!(
+            format(
+                b"From: a@example.com\nTo: b@example.com\nSubject: hi\n\nbody",
+                "",
+                ""
+            ),
+            Format::Email
+        );
+        assert_eq!(
+            format(b"<!DOCTYPE html><html><body>x</body></html>", "", ""),
+            Format::Html
+        );
+        assert_eq!(format(b"id\tname\n1\tAda\n2\tBob\n", "", ""), Format::Tsv);
+        assert_eq!(format(b"id,name\n1,Ada\n2,Bob\n", "", ""), Format::Csv);
+        assert_eq!(
+            format(b"# Title\n\nSome text.\n\n## Part\n\nMore.", "", ""),
+            Format::Markdown
+        );
+        assert_eq!(
+            format(b"Just a sentence, with a comma.", "", ""),
+            Format::Text
+        );
+        let isa = "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *260101*1200*U*00401*000000001*0*P*>~";
+        assert_eq!(format(isa.as_bytes(), "", ""), Format::EdiX12);
+    }
+
+    #[test]
+    fn a_hint_that_disagrees_is_reported_and_content_wins() {
+        let d = detect(br#"{"ok": true}"#, "notes.csv", "text/csv").expect("detected");
+        assert_eq!(d.format, Format::Json);
+        let w = d.warning.expect("mismatch warning");
+        assert!(
+            w.contains("declared csv") && w.contains("content is json"),
+            "{w}"
+        );
+        // A matching hint gives no warning.
+        assert!(
+            detect(b"a,b\n1,2\n", "x.csv", "")
+                .expect("d")
+                .warning
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn binary_and_unknown_zips_are_refused() {
+        let bin: Vec<u8> = (0..=255u8).cycle().take(2000).collect();
+        assert_eq!(
+            detect(&bin, "", "").expect_err("binary"),
+            Undetected::Binary
+        );
+        let ole = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0];
+        assert_eq!(
+            detect(&ole, "a.doc", "").expect_err("ole"),
+            Undetected::LegacyOffice
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! One module per format; `extract` dispatches on the detected format.
+
+mod delimited;
+mod edi;
+mod html;
+mod json;
+mod markdown;
+mod plain;
+
+use crate::ParserSettings;
+use crate::detect::Format;
+use crate::model::{Deadline, Extracted, ParseError};
+use crate::text::{Decoded, decode};
+
+pub(crate) fn extract(
+    format: Format,
+    bytes: &[u8],
+    decoded: Option<&Decoded>,
+    settings: &ParserSettings,
+    deadline: &Deadline,
+) -> Result<Extracted, ParseError> {
+    let owned;
+    let text = match decoded {
+        Some(d) => d,
+        None => {
+            owned = decode(bytes);
+            &owned
+        }
+    };
+    let mut out = match format {
+        Format::Text => plain::parse(text),
+        Format::Markdown => markdown::parse(&text.text),
+        Format::Html => html::parse(&text.text, settings.max_depth)?,
+        Format::Json => json::parse(&text.text, settings.max_depth)?,
+        Format::Csv => delimited::parse(&text.text, b',', deadline)?,
+        Format::Tsv => delimited::parse(&text.text, b'\t', deadline)?,
+        Format::EdiX12 => edi::parse(&text.text)?,
+        Format::Pdf | Format::Docx | Format::Xlsx | Format::Email => {
+            return Err(ParseError::Unsupported(format!(
+                "{} is detected but its parser is not built yet",
+                format.name()
+            )));
+        }
+    };
+    if decoded.is_some() && text.encoding != "UTF-8" {
+        out.metadata
+            .insert("encoding".to_owned(), text.encoding.to_owned());
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! The gRPC service `apex.parser.v1.ParserService`: `Parse` (inline) and `ParseBlob`
+//! (claim check: the parsed artifact goes to the blob store, the reply is a small summary).
+
+use std::sync::Arc;
+
+use apex_common::blob::BlobStore;
+use apex_common::{ServiceError, Shutdown, grpc};
+use apex_proto::parser::v1::parser_service_server::{ParserService, ParserServiceServer};
+use apex_proto::parser::v1::{
+    ParseBlobRequest, ParseBlobResponse, ParseRequest, ParseResponse, ParseSummary, ParsedDocument,
+};
+use bytes::Bytes;
+use prost::Message as _;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use crate::{Hints, Parser, ParserSettings};
+
+/// Content type of a parsed artifact in the blob store.
+pub const ARTIFACT_CONTENT_TYPE: &str =
+    "application/x-protobuf; type=apex.parser.v1.ParsedDocument";
+
+const SERVICES: &[&str] = &["apex.parser.v1.ParserService"];
+
+/// The gRPC face of a [`Parser`].
+#[derive(Debug, Clone)]
+pub struct ParserGrpc {
+    parser: Arc<Parser>,
+    blobs: Arc<BlobStore>,
+}
+
+impl ParserGrpc {
+    pub fn new(parser: Arc<Parser>, blobs: Arc<BlobStore>) -> Self {
+        Self { parser, blobs }
+    }
+
+    async fn run(
+        &self,
+        content: Bytes,
+        file_name: String,
+        mime_type: String,
+        document: Option<apex_proto::common::v1::DocumentRef>,
+        options: Option<apex_proto::parser::v1::ParseOptions>,
+    ) -> Result<ParsedDocument, ServiceError> {
+        let parser = self.parser.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            parser.parse(
+                &content,
+                Hints {
+                    file_name: &file_name,
+                    mime_type: &mime_type,
+                    document: document.as_ref(),
+                    options: options.as_ref(),
+                },
+            )
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("parser task failed: {e}")))?;
+        Ok(result?)
+    }
+}
+
+fn summary(doc: &ParsedDocument) -> ParseSummary {
+    ParseSummary {
+        format: doc.format.clone(),
+        chunk_count: doc.chunks.len() as u32,
+        text_chars: doc.text.chars().count() as u64,
+        sha256: doc.sha256.clone(),
+        warnings: doc.warnings.clone(),
+        no_text_layer: doc.no_text_layer,
+        record_count: doc.records.len() as u32,
+        part_count: doc.parts.len() as u32,
+        page_count: doc.structure.as_ref().map_or(0, |s| s.pages.len() as u32),
+    }
+}
+
+#[tonic::async_trait]
+impl ParserService for ParserGrpc {
+    async fn parse(
+        &self,
+        request: Request<ParseRequest>,
+    ) -> Result<Response<ParseResponse>, Status> {
+        let r = request.into_inner();
+        let document = self
+            .run(
+                Bytes::from(r.content),
+                r.file_name,
+                r.mime_type,
+                r.document,
+                r.options,
+            )
+            .await?;
+        Ok(Response::new(ParseResponse {
+            document: Some(document),
+        }))
+    }
+
+    async fn parse_blob(
+        &self,
+        request: Request<ParseBlobRequest>,
+    ) -> Result<Response<ParseBlobResponse>, Status> {
+        let r = request.into_inner();
+        let source = r
+            .source
+            .ok_or_else(|| ServiceError::invalid_field("source", "a source blob is required"))?;
+        let size = self.parser.settings().max_input_bytes;
+        if source.size_bytes > size {
+            return Err(crate::ParseError::TooLarge {
+                size: source.size_bytes,
+                limit: size,
+            })
+            .map_err(ServiceError::from)?;
+        }
+        let content = self.blobs.get_verified(&source).await?;
+        let document = self
+            .run(content, r.file_name, r.mime_type, r.document, r.options)
+            .await?;
+        let summary = summary(&document);
+        let artifact = self
+            .blobs
+            .put(
+                "parsed",
+                ARTIFACT_CONTENT_TYPE,
+                Bytes::from(document.encode_to_vec()),
+            )
+            .await?;
+        Ok(Response::new(ParseBlobResponse {
+            artifact: Some(artifact),
+            summary: Some(summary),
+        }))
+    }
+}
+
+pub(crate) async fn serve(
+    settings: ParserSettings,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
+    let max = settings.service.max_message_bytes;
+    let timeout = settings.service.request_timeout();
+    let parser = {
+        let settings = settings.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Parser::new(settings)).await??)
+    };
+    let grpc_service = ParserServiceServer::new(ParserGrpc::new(parser, blobs))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
+    let router = grpc::server(timeout)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(grpc_service);
+    let registry = prometheus::Registry::new();
+    let metrics = metrics.map(|l| {
+        tokio::spawn(apex_common::metrics::serve_metrics(
+            registry,
+            l,
+            shutdown.clone(),
+        ))
+    });
+    grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
+    if let Some(task) = metrics {
+        task.await??;
+    }
+    Ok(())
+}
