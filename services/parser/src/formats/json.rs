@@ -72,7 +72,7 @@ mod tests {
         .expect("parses");
         assert_eq!(
             out.text,
-            "title: Order 7\nlines[0].sku: A1\nlines[0].qty: 2\npaid: true"
+            "lines[0].qty: 2\nlines[0].sku: A1\npaid: true\ntitle: Order 7"
         );
         assert_eq!(out.metadata["title"], "Order 7");
     }
