@@ -209,7 +209,9 @@ fn markdown_signals(text: &str) -> usize {
 fn detect_text(text: &str, hint: Option<Format>) -> Format {
     if is_edi(text) {
         Format::EdiX12
-    } else if is_json(text) {
+    } else if is_json(text)
+        || (hint == Some(Format::Json) && text.trim_start().starts_with(['{', '[']))
+    {
         Format::Json
     } else if is_email(text) {
         Format::Email

@@ -10,8 +10,22 @@ fn parser() -> Parser {
 
 fn words(n: usize) -> String {
     let vocabulary = [
-        "shipment", "delivered", "to", "the", "consignee", "in", "Dallas", "after", "a",
-        "delay", "caused", "by", "weather", "invoice", "amount", "carrier",
+        "shipment",
+        "delivered",
+        "to",
+        "the",
+        "consignee",
+        "in",
+        "Dallas",
+        "after",
+        "a",
+        "delay",
+        "caused",
+        "by",
+        "weather",
+        "invoice",
+        "amount",
+        "carrier",
     ];
     (0..n)
         .map(|i| vocabulary[(i * 7 + i / 3) % vocabulary.len()])
@@ -51,23 +65,40 @@ fn chunks_respect_the_token_budget_hold_whole_words_and_overlap() {
         // The model's own count, plus [CLS] and [SEP], fits the budget.
         let counted = p.chunker().count_tokens(&chunk.text).expect("count");
         assert_eq!(counted, chunk.token_count, "chunk {i}");
-        assert!(chunk.token_count + 2 <= 64, "chunk {i} has {} tokens", chunk.token_count);
+        assert!(
+            chunk.token_count + 2 <= 64,
+            "chunk {i} has {} tokens",
+            chunk.token_count
+        );
         // Offsets point at exactly the chunk's text, which starts and ends on word edges.
         let loc = chunk.location.as_ref().expect("location");
-        let at: String = chars[loc.char_start as usize..loc.char_end as usize].iter().collect();
+        let at: String = chars[loc.char_start as usize..loc.char_end as usize]
+            .iter()
+            .collect();
         assert_eq!(at, chunk.text);
         assert!(loc.char_start == 0 || chars[loc.char_start as usize - 1].is_whitespace());
-        assert!(loc.char_end as usize == chars.len() || chars[loc.char_end as usize].is_whitespace());
+        assert!(
+            loc.char_end as usize == chars.len() || chars[loc.char_end as usize].is_whitespace()
+        );
         // Consecutive chunks overlap by whole words, never by more than the overlap.
         if i > 0 {
             assert!(loc.char_start < previous_end, "chunk {i} does not overlap");
-            let shared: String = chars[loc.char_start as usize..previous_end as usize].iter().collect();
+            let shared: String = chars[loc.char_start as usize..previous_end as usize]
+                .iter()
+                .collect();
             let shared_tokens = p.chunker().count_tokens(&shared).expect("count");
-            assert!(shared_tokens <= 8, "chunk {i} shares {shared_tokens} tokens");
+            assert!(
+                shared_tokens <= 8,
+                "chunk {i} shares {shared_tokens} tokens"
+            );
         }
         previous_end = loc.char_end;
     }
-    assert_eq!(previous_end as usize, chars.len(), "the last chunk reaches the end");
+    assert_eq!(
+        previous_end as usize,
+        chars.len(),
+        "the last chunk reaches the end"
+    );
     // Chunk ids are UUIDv5 of (document, version, ordinal): stable and distinct.
     let again = p
         .parse(
@@ -92,13 +123,20 @@ fn default_chunks_fit_the_model_window_of_256() {
         .parse(words(5000).as_bytes(), Hints::default())
         .expect("parses");
     assert!(parsed.chunks.iter().all(|c| c.token_count + 2 <= 256));
-    assert!(parsed.chunks.iter().any(|c| c.token_count + 2 > 200), "chunks are filled");
+    assert!(
+        parsed.chunks.iter().any(|c| c.token_count + 2 > 200),
+        "chunks are filled"
+    );
 }
 
 #[test]
 fn markdown_sections_label_their_chunks() {
     let p = parser();
-    let md = format!("# Handbook\n\n{}\n\n## Claims\n\n{}\n", words(40), words(40));
+    let md = format!(
+        "# Handbook\n\n{}\n\n## Claims\n\n{}\n",
+        words(40),
+        words(40)
+    );
     let parsed = p
         .parse(
             md.as_bytes(),
@@ -140,7 +178,11 @@ fn an_overlong_word_is_kept_whole_with_a_warning() {
         )
         .expect("parses");
     assert!(parsed.chunks.iter().any(|c| c.text == long));
-    assert!(parsed.warnings.iter().any(|w| w.contains("kept whole")), "{:?}", parsed.warnings);
+    assert!(
+        parsed.warnings.iter().any(|w| w.contains("kept whole")),
+        "{:?}",
+        parsed.warnings
+    );
 }
 
 #[test]

@@ -1,11 +1,16 @@
 //! One module per format; `extract` dispatches on the detected format.
 
+mod container;
 mod delimited;
+mod docx;
 mod edi;
+mod email;
 mod html;
 mod json;
 mod markdown;
+mod pdf;
 mod plain;
+mod xlsx;
 
 use crate::ParserSettings;
 use crate::detect::Format;
@@ -35,12 +40,10 @@ pub(crate) fn extract(
         Format::Csv => delimited::parse(&text.text, b',', deadline)?,
         Format::Tsv => delimited::parse(&text.text, b'\t', deadline)?,
         Format::EdiX12 => edi::parse(&text.text)?,
-        Format::Pdf | Format::Docx | Format::Xlsx | Format::Email => {
-            return Err(ParseError::Unsupported(format!(
-                "{} is detected but its parser is not built yet",
-                format.name()
-            )));
-        }
+        Format::Email => email::parse(bytes, settings.max_depth)?,
+        Format::Docx => docx::parse(bytes, settings, deadline)?,
+        Format::Xlsx => xlsx::parse(bytes, settings, deadline)?,
+        Format::Pdf => pdf::parse(bytes, settings, deadline)?,
     };
     if decoded.is_some() && text.encoding != "UTF-8" {
         out.metadata

@@ -1,0 +1,191 @@
+//! DOCX (WordprocessingML): paragraphs, headings (Title / Heading N styles) as sections,
+//! tables as rows, core properties as metadata. Read with quick-xml behind the container
+//! guard; DTDs are refused.
+
+use apex_proto::parser::v1::{Row, Section, Table};
+use quick_xml::Reader;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+
+use super::container::Container;
+use crate::ParserSettings;
+use crate::model::{Deadline, Extracted, ParseError, TextBuilder, close_sections};
+
+const FORMAT: &str = "docx";
+
+fn xml_error(e: impl std::fmt::Display) -> ParseError {
+    ParseError::invalid(FORMAT, format!("word/document.xml is not valid XML: {e}"))
+}
+
+/// Heading level of a paragraph style (`Title` = 1, `Heading1` = 1, `Heading2` = 2, …).
+fn heading_level(style: &str) -> Option<u32> {
+    let s = style.to_ascii_lowercase();
+    if s == "title" {
+        return Some(1);
+    }
+    s.strip_prefix("heading")
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .filter(|n| (1..=9).contains(n))
+}
+
+/// Text of a general entity or character reference.
+fn reference(name: &str) -> String {
+    if let Some(code) = name.strip_prefix('#') {
+        let value = code.strip_prefix('x').map_or_else(
+            || code.parse::<u32>().ok(),
+            |hex| u32::from_str_radix(hex, 16).ok(),
+        );
+        return value
+            .and_then(char::from_u32)
+            .map(String::from)
+            .unwrap_or_default();
+    }
+    resolve_predefined_entity(name)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub(crate) fn core_properties(xml: &[u8], out: &mut Extracted) -> Result<(), ParseError> {
+    let mut reader = Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut current: Option<&'static str> = None;
+    loop {
+        match reader.read_event_into(&mut buf).map_err(xml_error)? {
+            Event::Start(e) => {
+                current = match e.local_name().as_ref() {
+                    "title" => Some("title"),
+                    "creator" => Some("author"),
+                    "created" => Some("created"),
+                    "modified" => Some("modified"),
+                    "subject" => Some("subject"),
+                    _ => None,
+                };
+            }
+            Event::Text(t) => {
+                if let Some(key) = current {
+                    let v = t.xml10_content().trim().to_owned();
+                    if !v.is_empty() {
+                        out.metadata.insert(key.to_owned(), v);
+                    }
+                }
+            }
+            Event::End(_) => current = None,
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+pub(crate) fn parse(
+    bytes: &[u8],
+    s: &ParserSettings,
+    deadline: &Deadline,
+) -> Result<Extracted, ParseError> {
+    let mut zip = Container::open(bytes, FORMAT, s)?;
+    zip.refuse_dtds()?;
+    let document = zip
+        .read("word/document.xml")?
+        .ok_or_else(|| ParseError::invalid(FORMAT, "word/document.xml is missing"))?;
+    let mut out = Extracted::default();
+    if let Some(core) = zip.read("docProps/core.xml")? {
+        core_properties(&core, &mut out)?;
+    }
+
+    let mut b = TextBuilder::new();
+    let mut reader = Reader::from_reader(document.as_slice());
+    let mut buf = Vec::new();
+    let mut paragraph = String::new();
+    let mut style: Option<String> = None;
+    let mut in_text = false;
+    let mut tables: Vec<Table> = Vec::new(); // a stack: tables nest
+    let mut row: Vec<String> = Vec::new();
+    let mut cell = String::new();
+    let mut events = 0u64;
+    loop {
+        events += 1;
+        if events % 65_536 == 0 {
+            deadline.check()?;
+        }
+        let event = reader.read_event_into(&mut buf).map_err(xml_error)?;
+        match event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                "t" => in_text = true,
+                "tab" => paragraph.push('\t'),
+                "br" | "cr" => paragraph.push('\n'),
+                "pStyle" => {
+                    style = e
+                        .attributes()
+                        .filter_map(Result::ok)
+                        .find(|a| a.key.local_name().as_ref() == "val")
+                        .map(|a| a.value.to_string());
+                }
+                "tbl" => tables.push(Table::default()),
+                "tc" => cell.clear(),
+                _ => {}
+            },
+            Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_text => paragraph.push_str(&reference(&r)),
+            Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" => {
+                    let text = std::mem::take(&mut paragraph);
+                    let level = style.take().as_deref().and_then(heading_level);
+                    if !tables.is_empty() {
+                        if !cell.is_empty() && !text.is_empty() {
+                            cell.push(' ');
+                        }
+                        cell.push_str(text.trim());
+                    } else if let Some((start, _)) = b.push_block(&text) {
+                        if let Some(level) = level {
+                            let heading = text.trim().to_owned();
+                            if level == 1 && !out.metadata.contains_key("title") {
+                                out.metadata.insert("title".to_owned(), heading.clone());
+                            }
+                            out.sections.push(Section {
+                                heading,
+                                level,
+                                char_start: start,
+                                char_end: 0,
+                            });
+                        }
+                    }
+                }
+                "tc" => row.push(std::mem::take(&mut cell)),
+                "tr" => {
+                    if let Some(t) = tables.last_mut() {
+                        let cells = std::mem::take(&mut row);
+                        if t.header.is_empty() && t.rows.is_empty() {
+                            t.header = cells;
+                        } else {
+                            t.rows.push(Row { cells });
+                        }
+                    }
+                }
+                "tbl" => {
+                    if let Some(t) = tables.pop() {
+                        let mut lines = vec![t.header.join(" | ")];
+                        lines.extend(t.rows.iter().map(|r| r.cells.join(" | ")));
+                        if tables.is_empty() {
+                            b.push_block(&lines.join("\n"));
+                        } else {
+                            cell.push_str(&lines.join("; "));
+                        }
+                        out.tables.push(t);
+                    }
+                }
+                _ => {}
+            },
+            Event::DocType(_) => {
+                return Err(ParseError::invalid(FORMAT, "DTDs are refused"));
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let chars = b.len_chars();
+    out.text = b.finish();
+    close_sections(&mut out.sections, chars);
+    Ok(out)
+}
