@@ -94,6 +94,7 @@ impl Chunker {
     }
 
     /// Splits `text` into chunks; `pages` (if any) are hard boundaries.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn chunk(
         &self,
         text: &str,

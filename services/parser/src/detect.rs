@@ -197,9 +197,11 @@ fn markdown_signals(text: &str) -> usize {
         let l = line.trim_start();
         if l.starts_with("# ") || l.starts_with("## ") || l.starts_with("### ") {
             signals += 2;
-        } else if l.starts_with("```") || l.starts_with("- [") || l.starts_with("> ") {
-            signals += 1;
-        } else if l.contains("](") && l.contains('[') {
+        } else if l.starts_with("```")
+            || l.starts_with("- [")
+            || l.starts_with("> ")
+            || (l.contains("](") && l.contains('['))
+        {
             signals += 1;
         }
     }

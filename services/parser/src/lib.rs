@@ -200,7 +200,7 @@ impl Parser {
         })?;
         let format = detection.format;
         let settings = &self.settings;
-        let extracted = catch_unwind(AssertUnwindSafe(|| {
+        let extracted = contain(format, || {
             formats::extract(
                 format,
                 bytes,
@@ -208,15 +208,7 @@ impl Parser {
                 settings,
                 deadline,
             )
-        }))
-        .map_err(|panic| ParseError::Internal {
-            format: format.name(),
-            reason: panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the parser panicked".to_owned()),
-        })??;
+        })?;
         deadline.check()?;
         let Extracted {
             text,
@@ -288,6 +280,22 @@ impl Parser {
     }
 }
 
+/// Runs a format parser behind a panic boundary: a panic in third-party code becomes an
+/// `Internal` error naming the format, and the process keeps serving.
+fn contain(
+    format: Format,
+    f: impl FnOnce() -> Result<Extracted, ParseError>,
+) -> Result<Extracted, ParseError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| ParseError::Internal {
+        format: format.name(),
+        reason: panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the parser panicked".to_owned()),
+    })?
+}
+
 /// Runs the parser service on `listener` until `shutdown`.
 pub async fn run(
     settings: ParserSettings,
@@ -296,4 +304,42 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     service::serve(settings, listener, metrics, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use apex_common::ServiceError;
+
+    use super::*;
+
+    #[test]
+    fn a_panicking_parser_is_contained_and_reported() {
+        let err = contain(Format::Pdf, || panic!("bad font table")).expect_err("contained");
+        assert!(
+            matches!(&err, ParseError::Internal { format: "pdf", reason } if reason == "bad font table"),
+            "{err}"
+        );
+        assert!(matches!(ServiceError::from(err), ServiceError::Internal(_)));
+    }
+
+    #[test]
+    fn an_expired_deadline_stops_parsing_with_a_timeout() {
+        let deadline = Deadline::after(Duration::ZERO);
+        std::thread::yield_now();
+        let settings = ParserSettings::default();
+        let csv = "a,b\n1,2\n";
+        let decoded = text::decode(csv.as_bytes());
+        let err = formats::extract(
+            Format::Csv,
+            csv.as_bytes(),
+            Some(&decoded),
+            &settings,
+            &deadline,
+        )
+        .expect_err("deadline passed");
+        assert!(matches!(err, ParseError::Deadline(_)), "{err}");
+        assert!(matches!(ServiceError::from(err), ServiceError::Timeout(_)));
+    }
 }

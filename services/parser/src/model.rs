@@ -144,7 +144,7 @@ impl Deadline {
     }
 
     pub(crate) fn check(&self) -> Result<(), ParseError> {
-        if Instant::now() > self.at {
+        if Instant::now() >= self.at {
             Err(ParseError::Deadline(self.budget))
         } else {
             Ok(())

@@ -105,11 +105,11 @@ impl ParserService for ParserGrpc {
             .ok_or_else(|| ServiceError::invalid_field("source", "a source blob is required"))?;
         let size = self.parser.settings().max_input_bytes;
         if source.size_bytes > size {
-            return Err(crate::ParseError::TooLarge {
+            return Err(ServiceError::from(crate::ParseError::TooLarge {
                 size: source.size_bytes,
                 limit: size,
             })
-            .map_err(ServiceError::from)?;
+            .into());
         }
         let content = self.blobs.get_verified(&source).await?;
         let document = self

@@ -104,7 +104,7 @@ pub(crate) fn parse(
     let mut events = 0u64;
     loop {
         events += 1;
-        if events % 65_536 == 0 {
+        if events.is_multiple_of(65_536) {
             deadline.check()?;
         }
         let event = reader.read_event_into(&mut buf).map_err(xml_error)?;
@@ -136,19 +136,19 @@ pub(crate) fn parse(
                             cell.push(' ');
                         }
                         cell.push_str(text.trim());
-                    } else if let Some((start, _)) = b.push_block(&text) {
-                        if let Some(level) = level {
-                            let heading = text.trim().to_owned();
-                            if level == 1 && !out.metadata.contains_key("title") {
-                                out.metadata.insert("title".to_owned(), heading.clone());
-                            }
-                            out.sections.push(Section {
-                                heading,
-                                level,
-                                char_start: start,
-                                char_end: 0,
-                            });
+                    } else if let Some((start, _)) = b.push_block(&text)
+                        && let Some(level) = level
+                    {
+                        let heading = text.trim().to_owned();
+                        if level == 1 && !out.metadata.contains_key("title") {
+                            out.metadata.insert("title".to_owned(), heading.clone());
                         }
+                        out.sections.push(Section {
+                            heading,
+                            level,
+                            char_start: start,
+                            char_end: 0,
+                        });
                     }
                 }
                 "tc" => row.push(std::mem::take(&mut cell)),

@@ -8,7 +8,7 @@ use std::io::{Cursor, Write};
 use zip::write::SimpleFileOptions;
 
 /// A zip container with the given entries (deflated).
-pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, bytes) in entries {
@@ -27,7 +27,7 @@ fn core(title: &str, author: &str) -> String {
 }
 
 /// A DOCX with a title, headings, paragraphs (one with an entity) and a table.
-pub fn docx() -> Vec<u8> {
+pub(crate) fn docx() -> Vec<u8> {
     let body = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>
 <w:p><w:pPr><w:pStyle w:val="Title"/></w:pPr><w:r><w:t>Carrier Agreement</w:t></w:r></w:p>
@@ -49,7 +49,7 @@ pub fn docx() -> Vec<u8> {
 }
 
 /// A DOCX whose document declares a DTD with an entity (billion-laughs shape).
-pub fn docx_with_dtd() -> Vec<u8> {
+pub(crate) fn docx_with_dtd() -> Vec<u8> {
     let body = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><w:document xmlns:w="x"><w:body><w:p><w:r><w:t>&lol2;</w:t></w:r></w:p></w:body></w:document>"#;
     zip(&[
         ("[Content_Types].xml", CONTENT_TYPES),
@@ -58,7 +58,7 @@ pub fn docx_with_dtd() -> Vec<u8> {
 }
 
 /// A DOCX whose document.xml is a highly compressible blob of `size` bytes.
-pub fn docx_bomb(size: usize) -> Vec<u8> {
+pub(crate) fn docx_bomb(size: usize) -> Vec<u8> {
     let mut body = b"<w:document xmlns:w=\"x\"><w:body><w:p><w:r><w:t>".to_vec();
     body.resize(size, b'a');
     zip(&[
@@ -72,7 +72,7 @@ fn col(i: usize) -> char {
 }
 
 /// An XLSX with two sheets of inline-string and number cells.
-pub fn xlsx() -> Vec<u8> {
+pub(crate) fn xlsx() -> Vec<u8> {
     let sheet = |rows: &[&[&str]]| {
         let mut xml = String::from(
             r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
@@ -120,12 +120,12 @@ pub fn xlsx() -> Vec<u8> {
 
 /// A PDF: one content stream per page (empty string = a page without text), with an Info
 /// dictionary. `extra` objects (already numbered after the pages) can be appended.
-pub fn pdf(pages: &[&str], title: &str) -> Vec<u8> {
+pub(crate) fn pdf(pages: &[&str], title: &str) -> Vec<u8> {
     pdf_with(pages, title, &[])
 }
 
 /// Like [`pdf`], with extra raw stream objects (`(dict, data)`).
-pub fn pdf_with(pages: &[&str], title: &str, extra: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn pdf_with(pages: &[&str], title: &str, extra: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut objects: Vec<Vec<u8>> = Vec::new();
     let n = pages.len();
     // 1 catalog, 2 pages, 3 font, 4 info, then (page, content) pairs, then extras.
@@ -191,14 +191,14 @@ pub fn pdf_with(pages: &[&str], title: &str, extra: &[(&str, Vec<u8>)]) -> Vec<u
 }
 
 /// zlib-compressed `data`.
-pub fn deflate(data: &[u8]) -> Vec<u8> {
+pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).expect("deflate");
     e.finish().expect("deflate")
 }
 
 /// A multipart email with a text body, a CSV attachment and a forwarded email inside.
-pub fn email() -> Vec<u8> {
+pub(crate) fn email() -> Vec<u8> {
     let inner = "From: Dispatch <dispatch@acme.example>\r\nTo: ops@apex.example\r\nSubject: Pickup confirmed\r\nDate: Sun, 15 Mar 2026 08:00:00 +0000\r\n\r\nPickup for SHIP-42 confirmed at 10:00.\r\n";
     format!(
         "From: Ada Lovelace <ada@apex.example>\r\n\
@@ -232,6 +232,6 @@ Content-Disposition: attachment; filename=\"pickup.eml\"\r\n\
 }
 
 /// A Markdown file in Windows-1252 with curly quotes and accents.
-pub fn windows_1252_text() -> Vec<u8> {
+pub(crate) fn windows_1252_text() -> Vec<u8> {
     b"Caf\xe9 \x93D\xe9j\xe0 vu\x94 \x96 r\xe9sum\xe9 of the na\xefve shipment notes, with enough words to detect.".to_vec()
 }
