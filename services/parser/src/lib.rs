@@ -3,8 +3,10 @@
 //! configured limits, a cooperative deadline, and inside a panic boundary.
 
 pub mod chunk;
+pub mod corpus;
 pub mod detect;
 mod formats;
+pub mod fuzz;
 mod model;
 mod service;
 mod text;
@@ -177,7 +179,15 @@ impl Parser {
             ));
         }
         let deadline = Deadline::after(Duration::from_secs(self.settings.parse_timeout_secs));
-        self.parse_part(bytes, hints, String::new(), 0, &deadline)
+        // Format parsers have their own boundary (naming the format); this one covers
+        // detection, decoding and chunking too, so no input can take the process down.
+        catch_unwind(AssertUnwindSafe(|| {
+            self.parse_part(bytes, hints, String::new(), 0, &deadline)
+        }))
+        .map_err(|panic| ParseError::Internal {
+            format: "document",
+            reason: panic_reason(panic.as_ref()),
+        })?
     }
 
     fn parse_part(
@@ -288,12 +298,16 @@ fn contain(
 ) -> Result<Extracted, ParseError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|panic| ParseError::Internal {
         format: format.name(),
-        reason: panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "the parser panicked".to_owned()),
+        reason: panic_reason(panic.as_ref()),
     })?
+}
+
+fn panic_reason(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the parser panicked".to_owned())
 }
 
 /// Runs the parser service on `listener` until `shutdown`.

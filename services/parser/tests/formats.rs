@@ -1,8 +1,6 @@
 //! Every format of the generated corpus parses to the expected text, metadata, structure and
 //! chunks; every hostile variant is refused with the reason and the right error kind.
 
-mod support;
-
 use apex_parser::{Hints, ParseError, Parser, ParserSettings};
 use apex_proto::parser::v1::ParsedDocument;
 
@@ -43,7 +41,7 @@ fn refuse(p: &Parser, bytes: &[u8], file_name: &str) -> ParseError {
 
 #[test]
 fn pdf_text_by_page_with_metadata() {
-    let bytes = support::pdf(
+    let bytes = apex_parser::corpus::pdf(
         &[
             "Bill of lading 42\nShipper: Apex Foods",
             "",
@@ -74,7 +72,7 @@ fn pdf_text_by_page_with_metadata() {
 
 #[test]
 fn a_scanned_pdf_has_no_text_layer_and_no_chunks() {
-    let doc = parse(&support::pdf(&["", ""], "Scan"), "scan.pdf");
+    let doc = parse(&apex_parser::corpus::pdf(&["", ""], "Scan"), "scan.pdf");
     assert!(doc.no_text_layer);
     assert!(doc.text.is_empty());
     assert!(doc.chunks.is_empty());
@@ -89,19 +87,19 @@ fn a_scanned_pdf_has_no_text_layer_and_no_chunks() {
 fn pdf_hostile_and_broken_inputs_are_refused() {
     let p = parser_with(|s| s.max_unzipped_bytes = 1024 * 1024);
     // A 4 MiB stream of zeros deflates to a few KiB.
-    let bomb = support::pdf_with(
+    let bomb = apex_parser::corpus::pdf_with(
         &["ok"],
         "Bomb",
         &[(
             "/Filter /FlateDecode",
-            support::deflate(&vec![0u8; 4 << 20]),
+            apex_parser::corpus::deflate(&vec![0u8; 4 << 20]),
         )],
     );
     let e = refuse(&p, &bomb, "bomb.pdf");
     assert!(e.to_string().contains("decompression bomb"), "{e}");
     assert!(matches!(e, ParseError::Invalid { .. }));
 
-    let mut encrypted = support::pdf(&["secret"], "Locked");
+    let mut encrypted = apex_parser::corpus::pdf(&["secret"], "Locked");
     let at = encrypted
         .windows(8)
         .rposition(|w| w == b"/Info 4 ")
@@ -121,7 +119,7 @@ fn pdf_hostile_and_broken_inputs_are_refused() {
 
 #[test]
 fn docx_paragraphs_headings_tables_and_properties() {
-    let doc = parse(&support::docx(), "agreement.docx");
+    let doc = parse(&apex_parser::corpus::docx(), "agreement.docx");
     assert_eq!(doc.format, "docx");
     assert_eq!(doc.metadata["title"], "Carrier Agreement 2026");
     assert_eq!(doc.metadata["author"], "Legal Ops");
@@ -154,7 +152,7 @@ fn zip_bombs_and_dtds_are_refused_fast() {
     });
     // 8 MiB of one letter deflates about 1000:1.
     let start = std::time::Instant::now();
-    let e = refuse(&p, &support::docx_bomb(8 << 20), "bomb.docx");
+    let e = refuse(&p, &apex_parser::corpus::docx_bomb(8 << 20), "bomb.docx");
     assert!(e.to_string().contains("zip bomb"), "{e}");
     // Refused from the central directory, before inflating (no timing assertion: just report).
     eprintln!("zip bomb refused in {:?}", start.elapsed());
@@ -163,10 +161,10 @@ fn zip_bombs_and_dtds_are_refused_fast() {
         s.max_unzipped_bytes = 1 << 20;
         s.max_zip_ratio = 100_000;
     });
-    let e = refuse(&small, &support::docx_bomb(2 << 20), "big.docx");
+    let e = refuse(&small, &apex_parser::corpus::docx_bomb(2 << 20), "big.docx");
     assert!(e.to_string().contains("over the limit"), "{e}");
 
-    let e = refuse(&p, &support::docx_with_dtd(), "lol.docx");
+    let e = refuse(&p, &apex_parser::corpus::docx_with_dtd(), "lol.docx");
     assert!(e.to_string().contains("DTD"), "{e}");
 
     let e = refuse(&p, b"PK\x03\x04 not really a zip", "x.docx");
@@ -178,7 +176,7 @@ fn zip_bombs_and_dtds_are_refused_fast() {
 
 #[test]
 fn xlsx_sheets_become_tables_and_records() {
-    let doc = parse(&support::xlsx(), "weekly.xlsx");
+    let doc = parse(&apex_parser::corpus::xlsx(), "weekly.xlsx");
     assert_eq!(doc.format, "xlsx");
     assert_eq!(doc.metadata["title"], "Weekly shipments");
     assert_eq!(doc.metadata["sheets"], "2");
@@ -199,7 +197,7 @@ fn xlsx_sheets_become_tables_and_records() {
 
 #[test]
 fn email_headers_body_and_attachments_parsed_recursively() {
-    let doc = parse(&support::email(), "report.eml");
+    let doc = parse(&apex_parser::corpus::email(), "report.eml");
     assert_eq!(doc.format, "email");
     assert_eq!(doc.metadata["title"], "Weekly freight report");
     assert_eq!(doc.metadata["author"], "Ada Lovelace <ada@apex.example>");
@@ -234,7 +232,7 @@ fn email_headers_body_and_attachments_parsed_recursively() {
 
 #[test]
 fn odd_encodings_are_detected_and_reported() {
-    let doc = parse(&support::windows_1252_text(), "notes.txt");
+    let doc = parse(&apex_parser::corpus::windows_1252_text(), "notes.txt");
     assert_eq!(doc.metadata["encoding"], "windows-1252");
     assert!(
         doc.text.starts_with("Café “Déjà vu” – résumé"),

@@ -1,8 +1,6 @@
 //! The parser's gRPC service on 127.0.0.1 port 0: both forms, the error codes of bad input,
 //! health and reflection.
 
-mod support;
-
 use apex_common::Shutdown;
 use apex_common::blob::BlobStore;
 use apex_parser::ParserSettings;
@@ -70,7 +68,7 @@ fn doc_ref() -> DocumentRef {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_and_claim_check_forms_give_the_same_document() {
     let server = start(64 << 20).await;
-    let bytes = support::docx();
+    let bytes = apex_parser::corpus::docx();
     let options = ParseOptions {
         max_chunk_tokens: 32,
         overlap_tokens: 4,
@@ -164,7 +162,7 @@ async fn bad_input_gets_the_right_code_and_reason() {
 
     let status = server
         .client()
-        .parse(parse(support::docx_with_dtd(), "lol.docx"))
+        .parse(parse(apex_parser::corpus::docx_with_dtd(), "lol.docx"))
         .await
         .expect_err("dtd");
     assert_eq!(status.code(), Code::InvalidArgument);
