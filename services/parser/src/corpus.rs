@@ -27,23 +27,45 @@ fn core(title: &str, author: &str) -> String {
 
 /// A DOCX with a title, headings, paragraphs (one with an entity) and a table.
 pub fn docx() -> Vec<u8> {
-    let body = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>
-<w:p><w:pPr><w:pStyle w:val="Title"/></w:pPr><w:r><w:t>Carrier Agreement</w:t></w:r></w:p>
+    let body = r#"<w:p><w:pPr><w:pStyle w:val="Title"/></w:pPr><w:r><w:t>Carrier Agreement</w:t></w:r></w:p>
 <w:p><w:r><w:t xml:space="preserve">This agreement binds </w:t></w:r><w:r><w:t>Acme &amp; Sons</w:t></w:r><w:r><w:tab/><w:t>as carrier.</w:t></w:r></w:p>
 <w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Rates</w:t></w:r></w:p>
 <w:tbl><w:tr><w:tc><w:p><w:r><w:t>Lane</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>Rate</w:t></w:r></w:p></w:tc></w:tr>
 <w:tr><w:tc><w:p><w:r><w:t>Chicago-Dallas</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>2.15 USD/mile</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
 <w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Liability</w:t></w:r></w:p>
-<w:p><w:r><w:t>Claims within 9 months.</w:t></w:r></w:p>
-</w:body></w:document>"#;
+<w:p><w:r><w:t>Claims within 9 months.</w:t></w:r></w:p>"#;
+    docx_with_body(body, "Carrier Agreement 2026")
+}
+
+/// A DOCX with a heading every ten paragraphs, from plain paragraph texts.
+pub fn docx_from(title: &str, paragraphs: &[String]) -> Vec<u8> {
+    let mut body = String::new();
+    for (i, p) in paragraphs.iter().enumerate() {
+        if i % 10 == 0 {
+            body.push_str(&format!(
+                r#"<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Section {}</w:t></w:r></w:p>"#,
+                i / 10 + 1
+            ));
+        }
+        body.push_str(&format!(
+            r#"<w:p><w:r><w:t xml:space="preserve">{p}</w:t></w:r></w:p>"#
+        ));
+    }
+    docx_with_body(&body, title)
+}
+
+fn docx_with_body(body: &str, title: &str) -> Vec<u8> {
+    let document = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+    );
+    let rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#;
+    let types = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
     zip(&[
-        ("[Content_Types].xml", CONTENT_TYPES),
-        ("word/document.xml", body.as_bytes()),
-        (
-            "docProps/core.xml",
-            core("Carrier Agreement 2026", "Legal Ops").as_bytes(),
-        ),
+        ("[Content_Types].xml", types.as_bytes()),
+        ("_rels/.rels", rels.as_bytes()),
+        ("word/document.xml", document.as_bytes()),
+        ("docProps/core.xml", core(title, "Legal Ops").as_bytes()),
     ])
 }
 

@@ -2,6 +2,7 @@
 //! out (`apex.parser.v1`). Detection is by content; every format parser runs with the
 //! configured limits, a cooperative deadline, and inside a panic boundary.
 
+pub mod bench;
 pub mod chunk;
 pub mod corpus;
 pub mod detect;
@@ -188,6 +189,30 @@ impl Parser {
             format: "document",
             reason: panic_reason(panic.as_ref()),
         })?
+    }
+
+    /// Detection and text extraction only (no chunking, no attachments): what the
+    /// benchmark compares with single-purpose libraries.
+    pub fn extract_text(
+        &self,
+        bytes: &[u8],
+        hints: Hints<'_>,
+    ) -> Result<(Format, String), ParseError> {
+        let deadline = Deadline::after(Duration::from_secs(self.settings.parse_timeout_secs));
+        let detection = detect::detect(bytes, hints.file_name, hints.mime_type)
+            .map_err(|_| ParseError::Unsupported("undetected content".to_owned()))?;
+        let format = detection.format;
+        let settings = &self.settings;
+        let extracted = contain(format, || {
+            formats::extract(
+                format,
+                bytes,
+                detection.decoded.as_ref(),
+                settings,
+                &deadline,
+            )
+        })?;
+        Ok((format, extracted.text))
     }
 
     fn parse_part(

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Serve gRPC (the default).
     Serve,
+    /// Measure MB/s and documents/s per format against the Python libraries.
+    Bench(apex_parser::bench::BenchArgs),
     /// Mutate the generated corpus and parse every mutant; prints a table, exits 1 if a
     /// panic escaped or a parser panicked.
     Fuzz {
@@ -44,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
             }));
             let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_parser::run(settings, listener, metrics, Shutdown::on_signals()).await
+        }
+        Command::Bench(args) => {
+            let parser = Parser::new(settings)?;
+            tokio::task::spawn_blocking(move || apex_parser::bench::run(&parser, &args)).await?
         }
         Command::Fuzz { iterations, seed } => {
             let parser = Parser::new(settings)?;
