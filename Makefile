@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser
 
 bootstrap:
 	deploy/local/bootstrap
@@ -48,6 +48,16 @@ test: build
 # BENCH_ARGS="--url http://127.0.0.1:6334"). Figures go to docs/benchmarks.md.
 bench-vectors:
 	$(CARGO) run --locked --release -p apex-vectord -- bench $(BENCH_ARGS)
+
+# Parser benchmark against pypdf / python-docx / BeautifulSoup in the same run (release build).
+bench-parser:
+	deploy/local/bootstrap --bench
+	$(CARGO) run --locked --release -p apex-parser -- bench $(BENCH_ARGS)
+
+# Bounded mutation fuzzing of every format parser (release build); exits 1 on a panic.
+FUZZ_ITERATIONS ?= 2000
+fuzz-parser: bootstrap
+	$(CARGO) run --locked --release -p apex-parser -- fuzz --iterations $(FUZZ_ITERATIONS)
 
 lint:
 	$(CARGO) fmt --all -- --check

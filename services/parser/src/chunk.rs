@@ -2,7 +2,9 @@
 //! all-MiniLM-L6-v2). Chunks hold whole words only, never cross a page, overlap by up to
 //! `overlap` tokens and carry their page, section and character offsets.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 
 use apex_proto::common::v1::{Chunk, ChunkLocation, DocumentRef};
 use apex_proto::parser::v1::{Page, Section};
@@ -15,11 +17,19 @@ use crate::model::{Deadline, ParseError};
 /// leaves room for them so the embedder never truncates it.
 pub const SPECIAL_TOKENS: u32 = 2;
 
-/// The model's tokenizer, with truncation and padding off.
+/// The model's tokenizer, with truncation and padding off, and a cache of token counts per
+/// word. BERT's normaliser works character by character and its pre-tokenizer splits at
+/// whitespace, so a text's token count is the sum of its whitespace-separated words' counts:
+/// counting each distinct word once gives the model's exact count much faster than
+/// tokenizing the whole text.
 #[derive(Debug)]
 pub struct Chunker {
     tokenizer: Tokenizer,
+    cache: RwLock<HashMap<Box<str>, u32>>,
 }
+
+/// Cached words before the cache is cleared (bounds memory at a few tens of MB).
+const CACHE_WORDS: usize = 500_000;
 
 /// Chunk sizes for one request.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +88,67 @@ impl Chunker {
             .with_truncation(None)
             .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
         tokenizer.with_padding(None);
-        Ok(Self { tokenizer })
+        Ok(Self {
+            tokenizer,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Token counts of `words` (no whitespace inside any of them), from the cache where
+    /// known; the unknown ones are tokenized together in one call.
+    fn word_counts(&self, words: &[&str]) -> Result<Vec<u32>, ParseError> {
+        let mut counts = vec![0u32; words.len()];
+        let mut missing: Vec<usize> = Vec::new();
+        {
+            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+            for (i, w) in words.iter().enumerate() {
+                match cache.get(*w) {
+                    Some(n) => counts[i] = *n,
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(counts);
+        }
+        // Distinct unknown words, joined by spaces, tokenized once; each token belongs to the
+        // word its byte offset falls in.
+        let mut distinct: Vec<&str> = missing.iter().map(|i| words[*i]).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut joined = String::with_capacity(distinct.iter().map(|w| w.len() + 1).sum());
+        let mut starts = Vec::with_capacity(distinct.len());
+        for w in &distinct {
+            starts.push(joined.len());
+            joined.push_str(w);
+            joined.push(' ');
+        }
+        let encoding =
+            self.tokenizer
+                .encode(joined.as_str(), false)
+                .map_err(|e| ParseError::Internal {
+                    format: "tokenizer",
+                    reason: e.to_string(),
+                })?;
+        let mut found = vec![0u32; distinct.len()];
+        for &(start, _) in encoding.get_offsets() {
+            let at = starts.partition_point(|s| *s <= start).saturating_sub(1);
+            found[at] += 1;
+        }
+        {
+            let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() + distinct.len() > CACHE_WORDS {
+                cache.clear();
+            }
+            for (w, n) in distinct.iter().zip(&found) {
+                cache.insert((*w).into(), *n);
+            }
+        }
+        for i in missing {
+            let at = distinct.binary_search(&words[i]).unwrap_or_default();
+            counts[i] = found[at];
+        }
+        Ok(counts)
     }
 
     /// Tokens of `text` without the special tokens.
@@ -132,23 +202,15 @@ impl Chunker {
             if words.is_empty() {
                 continue;
             }
-            let encoding = self
-                .tokenizer
-                .encode_char_offsets(region, false)
-                .map_err(|e| ParseError::Internal {
-                    format: "tokenizer",
-                    reason: e.to_string(),
-                })?;
-            deadline.check()?;
-            // Tokens never cross whitespace, so each belongs to the word its start is in.
-            let mut w = 0usize;
-            for &(token_start, _) in encoding.get_offsets() {
-                let at = token_start as u64 + start;
-                while w + 1 < words.len() && words[w].char_end <= at {
-                    w += 1;
-                }
-                words[w].tokens += 1;
+            let texts: Vec<&str> = words
+                .iter()
+                .map(|w| &region[w.byte_start..w.byte_end])
+                .collect();
+            let counts = self.word_counts(&texts)?;
+            for (w, n) in words.iter_mut().zip(counts) {
+                w.tokens = n;
             }
+            deadline.check()?;
             let mut first = 0usize;
             while first < words.len() {
                 let mut last = first;

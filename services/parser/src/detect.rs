@@ -102,6 +102,8 @@ pub(crate) enum Undetected {
     Binary,
     /// Old binary Office formats.
     LegacyOffice,
+    /// A password-protected DOCX/XLSX (an OLE container holding `EncryptedPackage`).
+    EncryptedOffice,
 }
 
 fn zip_kind(bytes: &[u8]) -> Option<Format> {
@@ -247,6 +249,13 @@ pub(crate) fn detect(
     } else if bytes.starts_with(b"PK\x03\x04") {
         (zip_kind(bytes).ok_or(Undetected::OtherZip)?, None)
     } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        let marker: Vec<u8> = "EncryptedPackage"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        if bytes.windows(marker.len()).any(|w| w == marker.as_slice()) {
+            return Err(Undetected::EncryptedOffice);
+        }
         return Err(Undetected::LegacyOffice);
     } else {
         let decoded = decode(bytes);

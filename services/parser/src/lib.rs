@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod detect;
 mod formats;
 pub mod fuzz;
+mod lang;
 mod model;
 mod service;
 mod text;
@@ -231,6 +232,12 @@ impl Parser {
                 Undetected::LegacyOffice => {
                     "a legacy binary Office file (.doc/.xls); save it as DOCX/XLSX".to_owned()
                 }
+                Undetected::EncryptedOffice => {
+                    return ParseError::invalid(
+                        "office",
+                        "the document is encrypted (password-protected Office file)",
+                    );
+                }
             })
         })?;
         let format = detection.format;
@@ -257,6 +264,12 @@ impl Parser {
             no_text_layer,
         } = extracted;
         warnings.extend(detection.warning);
+        let mut metadata = metadata;
+        if !metadata.contains_key("language")
+            && let Some(language) = lang::guess(&text)
+        {
+            metadata.insert("language".to_owned(), language.to_owned());
+        }
         let chunks = self.chunker.chunk(
             &text,
             &pages,

@@ -167,6 +167,22 @@ fn zip_bombs_and_dtds_are_refused_fast() {
     let e = refuse(&p, &apex_parser::corpus::docx_with_dtd(), "lol.docx");
     assert!(e.to_string().contains("DTD"), "{e}");
 
+    let many = parser_with(|s| s.max_zip_entries = 10);
+    let names: Vec<String> = (0..11).map(|i| format!("word/media/{i}.xml")).collect();
+    let mut entries: Vec<(&str, &[u8])> =
+        names.iter().map(|n| (n.as_str(), &b"<x/>"[..])).collect();
+    entries.push(("word/document.xml", b"<w:document/>"));
+    let e = refuse(&many, &apex_parser::corpus::zip(&entries), "many.docx");
+    assert!(e.to_string().contains("over the limit of 10"), "{e}");
+
+    // A password-protected DOCX is an OLE container with an EncryptedPackage stream.
+    let mut ole = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    ole.extend(vec![0u8; 512]);
+    ole.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
+    let e = refuse(&p, &ole, "secret.docx");
+    assert!(e.to_string().contains("encrypted"), "{e}");
+    assert!(matches!(e, ParseError::Invalid { .. }));
+
     let e = refuse(&p, b"PK\x03\x04 not really a zip", "x.docx");
     assert!(
         matches!(e, ParseError::Unsupported(_) | ParseError::Invalid { .. }),
@@ -200,6 +216,7 @@ fn email_headers_body_and_attachments_parsed_recursively() {
     let doc = parse(&apex_parser::corpus::email(), "report.eml");
     assert_eq!(doc.format, "email");
     assert_eq!(doc.metadata["title"], "Weekly freight report");
+    assert_eq!(doc.metadata["language"], "en");
     assert_eq!(doc.metadata["author"], "Ada Lovelace <ada@apex.example>");
     assert_eq!(
         doc.metadata["to"],
@@ -273,6 +290,7 @@ fn html_edi_json_and_csv_through_the_whole_pipeline() {
     let csv = parse(b"a,b\n1,2\n3,4\n", "t.csv");
     assert_eq!(csv.records.len(), 2);
     assert_eq!(csv.sha256.len(), 64);
+    assert!(!csv.metadata.contains_key("language"), "numbers only: no guess");
 }
 
 const EDI_990: &str = "ISA*00*          *00*          *ZZ*ZEPHYR         *ZZ*APEXSHIPPER    *260316*1000*U*00401*000000990*0*P*>~GS*GF*ZEPHYR*APEX*20260316*1000*990*X*004010~ST*990*0001~B1*ZEPH*SHIP-77*20260316*A~N9*CN*PRO-9~SE*4*0001~GE*1*990~IEA*1*000000990~";
