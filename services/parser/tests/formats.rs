@@ -290,7 +290,10 @@ fn html_edi_json_and_csv_through_the_whole_pipeline() {
     let csv = parse(b"a,b\n1,2\n3,4\n", "t.csv");
     assert_eq!(csv.records.len(), 2);
     assert_eq!(csv.sha256.len(), 64);
-    assert!(!csv.metadata.contains_key("language"), "numbers only: no guess");
+    assert!(
+        !csv.metadata.contains_key("language"),
+        "numbers only: no guess"
+    );
 }
 
 const EDI_990: &str = "ISA*00*          *00*          *ZZ*ZEPHYR         *ZZ*APEXSHIPPER    *260316*1000*U*00401*000000990*0*P*>~GS*GF*ZEPHYR*APEX*20260316*1000*990*X*004010~ST*990*0001~B1*ZEPH*SHIP-77*20260316*A~N9*CN*PRO-9~SE*4*0001~GE*1*990~IEA*1*000000990~";

@@ -70,6 +70,12 @@ pub(crate) fn core_properties(xml: &[u8], out: &mut Extracted) -> Result<(), Par
                 }
             }
             Event::End(_) => current = None,
+            Event::DocType(_) => {
+                return Err(ParseError::invalid(
+                    FORMAT,
+                    "docProps/core.xml declares a DTD; DTDs are refused",
+                ));
+            }
             Event::Eof => return Ok(()),
             _ => {}
         }
@@ -82,8 +88,8 @@ pub(crate) fn parse(
     s: &ParserSettings,
     deadline: &Deadline,
 ) -> Result<Extracted, ParseError> {
+    // Only document.xml and core.xml are parsed here, each by a reader that refuses a DTD.
     let mut zip = Container::open(bytes, FORMAT, s)?;
-    zip.refuse_dtds()?;
     let document = zip
         .read("word/document.xml")?
         .ok_or_else(|| ParseError::invalid(FORMAT, "word/document.xml is missing"))?;

@@ -137,11 +137,19 @@ pub(crate) fn parse(
     out.metadata
         .insert("page_count".to_owned(), page_count.to_string());
     deadline.check()?;
-    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes)
-        .map_err(|e| ParseError::invalid(FORMAT, format!("cannot extract text: {e}")))?;
+    // Text page by page from the document already loaded (and checked) above.
     let mut b = TextBuilder::new();
-    for (i, text) in pages.iter().enumerate() {
-        if let Some((start, end)) = b.push_block(text) {
+    for i in 0..page_count {
+        deadline.check()?;
+        let mut text = String::new();
+        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
+        pdf_extract::output_doc_page(&doc, &mut output, i as u32 + 1).map_err(|e| {
+            ParseError::invalid(
+                FORMAT,
+                format!("cannot extract text of page {}: {e}", i + 1),
+            )
+        })?;
+        if let Some((start, end)) = b.push_block(&text) {
             out.pages.push(Page {
                 number: i as u32 + 1,
                 char_start: start,
