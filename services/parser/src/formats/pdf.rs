@@ -4,6 +4,7 @@
 //! text at all (a scan) yields no text, no chunks and `no_text_layer` (there is no OCR).
 
 use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use apex_proto::parser::v1::Page;
 use flate2::read::ZlibDecoder;
@@ -142,13 +143,28 @@ pub(crate) fn parse(
     for i in 0..page_count {
         deadline.check()?;
         let mut text = String::new();
-        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
-        pdf_extract::output_doc_page(&doc, &mut output, i as u32 + 1).map_err(|e| {
-            ParseError::invalid(
+        // pdf-extract panics on some malformed pages (missing fonts, boxes, objects); that
+        // is a property of the input, so it is answered as a corrupt PDF, not an internal error.
+        let page = catch_unwind(AssertUnwindSafe(|| {
+            let mut output = pdf_extract::PlainTextOutput::new(&mut text);
+            pdf_extract::output_doc_page(&doc, &mut output, i as u32 + 1).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the text extractor panicked".to_owned()))
+        });
+        if let Err(reason) = page {
+            return Err(ParseError::invalid(
                 FORMAT,
-                format!("cannot extract text of page {}: {e}", i + 1),
-            )
-        })?;
+                format!(
+                    "corrupt PDF: cannot extract the text of page {}: {reason}",
+                    i + 1
+                ),
+            ));
+        }
         if let Some((start, end)) = b.push_block(&text) {
             out.pages.push(Page {
                 number: i as u32 + 1,
