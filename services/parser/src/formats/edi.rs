@@ -563,6 +563,65 @@ mod tests {
         assert_eq!(json["detail"]["events"][0]["city"], "Dallas");
     }
 
+    const ISA: &str = "ISA*00*          *00*          *ZZ*APEXSHIPPER    *ZZ*ACMECARRIER    *260314*0800*U*00401*000000204*0*T*>~GS*SM*APEX*ACME*20260314*0800*204*X*004010~";
+
+    #[test]
+    fn load_tender_has_stops_and_totals() {
+        let edi = format!(
+            "{ISA}ST*204*0001~B2**ACME**SHIP-42**PP~B2A*00~L11*PO-981*PO~N1*BT*Apex Foods~\
+S5*1*LD*12000~G62*10*20260316*1*0800~N1*SH*Apex Plant 3~N4*Chicago*IL*60601~\
+S5*2*UL*12000~G62*02*20260317*1*1400~N1*CN*Lone Star Grocers~N4*Dallas*TX*75201~\
+L3*12000*G***250000~SE*15*0001~GE*1*204~IEA*1*000000204~"
+        );
+        let out = parse(&edi).expect("parses");
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        let r = &out.records[0];
+        assert_eq!(r.kind, "edi-x12/204");
+        assert_eq!(r.fields["shipment_id"], "SHIP-42");
+        assert_eq!(r.fields["scac"], "ACME");
+        assert_eq!(r.fields["stop_count"], "2");
+        assert_eq!(r.fields["total_weight"], "12000");
+        assert_eq!(r.fields["bill_to"], "Apex Foods");
+        assert_eq!(r.fields["usage"], "test");
+        let json: Value = serde_json::from_str(&r.json).expect("json");
+        assert_eq!(json["detail"]["stops"][1]["location"]["city"], "Dallas");
+        assert_eq!(json["detail"]["stops"][0]["date"], "2026-03-16 08:00");
+        assert_eq!(json["references"][0]["value"], "PO-981");
+        assert!(
+            out.text
+                .contains("Load tender for shipment SHIP-42 to carrier ACME."),
+            "{}",
+            out.text
+        );
+        assert!(
+            out.text
+                .contains("Stop 2: unload at Lone Star Grocers Dallas TX on 2026-03-17 14:00."),
+            "{}",
+            out.text
+        );
+    }
+
+    #[test]
+    fn freight_invoice_has_amount_and_charge_lines() {
+        let edi = format!(
+            "{ISA}ST*210*0007~B3**INV-5531*SHIP-42*PP**20260318*187550****ACME~N1*SH*Apex Foods~\
+N1*CN*Lone Star Grocers~LX*1~L1*1*2.15*PM*150000****400~LX*2~L1*2***37550****FUE~L3*12000*G~SE*10*0007~\
+GE*1*204~IEA*1*000000204~"
+        );
+        let out = parse(&edi).expect("parses");
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        let r = &out.records[0];
+        assert_eq!(r.kind, "edi-x12/210");
+        assert_eq!(r.fields["invoice_number"], "INV-5531");
+        assert_eq!(r.fields["amount_due"], "1875.50");
+        assert_eq!(r.fields["invoice_date"], "2026-03-18");
+        assert_eq!(r.fields["st_control"], "0007");
+        let json: Value = serde_json::from_str(&r.json).expect("json");
+        assert_eq!(json["detail"]["line_items"][1]["charge"], "375.50");
+        assert_eq!(json["detail"]["line_items"][1]["code"], "FUE");
+        assert!(out.text.contains("amount due 1875.50"), "{}", out.text);
+    }
+
     #[test]
     fn delimiters_come_from_the_isa_segment() {
         let other = EDI_214
