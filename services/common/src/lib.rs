@@ -10,6 +10,7 @@ pub mod blob;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod rng;
 pub mod service;
 pub mod settings;
 pub mod shutdown;

@@ -46,32 +46,8 @@ pub struct BenchArgs {
     pub seed: u64,
 }
 
-/// A small deterministic generator (SplitMix64), so runs are repeatable.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn next_f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    pub fn vector(&mut self, dims: usize) -> Vec<f32> {
-        (0..dims).map(|_| self.next_f32()).collect()
-    }
-}
+/// The random vectors of the benchmark and the tests (SplitMix64, so runs repeat).
+pub use apex_common::rng::SplitMix64 as Rng;
 
 fn point(id: u64, vector: Vec<f32>) -> PointStruct {
     let payload: qdrant_client::Payload = serde_json::json!({
@@ -294,13 +270,5 @@ mod tests {
         assert_eq!(percentile(&d, 99.0), Duration::from_millis(99));
         assert_eq!(percentile(&d, 100.0), Duration::from_millis(100));
         assert_eq!(percentile(&[], 50.0), Duration::ZERO);
-    }
-
-    #[test]
-    fn rng_is_repeatable_and_in_range() {
-        let a: Vec<f32> = Rng::new(7).vector(1000);
-        assert_eq!(a, Rng::new(7).vector(1000));
-        assert!(a.iter().all(|x| (-1.0..1.0).contains(x)));
-        assert_ne!(a, Rng::new(8).vector(1000));
     }
 }

@@ -1,7 +1,7 @@
 //! CSV and TSV: the first row is the header; every other row becomes a record and a line of
 //! `column: value` pairs.
 
-use apex_proto::parser::v1::{Record, Row, Table};
+use apex_proto::parser::v1::{Row, Table};
 
 use crate::model::{Deadline, Extracted, ParseError, TextBuilder};
 
@@ -53,24 +53,9 @@ pub(crate) fn parse(
                 header.len()
             ));
         }
-        let mut fields = std::collections::HashMap::new();
-        let mut parts = Vec::new();
-        for (i, value) in cells.iter().enumerate() {
-            let column = header
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| format!("column_{}", i + 1));
-            if !value.is_empty() {
-                parts.push(format!("{column}: {value}"));
-            }
-            fields.insert(column, value.clone());
-        }
-        lines.push(parts.join("; "));
-        out.records.push(Record {
-            kind: "row".to_owned(),
-            fields,
-            json: String::new(),
-        });
+        let (line, record) = super::row_record(&header, &cells);
+        lines.push(line);
+        out.records.push(record);
         table.rows.push(Row { cells });
     }
     out.metadata

@@ -19,7 +19,11 @@ pub(crate) fn parse(source: &str, max_depth: usize) -> Result<Extracted, ParseEr
         }
         match v {
             Value::Object(map) => {
-                for (k, child) in map.iter().rev() {
+                // Keys sorted explicitly: serde_json's map order depends on whether some
+                // other crate in the build enables `preserve_order`.
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, child) in entries.into_iter().rev() {
                     let p = if path.is_empty() {
                         k.clone()
                     } else {

@@ -12,6 +12,10 @@ mod pdf;
 mod plain;
 mod xlsx;
 
+use std::collections::HashMap;
+
+use apex_proto::parser::v1::Record;
+
 use crate::ParserSettings;
 use crate::detect::Format;
 use crate::model::{Deadline, Extracted, ParseError};
@@ -50,4 +54,27 @@ pub(crate) fn extract(
             .insert("encoding".to_owned(), text.encoding.to_owned());
     }
     Ok(out)
+}
+
+/// A table row as a `column: value; …` line and a `row` record. Cells beyond the header are
+/// named `column_N`; empty cells stay in the record but not in the line.
+pub(crate) fn row_record(header: &[String], cells: &[String]) -> (String, Record) {
+    let mut fields = HashMap::with_capacity(cells.len());
+    let mut parts = Vec::with_capacity(cells.len());
+    for (i, value) in cells.iter().enumerate() {
+        let column = header
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("column_{}", i + 1));
+        if !value.is_empty() {
+            parts.push(format!("{column}: {value}"));
+        }
+        fields.insert(column, value.clone());
+    }
+    let record = Record {
+        kind: "row".to_owned(),
+        fields,
+        json: String::new(),
+    };
+    (parts.join("; "), record)
 }

@@ -1,10 +1,9 @@
 //! XLSX: every sheet as a table; the first non-empty row of a sheet is its header and every
 //! other row a record. calamine reads the cells, behind the container guard (DTDs refused).
 
-use std::collections::HashMap;
 use std::io::Cursor;
 
-use apex_proto::parser::v1::{Record, Row, Table};
+use apex_proto::parser::v1::{Row, Table};
 use calamine::{Reader, Xlsx};
 
 use super::container::Container;
@@ -62,25 +61,10 @@ pub(crate) fn parse(
             if cells.iter().all(String::is_empty) {
                 continue;
             }
-            let mut fields: HashMap<String, String> = HashMap::new();
-            let mut parts = Vec::new();
-            for (i, value) in cells.iter().enumerate() {
-                let column = header
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("column_{}", i + 1));
-                if !value.is_empty() {
-                    parts.push(format!("{column}: {value}"));
-                }
-                fields.insert(column, value.clone());
-            }
-            fields.insert("sheet".to_owned(), sheet.clone());
-            lines.push(parts.join("; "));
-            out.records.push(Record {
-                kind: "row".to_owned(),
-                fields,
-                json: String::new(),
-            });
+            let (line, mut record) = super::row_record(&header, &cells);
+            record.fields.insert("sheet".to_owned(), sheet.clone());
+            lines.push(line);
+            out.records.push(record);
             table.rows.push(Row { cells });
         }
         rows_total += table.rows.len();
