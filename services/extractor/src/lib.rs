@@ -1,6 +1,8 @@
 //! The Apex Ingest extractor service. For now it serves gRPC health, reflection and
 //! `/metrics` only; its RPCs (`apex.extractor.v1`) arrive with the extractor issue.
 
+pub mod engine;
+pub mod gazetteer;
 pub mod patterns;
 
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
