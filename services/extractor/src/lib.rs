@@ -1,9 +1,14 @@
-//! The Apex Ingest extractor service. For now it serves gRPC health, reflection and
-//! `/metrics` only; its RPCs (`apex.extractor.v1`) arrive with the extractor issue.
+//! The Apex Ingest extractor service: entities, mentions and relations from chunks
+//! (`apex.extractor.v1`). The default engine is deterministic and network-free: pattern
+//! entities, a location gazetteer and co-occurrence relations. Organisations, people, user
+//! gazetteers, EDI party relations and the optional LLM engine are still to come.
 
 pub mod engine;
 pub mod gazetteer;
 pub mod patterns;
+mod service;
+
+pub use service::{ARTIFACT_CONTENT_TYPE, ExtractorGrpc};
 
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
 use serde::{Deserialize, Serialize};
@@ -35,5 +40,5 @@ pub async fn run(
     metrics: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    apex_common::service::run_skeleton(settings.0, listener, metrics, shutdown).await
+    service::serve(settings, listener, metrics, shutdown).await
 }

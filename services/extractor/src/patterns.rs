@@ -374,8 +374,10 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
             Some(p) if p == "am" && h == 12 => h = 0,
             _ => {}
         }
-        if h < 24 && mi < 60 {
-            let m = c.get(0).map_or(0..0, |m| m.range());
+        let m = c.get(0).map_or(0..0, |m| m.range());
+        // "+01:00" is a time-zone offset, "12:30:45" inside a timestamp is handled above.
+        let after_sign = text[..m.start].ends_with(['+', '-', ':']);
+        if h < 24 && mi < 60 && !after_sign {
             push("TIME", format!("{h:02}:{mi:02}"), m.start, m.end, 5);
         }
     }
@@ -445,6 +447,12 @@ mod tests {
         assert!(k.contains(&("MONEY", "EUR 1875.50".to_owned())), "{k:?}");
         assert!(k.contains(&("DATE", "2026-03-15".to_owned())), "{k:?}");
         assert!(k.contains(&("TIME", "14:30".to_owned())), "{k:?}");
+        let offset = keys("Date: 2026-03-15T09:30:00+01:00");
+        assert_eq!(
+            offset,
+            [("DATETIME", "2026-03-15T09:30:00".to_owned())],
+            "an offset is not a time"
+        );
         assert!(k.contains(&("PERCENT", "12.5%".to_owned())), "{k:?}");
         assert!(k.contains(&("DATE", "2026-03-01".to_owned())), "{k:?}");
         assert!(k.contains(&("DATE", "2026-03-20".to_owned())), "{k:?}");
