@@ -8,7 +8,7 @@ use apex_proto::common::v1::{Chunk, Entity, Mention, Relation, Span};
 use apex_proto::extractor::v1::ExtractionResult;
 
 use crate::gazetteer::Gazetteer;
-use crate::patterns;
+use crate::{named, patterns};
 
 /// Entity types that are values rather than things: they get mentions, not relations.
 const VALUE_TYPES: &[&str] = &["DATE", "DATETIME", "TIME", "MONEY", "PERCENT"];
@@ -21,7 +21,8 @@ fn confidence(entity_type: &str) -> f32 {
     match entity_type {
         "CONTAINER_NUMBER" | "VIN" | "IBAN" | "EMAIL" | "URL" => 0.99,
         "PHONE" | "DATE" | "DATETIME" | "MONEY" | "PERCENT" | "TIME" => 0.95,
-        "LOCATION" => 0.8,
+        "LOCATION" | "ORGANIZATION" => 0.8,
+        "PERSON" => 0.75,
         _ => 0.9,
     }
 }
@@ -71,6 +72,18 @@ impl Engine {
                     )
                 })
                 .collect();
+            for n in named::find(text) {
+                let overlaps = found.iter().any(|f| n.byte_start < f.4 && f.3 < n.byte_end);
+                if !overlaps {
+                    found.push((
+                        n.entity_type,
+                        n.canonical_key,
+                        n.display_name,
+                        n.byte_start,
+                        n.byte_end,
+                    ));
+                }
+            }
             for hit in self.locations.find(text) {
                 let overlaps = found
                     .iter()

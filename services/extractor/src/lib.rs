@@ -1,10 +1,11 @@
 //! The Apex Ingest extractor service: entities, mentions and relations from chunks
 //! (`apex.extractor.v1`). The default engine is deterministic and network-free: pattern
-//! entities, a location gazetteer and co-occurrence relations. Organisations, people, user
-//! gazetteers, EDI party relations and the optional LLM engine are still to come.
+//! entities, a location gazetteer, organisations and people by rule, and co-occurrence
+//! relations. User gazetteers, EDI party relations and the optional LLM engine are still to come.
 
 pub mod engine;
 pub mod gazetteer;
+pub mod named;
 pub mod patterns;
 mod service;
 
