@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use apex_proto::common::v1::{Chunk, Entity, Mention, Relation, Span};
 use apex_proto::extractor::v1::ExtractionResult;
+use apex_proto::parser::v1::Record;
 
 use crate::gazetteer::Gazetteer;
 use crate::{named, patterns};
@@ -153,6 +154,62 @@ impl Engine {
     }
 }
 
+/// Typed relations read from structured records (EDI transaction sets): who ships to whom,
+/// who carries and who is billed. Entities are shared with the text's (same type and key).
+pub fn add_record_relations(result: &mut ExtractionResult, records: &[Record]) {
+    let mut index: HashMap<(String, String), u32> = result
+        .entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((e.entity_type.clone(), e.canonical_key.clone()), i as u32))
+        .collect();
+    for record in records.iter().filter(|r| r.kind.starts_with("edi-x12/")) {
+        let field = |name: &str| {
+            record
+                .fields
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let mut intern = |entity_type: &str, key: String, display: &str| -> u32 {
+            *index
+                .entry((entity_type.to_owned(), key.clone()))
+                .or_insert_with(|| {
+                    result.entities.push(Entity {
+                        entity_type: entity_type.to_owned(),
+                        canonical_key: key,
+                        display_name: display.to_owned(),
+                        confidence: 0.99,
+                    });
+                    result.entities.len() as u32 - 1
+                })
+        };
+        let shipper = field("shipper").map(|n| intern("ORGANIZATION", named::key(n), n));
+        let consignee = field("consignee").map(|n| intern("ORGANIZATION", named::key(n), n));
+        let bill_to = field("bill_to").map(|n| intern("ORGANIZATION", named::key(n), n));
+        let shipment =
+            field("shipment_id").map(|id| intern("SHIPMENT_NUMBER", id.to_ascii_uppercase(), id));
+        let carrier = field("scac").map(|scac| intern("SCAC", scac.to_ascii_uppercase(), scac));
+        let mut relate = |from: Option<u32>, to: Option<u32>, kind: &str| {
+            if let (Some(from), Some(to)) = (from, to)
+                && from != to
+            {
+                result.relations.push(Relation {
+                    from_entity_index: from,
+                    to_entity_index: to,
+                    relation_type: kind.to_owned(),
+                    weight: 1.0,
+                });
+            }
+        };
+        relate(shipper, consignee, "SHIPS_TO");
+        relate(shipment, shipper, "SHIPPED_BY");
+        relate(shipment, consignee, "DELIVERED_TO");
+        relate(shipment, carrier, "CARRIED_BY");
+        relate(shipment, bill_to, "BILLED_TO");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +292,78 @@ mod tests {
         assert_eq!(result.empty_chunks, 2);
         assert!(
             result.entities.is_empty() && result.mentions.is_empty() && result.relations.is_empty()
+        );
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn edi_parties_become_typed_relations_sharing_text_entities() {
+        let mut result = Engine::default().extract(&[Chunk {
+            chunk_id: "c".to_owned(),
+            text: "Shipment SHIP-42 for Lone Star Grocers LLC".to_owned(),
+            ..Chunk::default()
+        }]);
+        let fields: HashMap<String, String> = [
+            ("shipment_id", "SHIP-42"),
+            ("scac", "ACME"),
+            ("shipper", "Apex Foods"),
+            ("consignee", "Lone Star Grocers"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        add_record_relations(
+            &mut result,
+            &[Record {
+                kind: "edi-x12/214".to_owned(),
+                fields,
+                json: String::new(),
+            }],
+        );
+        let idx = |t: &str, k: &str| {
+            result
+                .entities
+                .iter()
+                .position(|e| e.entity_type == t && e.canonical_key == k)
+                .unwrap_or_else(|| panic!("{t} {k}: {:?}", result.entities)) as u32
+        };
+        let (ship, consignee, shipper, scac) = (
+            idx("SHIPMENT_NUMBER", "SHIP-42"),
+            idx("ORGANIZATION", "lone star grocers"),
+            idx("ORGANIZATION", "apex foods"),
+            idx("SCAC", "ACME"),
+        );
+        let has = |from: u32, to: u32, kind: &str| {
+            result.relations.iter().any(|r| {
+                r.from_entity_index == from && r.to_entity_index == to && r.relation_type == kind
+            })
+        };
+        assert!(has(shipper, consignee, "SHIPS_TO"));
+        assert!(has(ship, scac, "CARRIED_BY"));
+        assert!(has(ship, consignee, "DELIVERED_TO"));
+        assert!(has(ship, shipper, "SHIPPED_BY"));
+        // The text's shipment and consignee are the same nodes as the record's.
+        assert_eq!(
+            result
+                .entities
+                .iter()
+                .filter(|e| e.entity_type == "SHIPMENT_NUMBER")
+                .count(),
+            1
+        );
+        assert_eq!(
+            result
+                .entities
+                .iter()
+                .filter(|e| e.canonical_key == "lone star grocers")
+                .count(),
+            1
         );
     }
 }

@@ -40,7 +40,8 @@ const NOT_NAME_START: &[&str] = &[
     "The", "A", "An", "From", "To", "For", "And", "Dear", "Hello", "Hi", "Subject", "Re",
 ];
 
-fn key(name: &str) -> String {
+/// The canonical key of a name: letters, digits and `&`, lower case, single spaces.
+pub fn key(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_alphanumeric() || c.is_whitespace() || *c == '&')
         .collect::<String>()

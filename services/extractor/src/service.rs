@@ -13,7 +13,7 @@ use apex_proto::extractor::v1::{
     ExtractBlobRequest, ExtractBlobResponse, ExtractRequest, ExtractResponse, ExtractSummary,
     ExtractionResult,
 };
-use apex_proto::parser::v1::ParsedDocument;
+use apex_proto::parser::v1::{ParsedDocument, Record};
 use bytes::Bytes;
 use prost::Message as _;
 use tokio::net::TcpListener;
@@ -47,11 +47,12 @@ fn check_chunks(chunks: &[Chunk]) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// The chunks of a parsed document and of its parts (attachments), recursively.
-fn all_chunks(doc: ParsedDocument, out: &mut Vec<Chunk>) {
-    out.extend(doc.chunks);
+/// The chunks and records of a parsed document and of its parts (attachments), recursively.
+fn flatten(doc: ParsedDocument, chunks: &mut Vec<Chunk>, records: &mut Vec<Record>) {
+    chunks.extend(doc.chunks);
+    records.extend(doc.records);
     for part in doc.parts {
-        all_chunks(part, out);
+        flatten(part, chunks, records);
     }
 }
 
@@ -106,10 +107,11 @@ impl ExtractorService for ExtractorGrpc {
                 format!("{} is not a parsed-document artifact: {e}", parsed.key),
             )
         })?;
-        let mut chunks = Vec::new();
-        all_chunks(doc, &mut chunks);
+        let (mut chunks, mut records) = (Vec::new(), Vec::new());
+        flatten(doc, &mut chunks, &mut records);
         check_chunks(&chunks)?;
-        let result = self.run(chunks).await?;
+        let mut result = self.run(chunks).await?;
+        crate::engine::add_record_relations(&mut result, &records);
         let summary = summary(&result);
         let artifact = self
             .blobs
