@@ -5,10 +5,10 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    sync::{Mutex, PoisonError, mpsc},
     time::{Duration, Instant},
 };
 
@@ -45,6 +45,12 @@ pub fn temporal_cli() -> PathBuf {
     path
 }
 
+/// Dev servers of one test binary start one at a time: a server picks its internal ports
+/// itself, and could take a port another test has picked but not bound yet (then the other
+/// test's client reaches the wrong service). Holding this until the frontend listens closes
+/// that window.
+static STARTING: Mutex<()> = Mutex::new(());
+
 /// A Temporal dev server with its own SQLite file, on its own ports.
 pub struct DevServer {
     pub port: u16,
@@ -56,15 +62,47 @@ pub struct DevServer {
 
 impl DevServer {
     pub fn start() -> Self {
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
         let mut s = Self {
-            port: free_port(),
-            http_port: free_port(),
-            metrics_port: free_port(),
+            port: 0,
+            http_port: 0,
+            metrics_port: 0,
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
         };
-        s.spawn();
-        s
+        // A server that cannot bind its ports exits; try again on fresh ones.
+        for _ in 0..3 {
+            s.port = free_port();
+            s.http_port = free_port();
+            s.metrics_port = free_port();
+            s.spawn();
+            if s.wait_listening() {
+                return s;
+            }
+        }
+        panic!(
+            "the dev server did not start on three sets of ports: see its log in {}",
+            s.dir.path().display()
+        );
+    }
+
+    /// Waits until the frontend port accepts connections while our server is alive;
+    /// `false` when the server exited first.
+    fn wait_listening(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                self.child = None;
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     pub fn address(&self) -> String {
@@ -127,7 +165,13 @@ impl DevServer {
     /// Stops the server and starts it again on the same ports and database.
     pub fn restart(&mut self) {
         self.stop();
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
         self.spawn();
+        assert!(
+            self.wait_listening(),
+            "the dev server did not come back on port {}",
+            self.port
+        );
     }
 }
 
