@@ -200,31 +200,18 @@ impl Parser {
         hints: Hints<'_>,
     ) -> Result<(Format, String), ParseError> {
         let deadline = Deadline::after(Duration::from_secs(self.settings.parse_timeout_secs));
-        let detection = detect::detect(bytes, hints.file_name, hints.mime_type)
-            .map_err(|_| ParseError::Unsupported("undetected content".to_owned()))?;
-        let format = detection.format;
-        let settings = &self.settings;
-        let extracted = contain(format, || {
-            formats::extract(
-                format,
-                bytes,
-                detection.decoded.as_ref(),
-                settings,
-                &deadline,
-            )
-        })?;
+        let (format, extracted, _) = self.detect_and_extract(bytes, hints, &deadline)?;
         Ok((format, extracted.text))
     }
 
-    fn parse_part(
+    /// Detection, then the format's parser behind its panic boundary. Also returns the
+    /// hint-mismatch warning, if any.
+    fn detect_and_extract(
         &self,
         bytes: &[u8],
         hints: Hints<'_>,
-        name: String,
-        depth: u32,
         deadline: &Deadline,
-    ) -> Result<ParsedDocument, ParseError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
+    ) -> Result<(Format, Extracted, Option<String>), ParseError> {
         let detection = detect::detect(bytes, hints.file_name, hints.mime_type).map_err(|u| {
             ParseError::Unsupported(match u {
                 Undetected::OtherZip => "a zip archive that is neither DOCX nor XLSX".to_owned(),
@@ -251,6 +238,19 @@ impl Parser {
                 deadline,
             )
         })?;
+        Ok((format, extracted, detection.warning))
+    }
+
+    fn parse_part(
+        &self,
+        bytes: &[u8],
+        hints: Hints<'_>,
+        name: String,
+        depth: u32,
+        deadline: &Deadline,
+    ) -> Result<ParsedDocument, ParseError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let (format, extracted, mismatch) = self.detect_and_extract(bytes, hints, deadline)?;
         deadline.check()?;
         let Extracted {
             text,
@@ -263,7 +263,7 @@ impl Parser {
             mut warnings,
             no_text_layer,
         } = extracted;
-        warnings.extend(detection.warning);
+        warnings.extend(mismatch);
         let mut metadata = metadata;
         if !metadata.contains_key("language")
             && let Some(language) = lang::guess(&text)
@@ -281,10 +281,10 @@ impl Parser {
         )?;
         let mut parts = Vec::new();
         for attachment in attachments {
-            if depth + 1 > settings.max_part_depth {
+            if depth + 1 > self.settings.max_part_depth {
                 warnings.push(format!(
                     "attachment `{}` not parsed: attachments nest deeper than {}",
-                    attachment.name, settings.max_part_depth
+                    attachment.name, self.settings.max_part_depth
                 ));
                 continue;
             }
