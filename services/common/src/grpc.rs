@@ -56,6 +56,25 @@ pub fn server_span(req: &http::Request<()>) -> tracing::Span {
     span
 }
 
+/// The timeout a client set with the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
+pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// A tonic server builder with tracing, keepalive and a request timeout.
 pub fn server(request_timeout: Duration) -> Server {
     Server::builder()
@@ -135,6 +154,30 @@ impl Interceptor for TracePropagation {
             p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
         });
         Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_units() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(client_timeout(&m), None);
+        for (v, d) in [
+            ("2S", Duration::from_secs(2)),
+            ("1500m", Duration::from_millis(1500)),
+            ("3M", Duration::from_secs(180)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            m.insert("grpc-timeout", v.parse().expect("ascii"));
+            assert_eq!(client_timeout(&m), Some(d), "{v}");
+        }
+        for bad in ["S", "12X", "-1S", "1234567890S"] {
+            m.insert("grpc-timeout", bad.parse().expect("ascii"));
+            assert_eq!(client_timeout(&m), None, "{bad}");
+        }
     }
 }
 

@@ -140,16 +140,27 @@ const ENTRIES: &[(&[&str], &str)] = &[
     (&["São Paulo", "Sao Paulo"], "city:sao-paulo-br"),
 ];
 
-/// A compiled gazetteer: surface form → (canonical key, display name).
+/// One gazetteer entry: a surface form and the entity it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub form: String,
+    pub entity_type: String,
+    pub canonical_key: String,
+    pub display_name: String,
+}
+
+/// A compiled gazetteer: surface form → (entity type, canonical key, display name).
 #[derive(Debug)]
 pub struct Gazetteer {
-    matcher: AhoCorasick,
-    targets: Vec<(String, String)>,
+    matcher: Option<AhoCorasick>,
+    targets: Vec<(String, String, String)>,
+    capitalized_only: bool,
 }
 
 /// A gazetteer hit, with byte offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
+    pub entity_type: String,
     pub canonical_key: String,
     pub display_name: String,
     pub byte_start: usize,
@@ -157,36 +168,81 @@ pub struct Hit {
 }
 
 impl Gazetteer {
-    /// The built-in location gazetteer.
+    /// The built-in location gazetteer. Only capitalised hits count, so "may" or
+    /// "china cabinet" in lower case are not places.
     pub fn locations() -> Self {
         let entries = ENTRIES.iter().flat_map(|(forms, key)| {
-            forms
-                .iter()
-                .map(move |f| ((*f).to_owned(), (*key).to_owned(), forms[0].to_owned()))
+            forms.iter().map(move |f| Entry {
+                form: (*f).to_owned(),
+                entity_type: "LOCATION".to_owned(),
+                canonical_key: (*key).to_owned(),
+                display_name: forms[0].to_owned(),
+            })
         });
-        Self::build(entries)
+        Self::build(entries, true)
     }
 
-    /// Builds from (surface form, canonical key, display name) triples; matching is
-    /// leftmost-longest and ASCII-case-insensitive, on word boundaries.
-    pub fn build(entries: impl IntoIterator<Item = (String, String, String)>) -> Self {
+    /// The canonical key of a place name, from the built-in gazetteer when it knows it.
+    pub fn location_key(name: &str) -> Option<String> {
+        let name = name.trim();
+        ENTRIES
+            .iter()
+            .find(|(forms, _)| forms.iter().any(|f| f.eq_ignore_ascii_case(name)))
+            .map(|(_, key)| (*key).to_owned())
+    }
+
+    /// An empty gazetteer (matches nothing).
+    pub fn empty() -> Self {
+        Self {
+            matcher: None,
+            targets: Vec::new(),
+            capitalized_only: false,
+        }
+    }
+
+    /// Builds from entries; matching is leftmost-longest and ASCII-case-insensitive, on
+    /// word boundaries. Empty forms are skipped.
+    pub fn build(entries: impl IntoIterator<Item = Entry>, capitalized_only: bool) -> Self {
         let mut patterns = Vec::new();
         let mut targets = Vec::new();
-        for (form, key, display) in entries {
-            patterns.push(form);
-            targets.push((key, display));
+        for e in entries {
+            let form = e.form.trim();
+            if form.is_empty() {
+                continue;
+            }
+            patterns.push(form.to_owned());
+            targets.push((e.entity_type, e.canonical_key, e.display_name));
+        }
+        if patterns.is_empty() {
+            return Self::empty();
         }
         let matcher = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .ascii_case_insensitive(true)
             .build(&patterns)
             .unwrap_or_else(|e| panic!("gazetteer patterns are plain strings: {e}"));
-        Self { matcher, targets }
+        Self {
+            matcher: Some(matcher),
+            targets,
+            capitalized_only,
+        }
     }
 
-    /// Hits in `text` that start and end on word boundaries and start with a capital letter
-    /// (so "may" or "china cabinet" in lower case are not places).
+    /// Number of surface forms.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Hits in `text` that start and end on word boundaries (and, for a capitalised-only
+    /// gazetteer, start with a capital letter).
     pub fn find(&self, text: &str) -> Vec<Hit> {
+        let Some(matcher) = &self.matcher else {
+            return Vec::new();
+        };
         let bytes = text.as_bytes();
         let boundary_before = |i: usize| {
             i == 0
@@ -198,18 +254,20 @@ impl Gazetteer {
         let boundary_after = |i: usize| {
             i >= bytes.len() || !text[i..].chars().next().is_some_and(char::is_alphanumeric)
         };
-        self.matcher
+        matcher
             .find_iter(text)
             .filter(|m| boundary_before(m.start()) && boundary_after(m.end()))
             .filter(|m| {
-                text[m.start()..]
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_uppercase)
+                !self.capitalized_only
+                    || text[m.start()..]
+                        .chars()
+                        .next()
+                        .is_some_and(char::is_uppercase)
             })
             .map(|m| {
-                let (key, display) = &self.targets[m.pattern().as_usize()];
+                let (entity_type, key, display) = &self.targets[m.pattern().as_usize()];
                 Hit {
+                    entity_type: entity_type.clone(),
                     canonical_key: key.clone(),
                     display_name: display.clone(),
                     byte_start: m.start(),

@@ -51,6 +51,38 @@ pub fn key(name: &str) -> String {
         .to_lowercase()
 }
 
+/// Legal suffixes an organisation's key leaves out.
+const LEGAL_SUFFIXES: &[&str] = &[
+    "inc",
+    "llc",
+    "ltd",
+    "limited",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "gmbh",
+    "ag",
+    "sa",
+    "bv",
+    "nv",
+    "sas",
+    "srl",
+    "plc",
+    "llp",
+];
+
+/// The canonical key of an organisation name: [`key`] without a trailing legal suffix, so
+/// "Acme Freight, Inc." (found by rule, written in a gazetteer or named by an LLM) is
+/// "acme freight".
+pub fn org_key(name: &str) -> String {
+    let k = key(name);
+    match k.rsplit_once(' ') {
+        Some((base, last)) if LEGAL_SUFFIXES.contains(&last) => base.to_owned(),
+        _ => k,
+    }
+}
+
 /// Organisations and people in `text`, by position; later hits inside earlier ones dropped.
 pub fn find(text: &str) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
@@ -134,6 +166,9 @@ mod tests {
             [("ORGANIZATION", "acme freight".to_owned())]
         );
         assert!(pairs("the company paid").is_empty());
+        assert_eq!(org_key("Acme Freight, Inc."), "acme freight");
+        assert_eq!(org_key("Schenker Logistics GmbH"), "schenker logistics");
+        assert_eq!(org_key("Maersk"), "maersk");
     }
 
     #[test]

@@ -93,6 +93,13 @@ fn num(c: &Captures<'_>, i: usize) -> Option<u32> {
     c.get(i)?.as_str().parse().ok()
 }
 
+/// Whether `s` is exactly one email address.
+pub fn is_email(s: &str) -> bool {
+    EMAIL
+        .find(s)
+        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
+}
+
 /// Phone digits to E.164 where the country is known (a `+` prefix, or 10/11-digit NANP).
 pub fn phone_e164(raw: &str) -> Option<String> {
     let digits: String = raw.chars().filter(char::is_ascii_digit).collect();

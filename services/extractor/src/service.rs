@@ -1,7 +1,9 @@
 //! The gRPC service `apex.extractor.v1.ExtractorService`: `Extract` (chunks inline) and
 //! `ExtractBlob` (a parsed-document artifact in, an entities artifact out, plus a summary).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use apex_common::blob::BlobStore;
 use apex_common::{ServiceError, Shutdown, grpc};
@@ -20,7 +22,10 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use crate::ExtractorSettings;
-use crate::engine::Engine;
+use crate::engine::{Engine, add_structured_sources};
+use crate::llm::{LlmClient, LlmEngine};
+use crate::metrics::Metrics;
+use crate::user_gazetteer;
 
 /// Content type of an entities artifact in the blob store.
 pub const ARTIFACT_CONTENT_TYPE: &str =
@@ -28,25 +33,83 @@ pub const ARTIFACT_CONTENT_TYPE: &str =
 
 const SERVICES: &[&str] = &["apex.extractor.v1.ExtractorService"];
 
-/// The gRPC face of the default [`Engine`].
+/// The gRPC face of the engines.
 #[derive(Debug, Clone)]
 pub struct ExtractorGrpc {
-    engine: Arc<Engine>,
+    engine: Arc<RwLock<Arc<Engine>>>,
+    llm: Option<Arc<LlmEngine>>,
     blobs: Arc<BlobStore>,
+    metrics: Metrics,
+    settings: Arc<ExtractorSettings>,
 }
 
-fn check_chunks(chunks: &[Chunk]) -> Result<(), ServiceError> {
-    if let Some(i) = chunks.iter().position(|c| c.chunk_id.trim().is_empty()) {
-        return Err(ServiceError::invalid_field(
-            format!("chunks[{i}].chunk_id"),
-            format!(
-                "chunks[{i}].chunk_id is empty: every chunk needs its id (mentions refer to it)"
-            ),
-        ));
+fn check_request(
+    settings: &ExtractorSettings,
+    chunks: &[Chunk],
+    metadata: &HashMap<String, String>,
+) -> Result<(), ServiceError> {
+    if chunks.len() > settings.max_chunks {
+        return Err(ServiceError::ResourceExhausted(format!(
+            "{} chunks in one request; the limit is {} (max_chunks)",
+            chunks.len(),
+            settings.max_chunks
+        )));
+    }
+    let mut ids = HashSet::with_capacity(chunks.len());
+    for (i, c) in chunks.iter().enumerate() {
+        if c.chunk_id.trim().is_empty() {
+            return Err(ServiceError::invalid_field(
+                format!("chunks[{i}].chunk_id"),
+                format!(
+                    "chunks[{i}].chunk_id is empty: every chunk needs its id (mentions refer to it)"
+                ),
+            ));
+        }
+        if !ids.insert(c.chunk_id.as_str()) {
+            return Err(ServiceError::invalid_field(
+                format!("chunks[{i}].chunk_id"),
+                format!(
+                    "chunks[{i}].chunk_id {:?} appears twice: mentions could not say which chunk they are in",
+                    c.chunk_id
+                ),
+            ));
+        }
+        if c.text.len() > settings.max_chunk_chars
+            && c.text.chars().count() > settings.max_chunk_chars
+        {
+            return Err(ServiceError::ResourceExhausted(format!(
+                "chunks[{i}] has {} characters; the limit is {} (max_chunk_chars)",
+                c.text.chars().count(),
+                settings.max_chunk_chars
+            )));
+        }
+    }
+    if metadata.len() > settings.max_metadata_entries {
+        return Err(ServiceError::ResourceExhausted(format!(
+            "{} metadata entries; the limit is {} (max_metadata_entries)",
+            metadata.len(),
+            settings.max_metadata_entries
+        )));
+    }
+    for (k, v) in metadata {
+        if k.trim().is_empty() {
+            return Err(ServiceError::invalid_field(
+                "metadata",
+                "metadata has an empty key",
+            ));
+        }
+        if k.chars().count() > settings.max_metadata_value_chars
+            || v.chars().count() > settings.max_metadata_value_chars
+        {
+            return Err(ServiceError::ResourceExhausted(format!(
+                "metadata entry {:?} is longer than {} characters (max_metadata_value_chars)",
+                k.chars().take(64).collect::<String>(),
+                settings.max_metadata_value_chars
+            )));
+        }
     }
     Ok(())
 }
-
 /// The chunks and records of a parsed document and of its parts (attachments), recursively.
 fn flatten(doc: ParsedDocument, chunks: &mut Vec<Chunk>, records: &mut Vec<Record>) {
     chunks.extend(doc.chunks);
@@ -62,19 +125,121 @@ fn summary(r: &ExtractionResult) -> ExtractSummary {
         mention_count: r.mentions.len() as u32,
         relation_count: r.relations.len() as u32,
         empty_chunks: r.empty_chunks,
+        llm_chunks: r.llm_chunks,
+        fallback_chunks: r.fallback_chunks,
     }
 }
 
 impl ExtractorGrpc {
-    pub fn new(engine: Arc<Engine>, blobs: Arc<BlobStore>) -> Self {
-        Self { engine, blobs }
+    /// Builds the service: loads the user gazetteers (failing if a configured one cannot be
+    /// read) and, when enabled, the LLM client.
+    pub async fn from_settings(
+        settings: ExtractorSettings,
+        blobs: Arc<BlobStore>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let entries = if settings.gazetteer.is_configured() {
+            user_gazetteer::load(&settings.gazetteer).await?
+        } else {
+            Vec::new()
+        };
+        let engine = Engine::new(entries);
+        metrics
+            .gazetteer_forms
+            .set(engine.user_gazetteer_len() as i64);
+        let llm = if settings.llm.enabled {
+            let client = LlmClient::new(settings.llm.clone(), metrics.clone())?;
+            tracing::info!(base_url = %settings.llm.base_url, model = %settings.llm.model, "LLM engine on");
+            Some(Arc::new(LlmEngine {
+                client: Arc::new(client),
+            }))
+        } else {
+            None
+        };
+        Ok(Self {
+            engine: Arc::new(RwLock::new(Arc::new(engine))),
+            llm,
+            blobs,
+            metrics,
+            settings: Arc::new(settings),
+        })
     }
 
-    async fn run(&self, chunks: Vec<Chunk>) -> Result<ExtractionResult, ServiceError> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.extract(&chunks))
-            .await
-            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("extraction task failed: {e}")))
+    /// The engine in use now.
+    pub fn engine(&self) -> Arc<Engine> {
+        match self.engine.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the user gazetteers again and swaps them in; on failure the previous stays.
+    pub async fn reload_gazetteer(&self) -> anyhow::Result<usize> {
+        let entries = user_gazetteer::load(&self.settings.gazetteer).await;
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                self.metrics.gazetteer_reload_errors.inc();
+                return Err(e);
+            }
+        };
+        let engine = Arc::new(Engine::new(entries));
+        let forms = engine.user_gazetteer_len();
+        match self.engine.write() {
+            Ok(mut slot) => *slot = engine,
+            Err(poisoned) => *poisoned.into_inner() = engine,
+        }
+        self.metrics.gazetteer_forms.set(forms as i64);
+        Ok(forms)
+    }
+
+    fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> Instant {
+        let own = Duration::from_secs(self.settings.extract_timeout_secs);
+        // Leave the client a tenth of its budget to receive the answer.
+        let budget = grpc::client_timeout(metadata).map_or(own, |t| own.min(t.mul_f32(0.9)));
+        Instant::now() + budget
+    }
+
+    async fn run(
+        &self,
+        rpc: &str,
+        chunks: Vec<Chunk>,
+        records: Vec<Record>,
+        metadata: HashMap<String, String>,
+        deadline: Instant,
+    ) -> Result<ExtractionResult, ServiceError> {
+        let started = Instant::now();
+        let total = chunks.len();
+        let engine = self.engine();
+        let result = match &self.llm {
+            Some(llm) => llm.extract(engine, chunks, deadline).await,
+            None => {
+                tokio::task::spawn_blocking(move || engine.extract_until(&chunks, Some(deadline)))
+                    .await
+                    .map_err(|e| {
+                        ServiceError::Internal(anyhow::anyhow!("extraction task failed: {e}"))
+                    })?
+                    .map_err(|t| {
+                        ServiceError::Timeout(format!(
+                            "extraction passed its deadline after {} of {total} chunks",
+                            t.chunks_done
+                        ))
+                    })?
+            }
+        };
+        let result = add_structured_sources(result, &records, &metadata);
+        let m = &self.metrics;
+        m.chunks.inc_by(total as u64);
+        m.empty_chunks.inc_by(u64::from(result.empty_chunks));
+        for mention in &result.mentions {
+            if let Some(e) = result.entities.get(mention.entity_index as usize) {
+                m.mentions.with_label_values(&[&e.entity_type]).inc();
+            }
+        }
+        m.request_seconds
+            .with_label_values(&[rpc])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(result)
     }
 }
 
@@ -84,9 +249,12 @@ impl ExtractorService for ExtractorGrpc {
         &self,
         request: Request<ExtractRequest>,
     ) -> Result<Response<ExtractResponse>, Status> {
+        let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
-        check_chunks(&r.chunks)?;
-        let result = self.run(r.chunks).await?;
+        check_request(&self.settings, &r.chunks, &r.metadata)?;
+        let result = self
+            .run("Extract", r.chunks, Vec::new(), r.metadata, deadline)
+            .await?;
         Ok(Response::new(ExtractResponse {
             result: Some(result),
         }))
@@ -96,6 +264,7 @@ impl ExtractorService for ExtractorGrpc {
         &self,
         request: Request<ExtractBlobRequest>,
     ) -> Result<Response<ExtractBlobResponse>, Status> {
+        let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
         let parsed = r.parsed.ok_or_else(|| {
             ServiceError::invalid_field("parsed", "a parsed-document artifact is required")
@@ -109,9 +278,10 @@ impl ExtractorService for ExtractorGrpc {
         })?;
         let (mut chunks, mut records) = (Vec::new(), Vec::new());
         flatten(doc, &mut chunks, &mut records);
-        check_chunks(&chunks)?;
-        let mut result = self.run(chunks).await?;
-        crate::engine::add_record_relations(&mut result, &records);
+        check_request(&self.settings, &chunks, &r.metadata)?;
+        let result = self
+            .run("ExtractBlob", chunks, records, r.metadata, deadline)
+            .await?;
         let summary = summary(&result);
         let artifact = self
             .blobs
@@ -128,34 +298,59 @@ impl ExtractorService for ExtractorGrpc {
     }
 }
 
+/// Reloads the user gazetteers every `reload_secs` until shutdown.
+async fn reload_loop(service: ExtractorGrpc, shutdown: Shutdown) {
+    let every = Duration::from_secs(service.settings.gazetteer.reload_secs);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match service.reload_gazetteer().await {
+            Ok(forms) => tracing::debug!(forms, "user gazetteer reloaded"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "user gazetteer reload failed; keeping the previous one"
+            ),
+        }
+    }
+}
+
 pub(crate) async fn serve(
     settings: ExtractorSettings,
     listener: TcpListener,
-    metrics: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let service = &settings.0;
-    let blobs = Arc::new(BlobStore::open(&service.blob_url)?);
-    let max = service.max_message_bytes;
-    let grpc_service =
-        ExtractorServiceServer::new(ExtractorGrpc::new(Arc::new(Engine::default()), blobs))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+    let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
+    let max = settings.service.max_message_bytes;
+    let timeout = settings.service.request_timeout();
+    let metrics = Metrics::new();
+    let service = ExtractorGrpc::from_settings(settings, blobs, metrics.clone()).await?;
+    let reload = (service.settings.gazetteer.is_configured()
+        && service.settings.gazetteer.reload_secs > 0)
+        .then(|| tokio::spawn(reload_loop(service.clone(), shutdown.clone())));
+    let grpc_service = ExtractorServiceServer::new(service)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
     let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
-    let router = grpc::server(service.request_timeout())
+    let router = grpc::server(timeout)
         .add_service(health)
         .add_service(reflection)
         .add_service(grpc_service);
-    let metrics = metrics.map(|l| {
+    let metrics_task = metrics_listener.map(|l| {
         tokio::spawn(apex_common::metrics::serve_metrics(
-            prometheus::Registry::new(),
+            metrics.registry.clone(),
             l,
             shutdown.clone(),
         ))
     });
     grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
-    if let Some(task) = metrics {
+    if let Some(task) = metrics_task {
         task.await??;
+    }
+    if let Some(task) = reload {
+        task.await?;
     }
     Ok(())
 }

@@ -171,7 +171,7 @@ impl Chunker {
         pages: &[Page],
         sections: &[Section],
         options: ChunkOptions,
-        document: Option<&DocumentRef>,
+        ids: &ChunkIds,
         deadline: &Deadline,
         warnings: &mut Vec<String>,
     ) -> Result<Vec<Chunk>, ParseError> {
@@ -228,7 +228,7 @@ impl Chunker {
                 let (a, z) = (&words[first], &words[last - 1]);
                 let ordinal = chunks.len() as u32;
                 chunks.push(Chunk {
-                    chunk_id: chunk_id(document, ordinal),
+                    chunk_id: ids.id(ordinal),
                     ordinal,
                     text: region[a.byte_start..z.byte_end].to_owned(),
                     token_count: tokens,
@@ -263,17 +263,61 @@ impl Chunker {
     }
 }
 
-/// `UUIDv5(document id, "version/ordinal")`: stable across re-parses of the same version.
-fn chunk_id(document: Option<&DocumentRef>, ordinal: u32) -> String {
-    let (namespace, version) = match document {
-        Some(d) if !d.document_id.is_empty() => (
-            Uuid::parse_str(&d.document_id)
-                .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_URL, d.document_id.as_bytes())),
-            d.version,
-        ),
-        _ => (Uuid::nil(), 0),
-    };
-    Uuid::new_v5(&namespace, format!("{version}/{ordinal}").as_bytes()).to_string()
+/// How a document's chunk ids are made: `UUIDv5(document id, "version/ordinal")` for the
+/// document itself and `UUIDv5(document id, "version/part path/ordinal")` for its
+/// attachments (part path = attachment indexes, `0`, `0.1`, …), so ids are stable across
+/// re-parses of one version and distinct between a document and its parts. Without a
+/// document id the namespace is derived from the content hash instead.
+#[derive(Debug, Clone)]
+pub struct ChunkIds {
+    namespace: Uuid,
+    version: u64,
+    part: String,
+}
+
+impl ChunkIds {
+    /// The ids of a top-level document (`sha256` of its bytes, used without a document id).
+    pub fn for_document(document: Option<&DocumentRef>, sha256: &str) -> Self {
+        let (namespace, version) = match document {
+            Some(d) if !d.document_id.is_empty() => (
+                Uuid::parse_str(&d.document_id).unwrap_or_else(|_| {
+                    Uuid::new_v5(&Uuid::NAMESPACE_URL, d.document_id.as_bytes())
+                }),
+                d.version,
+            ),
+            _ => (
+                Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("sha256:{sha256}").as_bytes()),
+                0,
+            ),
+        };
+        Self {
+            namespace,
+            version,
+            part: String::new(),
+        }
+    }
+
+    /// The ids of attachment `index` of this (part of a) document.
+    pub fn part(&self, index: usize) -> Self {
+        Self {
+            namespace: self.namespace,
+            version: self.version,
+            part: if self.part.is_empty() {
+                index.to_string()
+            } else {
+                format!("{}.{index}", self.part)
+            },
+        }
+    }
+
+    pub fn id(&self, ordinal: u32) -> String {
+        let name = if self.part.is_empty() {
+            format!("{}/{ordinal}", self.version)
+        } else {
+            format!("{}/{}/{ordinal}", self.version, self.part)
+        };
+        Uuid::new_v5(&self.namespace, name.as_bytes()).to_string()
+    }
 }
 
 /// The headings that contain `at`, outermost first, joined by " > ".

@@ -184,7 +184,9 @@ impl Parser {
         // Format parsers have their own boundary (naming the format); this one covers
         // detection, decoding and chunking too, so no input can take the process down.
         catch_unwind(AssertUnwindSafe(|| {
-            self.parse_part(bytes, hints, String::new(), 0, &deadline)
+            let ids =
+                chunk::ChunkIds::for_document(hints.document, &hex::encode(Sha256::digest(bytes)));
+            self.parse_part(bytes, hints, String::new(), &ids, 0, &deadline)
         }))
         .map_err(|panic| ParseError::Internal {
             format: "document",
@@ -246,6 +248,7 @@ impl Parser {
         bytes: &[u8],
         hints: Hints<'_>,
         name: String,
+        ids: &chunk::ChunkIds,
         depth: u32,
         deadline: &Deadline,
     ) -> Result<ParsedDocument, ParseError> {
@@ -275,12 +278,12 @@ impl Parser {
             &pages,
             &sections,
             self.chunk_options(hints.options),
-            hints.document,
+            ids,
             deadline,
             &mut warnings,
         )?;
         let mut parts = Vec::new();
-        for attachment in attachments {
+        for (index, attachment) in attachments.into_iter().enumerate() {
             if depth + 1 > self.settings.max_part_depth {
                 warnings.push(format!(
                     "attachment `{}` not parsed: attachments nest deeper than {}",
@@ -298,6 +301,7 @@ impl Parser {
                 &attachment.bytes,
                 part_hints,
                 attachment.name.clone(),
+                &ids.part(index),
                 depth + 1,
                 deadline,
             ) {

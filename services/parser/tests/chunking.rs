@@ -201,3 +201,40 @@ fn bad_chunk_options_are_refused() {
         .expect_err("too small");
     assert!(matches!(err, ParseError::Invalid { .. }), "{err}");
 }
+
+#[test]
+fn chunk_ids_differ_between_a_document_its_attachments_and_other_documents() {
+    let p = parser();
+    let mut ids = std::collections::HashSet::new();
+    let mut count = 0;
+    fn collect<'a>(doc: &'a apex_proto::parser::v1::ParsedDocument, out: &mut Vec<&'a str>) {
+        out.extend(doc.chunks.iter().map(|c| c.chunk_id.as_str()));
+        for part in &doc.parts {
+            collect(part, out);
+        }
+    }
+    // The email fixture carries attachments (one of them an email with its own text).
+    let email = p
+        .parse(&apex_parser::corpus::email(), Hints::default())
+        .expect("email");
+    assert!(!email.parts.is_empty());
+    let other = p
+        .parse(words(300).as_bytes(), Hints::default())
+        .expect("text");
+    for doc in [&email, &other] {
+        let mut out = Vec::new();
+        collect(doc, &mut out);
+        count += out.len();
+        ids.extend(out);
+    }
+    assert!(count > 3);
+    assert_eq!(ids.len(), count, "every chunk id is distinct");
+    // And stable: the same bytes give the same ids.
+    let again = p
+        .parse(&apex_parser::corpus::email(), Hints::default())
+        .expect("email again");
+    assert_eq!(
+        email.parts[0].chunks[0].chunk_id,
+        again.parts[0].chunks[0].chunk_id
+    );
+}
