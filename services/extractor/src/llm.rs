@@ -60,6 +60,8 @@ pub struct LlmSettings {
     pub model: String,
     /// Environment variable holding the API key (sent as a bearer token when set).
     pub api_key_env: String,
+    /// Or a file holding it (a mounted secret); the file wins when both are set.
+    pub api_key_file: String,
     /// Per-call HTTP timeout.
     pub call_timeout_secs: u64,
     /// Attempts per chunk (the first call and its retries).
@@ -85,6 +87,7 @@ impl Default for LlmSettings {
             base_url: "https://api.openai.com/v1".to_owned(),
             model: "gpt-4o-mini".to_owned(),
             api_key_env: "OPENAI_API_KEY".to_owned(),
+            api_key_file: String::new(),
             call_timeout_secs: 30,
             max_attempts: 4,
             initial_backoff_ms: 500,
@@ -309,9 +312,19 @@ impl LlmClient {
             "{}/chat/completions",
             settings.base_url.trim_end_matches('/')
         );
-        let api_key = std::env::var(&settings.api_key_env)
-            .ok()
-            .filter(|k| !k.is_empty());
+        let api_key = if settings.api_key_file.is_empty() {
+            std::env::var(&settings.api_key_env).ok()
+        } else {
+            Some(
+                std::fs::read_to_string(&settings.api_key_file)
+                    .map_err(|e| {
+                        anyhow::anyhow!("llm.api_key_file {}: {e}", settings.api_key_file)
+                    })?
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        .filter(|k| !k.is_empty());
         let cache = if settings.cache_url.is_empty() {
             None
         } else {

@@ -2,74 +2,15 @@
 //! over a real parser artifact, and the error codes.
 
 use apex_common::Shutdown;
-use apex_common::blob::BlobStore;
 use apex_extractor::ExtractorSettings;
-use apex_proto::common::v1::{BlobRef, Chunk};
-use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
+use apex_proto::common::v1::BlobRef;
 use apex_proto::extractor::v1::{ExtractBlobRequest, ExtractRequest, ExtractionResult};
 use prost::Message as _;
 use tonic::Code;
-use tonic::transport::Channel;
 
-struct Server {
-    client: ExtractorServiceClient<Channel>,
-    blobs: BlobStore,
-    shutdown: Shutdown,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
-}
+mod support;
 
-async fn start() -> Server {
-    start_with(|_| {}, None).await
-}
-
-async fn start_with(
-    configure: impl FnOnce(&mut ExtractorSettings),
-    metrics: Option<tokio::net::TcpListener>,
-) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = ExtractorSettings::default();
-    settings.service.blob_url = dir.path().display().to_string();
-    configure(&mut settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(apex_extractor::run(
-        settings,
-        listener,
-        metrics,
-        shutdown.clone(),
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    Server {
-        client: ExtractorServiceClient::new(channel),
-        blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
-        shutdown,
-        task,
-        _dir: dir,
-    }
-}
-
-impl Server {
-    async fn stop(self) {
-        self.shutdown.trigger();
-        self.task.await.expect("join").expect("server ran cleanly");
-    }
-}
-
-fn chunk(id: &str, text: &str) -> Chunk {
-    Chunk {
-        chunk_id: id.to_owned(),
-        text: text.to_owned(),
-        ..Chunk::default()
-    }
-}
+use support::{chunk, start, start_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_extraction_counts_empty_chunks_and_refuses_chunks_without_ids() {
