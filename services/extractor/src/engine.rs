@@ -12,7 +12,7 @@ use apex_proto::extractor::v1::ExtractionResult;
 use apex_proto::parser::v1::Record;
 
 use crate::gazetteer::{Entry, Gazetteer};
-use crate::{named, patterns};
+use crate::{edi, named, patterns, tables};
 
 /// Entity types that are values rather than things: they get mentions, not relations.
 const VALUE_TYPES: &[&str] = &["DATE", "DATETIME", "TIME", "MONEY", "PERCENT"];
@@ -96,20 +96,27 @@ impl Engine {
         self.user.len()
     }
 
-    /// The exact layer every engine shares: pattern entities, then user gazetteer names
-    /// that do not overlap them.
+    /// The exact layer every engine shares: X12 elements, table columns and JSON keys,
+    /// pattern entities, then user gazetteer names that do not overlap them.
     pub fn find_exact(&self, text: &str) -> Vec<Found> {
-        let mut found: Vec<Found> = patterns::find(text)
-            .into_iter()
-            .map(|m| Found {
-                confidence: confidence(m.entity_type),
-                entity_type: m.entity_type.to_owned(),
-                canonical_key: m.canonical_key,
-                display_name: text[m.byte_start..m.byte_end].to_owned(),
-                byte_start: m.byte_start,
-                byte_end: m.byte_end,
-            })
-            .collect();
+        // Structure first (X12 element positions, table columns, JSON keys), then patterns.
+        let mut found: Vec<Found> = Vec::new();
+        for f in edi::find(text).into_iter().chain(tables::find(text)) {
+            push_unless_overlapping(&mut found, f);
+        }
+        for m in patterns::find(text) {
+            push_unless_overlapping(
+                &mut found,
+                Found {
+                    confidence: confidence(m.entity_type),
+                    entity_type: m.entity_type.to_owned(),
+                    canonical_key: m.canonical_key,
+                    display_name: text[m.byte_start..m.byte_end].to_owned(),
+                    byte_start: m.byte_start,
+                    byte_end: m.byte_end,
+                },
+            );
+        }
         for hit in self.user.find(text) {
             push_unless_overlapping(
                 &mut found,

@@ -6,6 +6,7 @@
 //! and falls back to it per chunk.
 
 pub mod bench;
+pub mod edi;
 pub mod engine;
 pub mod eval;
 pub mod gazetteer;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod named;
 pub mod patterns;
 mod service;
+pub mod tables;
 pub mod user_gazetteer;
 
 pub use service::{ARTIFACT_CONTENT_TYPE, ExtractorGrpc};

@@ -29,11 +29,16 @@ static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"));
 static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"\bhttps?://[^\s<>"'()\[\]]+"#));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\b\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}\b")
+    re(
+        r"(?:\+\d{1,3}[\s.-]?|\b1[\s.-])?(?:\(\d{2,4}\)[\s.-]?|\b\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}\b",
+    )
 });
+/// International numbers in groups (`+48 58 555 01 47`, `+49 30 901820`).
+static INTL_PHONE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,6}\b"));
 static MONEY_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\b(USD|EUR|GBP|CAD|MXN|CHF|JPY)\s?|(\$|€|£))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|-?\d+(?:\.\d{1,2})?)\b",
+        r"(?:\b(USD|EUR|GBP|CAD|MXN|CHF|JPY)\s?|(\$|€|£))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,3})?|-?\d+(?:\.\d{1,3})?)\b",
     )
 });
 static MONEY_AFTER: LazyLock<Regex> = LazyLock::new(|| {
@@ -42,27 +47,42 @@ static MONEY_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(r"-?\b\d+(?:\.\d+)?\s?%"));
-static ISO_DATE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?\b"));
+static ISO_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?\b",
+    )
+});
+/// `03/05/2026` (month first unless the first number cannot be a month), `06.03.2026`
+/// (day first, as in Europe).
 static US_DATE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b"));
+static DOT_DATE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b"));
+/// `10-Mar-2026`.
+static DASH_MONTH_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(\d{1,2})-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(\d{4})\b")
+});
 static MONTH_DATE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"(?i)\b(?:(\d{1,2})\s+)?(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?(?:\s+(\d{1,2})(?:st|nd|rd|th)?,?)?\s+(\d{4})\b",
     )
 });
 static TIME: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s?(am|pm)?\b"));
+    LazyLock::new(|| re(r"(?i)\b(\d{1,2}):(\d{2})(?::(\d{2}))?\b(?:\s?(am|pm)\b)?"));
+/// `7am`, `3 pm`.
+static HOUR_TIME: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(\d{1,2})\s?(am|pm)\b"));
 static KEYWORD_ID: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(pro|bol|b/l|bill of lading|p\.?o\.?|purchase order|invoice|inv|shipment|load)\s*(?:#|no\.?|number|num\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,24}[A-Z0-9])\b",
+        r"(?i)\b(pro|bol|b/l|mbl|hbl|bill of lading|p\.?o\.?|purchase order|orden de compra|invoices?|inv|factura|faktura|rechnung|shipments?|embarque|loads?)\s*(?:#|no\.?|number|num\.?|nr\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b",
     )
 });
+/// More identifiers after the first in a list: `invoices A-1 / A-2 and A-3`.
+static LIST_NEXT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?:\s*(?:,|/|&|and|y|und)\s*)#?([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b"));
 static SCAC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\bSCAC\s*(?:code)?\s*[:#]?\s*([A-Z]{2,4})\b"));
+    LazyLock::new(|| re(r"(?i:\bSCAC\s*(?:code)?)\s*[:#]?\s*([A-Z]{2,4})\b"));
 static USDOT: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b(?:US\s?DOT|DOT)\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{5,8})\b"));
 static MC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\bMC\s*(?:#|no\.?|number)?\s*[-:#]?\s*(\d{5,7})\b"));
+    LazyLock::new(|| re(r"(?i)\bMC\s*(?:#|no\.?|number)?\s*(?:is\s+)?[-:#]?\s*(\d{5,7})\b"));
 static CONTAINER: LazyLock<Regex> = LazyLock::new(|| re(r"\b([A-Z]{3}[UJZ])\s?(\d{6})\s?-?(\d)\b"));
 static VIN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-HJ-NPR-Z0-9]{17}\b"));
 static IBAN: LazyLock<Regex> =
@@ -214,7 +234,9 @@ fn money_key(currency: &str, amount: &str) -> String {
     };
     let clean: String = amount.chars().filter(|c| *c != ',').collect();
     let value: f64 = clean.parse().unwrap_or(0.0);
-    format!("{} {value:.2}", code.to_ascii_uppercase())
+    // Two decimals, or three where written (fuel prices per gallon).
+    let decimals = clean.split_once('.').map_or(0, |(_, d)| d.len()).max(2);
+    format!("{} {value:.decimals$}", code.to_ascii_uppercase())
 }
 
 /// Every pattern entity in `text`, overlaps resolved (more specific and longer wins),
@@ -267,25 +289,29 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
         let keyword = c[1].to_ascii_lowercase().replace('.', "");
         let entity_type = match keyword.as_str() {
             "pro" => "PRO_NUMBER",
-            "bol" | "b/l" | "bill of lading" => "BOL_NUMBER",
-            "po" | "purchase order" => "PO_NUMBER",
-            "invoice" | "inv" => "INVOICE_NUMBER",
-            "shipment" => "SHIPMENT_NUMBER",
+            "bol" | "b/l" | "mbl" | "hbl" | "bill of lading" => "BOL_NUMBER",
+            "po" | "purchase order" | "orden de compra" => "PO_NUMBER",
+            "invoice" | "invoices" | "inv" | "factura" | "faktura" | "rechnung" => "INVOICE_NUMBER",
+            "shipment" | "shipments" | "embarque" => "SHIPMENT_NUMBER",
             _ => "LOAD_NUMBER",
         };
-        let value = &c[2];
-        // An identifier has a digit; "invoice total" is not an invoice number.
-        if !value.chars().any(|ch| ch.is_ascii_digit()) {
-            continue;
-        }
-        if let Some(m) = c.get(2) {
-            push(
-                entity_type,
-                value.to_ascii_uppercase(),
-                m.start(),
-                m.end(),
-                8,
-            );
+        let Some(m) = c.get(2) else { continue };
+        let mut next = Some((m.start(), m.end()));
+        while let Some((start, end)) = next.take() {
+            let value = &text[start..end];
+            // An identifier has a digit ("invoice total" is not an invoice number) and is
+            // not a date.
+            if !value.chars().any(|ch| ch.is_ascii_digit())
+                || US_DATE.is_match(value)
+                || value.chars().all(|ch| ch.is_ascii_digit() || ch == '/') && value.contains('/')
+            {
+                break;
+            }
+            push(entity_type, value.to_ascii_uppercase(), start, end, 8);
+            next = LIST_NEXT
+                .captures(&text[end..])
+                .and_then(|l| l.get(1))
+                .map(|l| (end + l.start(), end + l.end()));
         }
     }
     for c in SCAC.captures_iter(text) {
@@ -340,8 +366,9 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
             (Some(h), Some(mi)) if h < 24 && mi < 60 => push(
                 "DATETIME",
                 format!(
-                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{:02}",
-                    num(&c, 6).unwrap_or(0)
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{:02}{}",
+                    num(&c, 6).unwrap_or(0),
+                    c.get(7).map_or("", |z| z.as_str())
                 ),
                 m.start,
                 m.end,
@@ -351,7 +378,29 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
         }
     }
     for c in US_DATE.captures_iter(text) {
-        let (Some(mo), Some(d), Some(y)) = (num(&c, 1), num(&c, 2), num(&c, 3)) else {
+        let (Some(mut mo), Some(mut d), Some(y)) = (num(&c, 1), num(&c, 2), num(&c, 3)) else {
+            continue;
+        };
+        if mo > 12 {
+            // 19/03/2026 can only be day first.
+            std::mem::swap(&mut mo, &mut d);
+        }
+        if valid_date(y, mo, d) {
+            let m = c.get(0).map_or(0..0, |m| m.range());
+            push("DATE", format!("{y:04}-{mo:02}-{d:02}"), m.start, m.end, 6);
+        }
+    }
+    for c in DOT_DATE.captures_iter(text) {
+        let (Some(d), Some(mo), Some(y)) = (num(&c, 1), num(&c, 2), num(&c, 3)) else {
+            continue;
+        };
+        if valid_date(y, mo, d) {
+            let m = c.get(0).map_or(0..0, |m| m.range());
+            push("DATE", format!("{y:04}-{mo:02}-{d:02}"), m.start, m.end, 6);
+        }
+    }
+    for c in DASH_MONTH_DATE.captures_iter(text) {
+        let (Some(d), Some(mo), Some(y)) = (num(&c, 1), month_number(&c[2]), num(&c, 3)) else {
             continue;
         };
         if valid_date(y, mo, d) {
@@ -388,8 +437,27 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
             push("TIME", format!("{h:02}:{mi:02}"), m.start, m.end, 5);
         }
     }
+    for c in HOUR_TIME.captures_iter(text) {
+        let Some(mut h) = num(&c, 1) else { continue };
+        if !(1..=12).contains(&h) {
+            continue;
+        }
+        match c[2].to_ascii_lowercase().as_str() {
+            "pm" if h < 12 => h += 12,
+            "am" if h == 12 => h = 0,
+            _ => {}
+        }
+        let m = c.get(0).map_or(0..0, |m| m.range());
+        push("TIME", format!("{h:02}:00"), m.start, m.end, 5);
+    }
     for m in PHONE.find_iter(text) {
         if let Some(e164) = phone_e164(m.as_str()) {
+            push("PHONE", e164, m.start(), m.end(), 4);
+        }
+    }
+    for m in INTL_PHONE.find_iter(text) {
+        if let Some(e164) = phone_e164(m.as_str()) {
+            // Ranks below the grouped form above when both match the same digits.
             push("PHONE", e164, m.start(), m.end(), 4);
         }
     }
@@ -457,7 +525,7 @@ mod tests {
         let offset = keys("Date: 2026-03-15T09:30:00+01:00");
         assert_eq!(
             offset,
-            [("DATETIME", "2026-03-15T09:30:00".to_owned())],
+            [("DATETIME", "2026-03-15T09:30:00+01:00".to_owned())],
             "an offset is not a time"
         );
         assert!(k.contains(&("PERCENT", "12.5%".to_owned())), "{k:?}");
