@@ -116,15 +116,13 @@ fn cells(line: &str, sep: Option<char>) -> Vec<(usize, &str)> {
             for (i, ch) in line.char_indices() {
                 if ch == ' ' || ch == '\t' {
                     spaces += 1;
-                    if spaces >= 2 || ch == '\t' {
-                        if let Some(s) = start.take() {
-                            out.push((s, line[s..i + 1 - spaces].trim_end()));
-                        }
+                    if (spaces >= 2 || ch == '\t')
+                        && let Some(s) = start.take()
+                    {
+                        out.push((s, line[s..i + 1 - spaces].trim_end()));
                     }
                 } else {
-                    if start.is_none() {
-                        start = Some(i);
-                    } else if spaces >= 2 {
+                    if start.is_none() || spaces >= 2 {
                         start = Some(i);
                     }
                     spaces = 0;
