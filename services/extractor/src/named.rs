@@ -20,25 +20,189 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
 }
 
+/// Legal forms written after a company name (longest first).
+const SUFFIX: &str = r"S\.A\. de C\.V\.|S\. de R\.L\. de C\.V\.|Sp\. z o\.o\.|GmbH & Co\. KG|& Co\. KG|Pty Ltd|Inc\.?|INC\.?|LLC|L\.L\.C\.|Ltd\.?|LTD\.?|Limited|Corp\.?|CORP\.?|Corporation|CORPORATION|Co\.|CO\.|Company|GmbH|AG|KG|S\.A\.S\.|S\.A\.|B\.V\.|BV|N\.V\.|NV|SAS|S\.r\.l\.|SRL|S\.p\.A\.|SpA|S\.C\.|A/S|AB|Oy|PLC|plc|LLP|LP";
+
+/// Nouns that end a company name without a legal form ("Great Plains Express").
+const HEAD_NOUNS: &str = r"Freight|Logistics|Trucking|Transport|Transportation|Express|Haulers|Haulage|Carriers|Lines|Line|Foods|Grocers|Markets|Farms|Systems|Shipping|Distribution|Warehousing|Brokerage|Brokers|Bank|Group|Industries|Supply|Partners|Solutions|Holdings|Enterprises|Forwarding|Drayage|Poultry|Parts|Finance|Equipment|Motors|Manufacturing|Produce|Dairy|Beverages|Insurance|Capital|Leasing|Railroad|Railway|Airlines|Terminals|Packaging|Chemicals|Steel|Cartage|Movers|Intermodal|Fulfillment|Worldwide|International";
+
+/// One capitalised word of a person's name ("Benítez", "O'Neil", "Smith-Jones").
+const NAME: &str = r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?";
+
+fn person_patterns() -> (String, String) {
+    let full = format!(r"{NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME}){{1,2}}");
+    let initial = format!(r"\p{{Lu}}\.[ ]?{NAME}");
+    (full, initial)
+}
+
 static ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b((?:(?:[\p{{Lu}}0-9][\p{{L}}0-9&'’.+-]*|van|der|den|de|del|la|du|di|von|of|y|&)[ \t]+){{0,5}}[\p{{Lu}}0-9][\p{{L}}0-9&'’+-]*),?[ \t]+({SUFFIX})(?:\W|$)"
+    ))
+});
+static HEADED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b((?:\p{{Lu}}[\p{{L}}&'’-]*[ \t]+){{1,3}}(?:{HEAD_NOUNS}))\b"
+    ))
+});
+static PREFIXED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b((?:[A-Z][A-Za-z0-9&'.-]*\s+){0,4}[A-Z][A-Za-z0-9&'-]*),?\s+(Inc\.?|INC\.?|LLC|L\.L\.C\.|Ltd\.?|LTD\.?|Limited|Corp\.?|CORP\.?|Corporation|Co\.|Company|GmbH|AG|S\.A\.|B\.V\.|BV|N\.V\.|NV|SAS|S\.r\.l\.|SRL|PLC|plc|LLP)(?:\W|$)",
+        r"\b((?:Transportes|Transportadora|Spedition|Aduanas|Banco|Banca|Banque|Bank of)(?:[ \t]+(?:\p{Lu}[\p{L}-]*|de|del|di|du|la|y|der|of)){1,4})",
     )
 });
-static TITLED: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?:Mr|Mrs|Ms|Dr|Prof)\.?\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2})"));
+static TITLED: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b(?:Mr|Mrs|Ms|Mx|Dr|Prof|Capt|Sra|Herr|Frau)\.?[ ]+({NAME}(?:[ ]{NAME}){{0,2}})"
+    ))
+});
 static ROLE: LazyLock<Regex> = LazyLock::new(|| {
+    let (full, initial) = person_patterns();
+    re(&format!(
+        r"(?i:\b(?:driver|dispatcher|dispatch|contact|attn|attention|signed by|signed|approved by|prepared by|received by|spoke with|spoke to|talked to|ask for|cc|rep|agent|broker|operator|shipper contact|consignee contact))[ \t]*:?[ \t]+({full}|{initial})\b"
+    ))
+});
+static DISPLAY_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r#""?({NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME})+)"?[ \t]*<[^<>@\s]+@[^<>\s]+>"#
+    ))
+});
+static GREETING: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?m)(?:^|[.!?][ \t]+)(?:Hi|Hello|Hey|Dear|Morning|Hola|Hallo|Bonjour|Ciao|Olá|Thanks|Thank you|Gracias|Danke|Merci)[ \t,]+({NAME}(?:[ ]{NAME})?)[ \t]*[,!:\n]"
+    ))
+});
+static SIGN_OFF: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?m)^[ \t]*(?:Thanks|Thank you|Many thanks|Regards|Best regards|Kind regards|Warm regards|Best|Cheers|Sincerely|Saludos|Un saludo|Gracias|Atentamente|Mit freundlichen Grüßen|Viele Grüße|Met vriendelijke groet|Cordialement|Pozdrawiam|Cordiali saluti|Rgds|Thx|--)[,.!]?[ \t]*\r?\n[ \t]*({NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME}){{0,2}})[ \t]*(?:,|\||\r?\n|$)"
+    ))
+});
+static CHAT_SPEAKER: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?m)^[ \t]*\[?[0-9]{{1,2}}:[0-9]{{2}}(?::[0-9]{{2}})?(?:[ ]?[AaPp][Mm])?\]?[ \t]+({NAME}(?:[ ]{NAME}){{1,2}})[ \t]*:"
+    ))
+});
+static NAME_AND_JOB: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b({NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME}){{1,2}}),[ \t]+(?:(?:Senior|Sr\.|Junior|Jr\.|Chief|Head|Lead|Assistant|\p{{Lu}}[\p{{Ll}}&]+)[ ]){{0,3}}(?:Manager|Specialist|Coordinator|Dispatcher|Analyst|Director|Agent|Clerk|Supervisor|Broker|Owner|President|Controller|Accountant|Officer|Representative|Rep|Planner|Buyer|Associate|Administrator|Engineer|Driver|Assistant|Consultant|Adjuster|Examiner|Underwriter|CEO|CFO|COO|CTO|VP)\b"
+    ))
+});
+/// `Joliet, IL 60436`: a US city followed by its state's code.
+static CITY_STATE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i:\b(?:driver|dispatcher|contact|attn|attention|signed by|approved by|prepared by))\s*:?\s+([A-Z][a-z]+\s+(?:[A-Z]\.\s+)?[A-Z][a-z]+)",
+        r"\b(\p{Lu}[\p{Ll}.]+(?:[ ]\p{Lu}[\p{Ll}.]+){0,2}),?[ ](AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)\b(?:[ ,]+\d{5}|[ \t]*[,.;)\n]|$)",
     )
 });
-static DISPLAY_NAME: LazyLock<Regex> =
-    LazyLock::new(|| re(r#""?([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)"?\s*<[^<>@\s]+@[^<>\s]+>"#));
 
 /// Words that start sentences or headers and must not become part of a name.
 const NOT_NAME_START: &[&str] = &[
-    "The", "A", "An", "From", "To", "For", "And", "Dear", "Hello", "Hi", "Subject", "Re",
+    "The",
+    "A",
+    "An",
+    "From",
+    "To",
+    "For",
+    "And",
+    "Dear",
+    "Hello",
+    "Hi",
+    "Subject",
+    "Re",
+    "Our",
+    "Your",
+    "Their",
+    "This",
+    "That",
+    "Please",
+    "Contact",
+    "Call",
+    "Email",
+    "Thanks",
+    "Per",
+    "With",
+    "At",
+    "By",
+    "Via",
+    "Attn",
+    "Bill",
+    "Ship",
+    "Payee",
+    "Carrier",
+    "Shipper",
+    "Consignee",
+    "Customer",
+    "Vendor",
+    "Broker",
+    "Remit",
+    "Pay",
+    "Invoice",
+    "Dispatch",
+    "Driver",
+    "If",
+    "When",
+    "As",
+    "All",
+    "Each",
+    "New",
+    "Dba",
+    "DBA",
+    "Sold",
+    "Sent",
+    "Cc",
+    "CC",
+    "Fw",
+    "Fwd",
+    "FW",
+    "RE",
+    "Re:",
+    "Via",
 ];
+
+/// Words after a greeting or in a cue that are not names.
+const NOT_NAMES: &[&str] = &[
+    "Sir",
+    "Madam",
+    "Team",
+    "All",
+    "Everyone",
+    "Customer",
+    "Partner",
+    "Partners",
+    "Carrier",
+    "Colleagues",
+    "Valued",
+    "There",
+    "Folks",
+    "Guys",
+    "Again",
+    "Accounts",
+    "Payable",
+    "Receivable",
+    "Dispatch",
+    "Support",
+    "Operations",
+    "Billing",
+    "Claims",
+    "Sales",
+    "Hiring",
+    "Manager",
+];
+
+/// The name with leading sentence words dropped: (byte offset into `name`, rest).
+fn strip_leading(name: &str) -> (usize, &str) {
+    let mut start = 0;
+    let mut rest = name;
+    loop {
+        let mut words = rest.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let lowercase = first.chars().next().is_some_and(char::is_lowercase);
+        if words.next().is_none() || !(NOT_NAME_START.contains(&first) || lowercase) {
+            return (start, rest);
+        }
+        let trimmed = rest[first.len()..].trim_start();
+        start += rest.len() - trimmed.len();
+        rest = trimmed;
+    }
+}
 
 /// The canonical key of a name: letters, digits and `&`, lower case, single spaces.
 pub fn key(name: &str) -> String {
@@ -83,50 +247,104 @@ pub fn org_key(name: &str) -> String {
     }
 }
 
-/// Organisations and people in `text`, by position; later hits inside earlier ones dropped.
+fn push(
+    out: &mut Vec<Named>,
+    entity_type: &'static str,
+    key: String,
+    text: &str,
+    start: usize,
+    end: usize,
+) {
+    if key.is_empty() {
+        return;
+    }
+    out.push(Named {
+        entity_type,
+        canonical_key: key,
+        display_name: text[start..end].to_owned(),
+        byte_start: start,
+        byte_end: end,
+    });
+}
+
+/// Organisations, people and US cities (by their state code) in `text`, by position;
+/// later hits inside earlier ones dropped.
 pub fn find(text: &str) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
     for c in ORGANIZATION.captures_iter(text) {
         let (Some(name), Some(suffix)) = (c.get(1), c.get(2)) else {
             continue;
         };
-        // Drop leading sentence words ("The Acme Freight Inc." → "Acme Freight").
-        let mut start = name.start();
-        let mut rest = name.as_str();
-        loop {
-            let mut words = rest.split_whitespace();
-            let first = words.next().unwrap_or_default();
-            if words.next().is_none() || !NOT_NAME_START.contains(&first) {
-                break;
-            }
-            let trimmed = rest[first.len()..].trim_start();
-            start += rest.len() - trimmed.len();
-            rest = trimmed;
-        }
-        let display = text[start..suffix.end()].to_owned();
-        let base = &text[start..name.end()];
-        if base.trim().is_empty() {
+        let (offset, base) = strip_leading(name.as_str());
+        let start = name.start() + offset;
+        if base.trim().is_empty() || NOT_NAMES.contains(&base.trim()) {
             continue;
         }
-        out.push(Named {
-            entity_type: "ORGANIZATION",
-            canonical_key: key(base),
-            display_name: display,
-            byte_start: start,
-            byte_end: suffix.end(),
-        });
+        let key = key(base);
+        push(&mut out, "ORGANIZATION", key, text, start, suffix.end());
     }
-    for re in [&*TITLED, &*ROLE, &*DISPLAY_NAME] {
+    for re in [&*HEADED_ORGANIZATION, &*PREFIXED_ORGANIZATION] {
         for c in re.captures_iter(text) {
             let Some(name) = c.get(1) else { continue };
-            out.push(Named {
-                entity_type: "PERSON",
-                canonical_key: key(name.as_str()),
-                display_name: name.as_str().to_owned(),
-                byte_start: name.start(),
-                byte_end: name.end(),
-            });
+            let (offset, base) = strip_leading(name.as_str());
+            // A lone head noun ("Freight") or a phrase of common words is not a name.
+            if !base.contains(' ') {
+                continue;
+            }
+            let base = base.trim_end_matches([' ', '\t']);
+            let trimmed = base
+                .rsplit_once(' ')
+                .filter(|(_, last)| {
+                    ["de", "del", "di", "du", "la", "y", "der", "of"].contains(last)
+                })
+                .map_or(base, |(head, _)| head);
+            let start = name.start() + offset;
+            push(
+                &mut out,
+                "ORGANIZATION",
+                org_key(trimmed),
+                text,
+                start,
+                start + trimmed.len(),
+            );
         }
+    }
+    for re in [
+        &*TITLED,
+        &*ROLE,
+        &*DISPLAY_NAME,
+        &*GREETING,
+        &*SIGN_OFF,
+        &*CHAT_SPEAKER,
+        &*NAME_AND_JOB,
+    ] {
+        for c in re.captures_iter(text) {
+            let Some(name) = c.get(1) else { continue };
+            if name.as_str().split(' ').any(|w| NOT_NAMES.contains(&w)) {
+                continue;
+            }
+            push(
+                &mut out,
+                "PERSON",
+                key(name.as_str()),
+                text,
+                name.start(),
+                name.end(),
+            );
+        }
+    }
+    for c in CITY_STATE.captures_iter(text) {
+        let (Some(city), Some(_state)) = (c.get(1), c.get(2)) else {
+            continue;
+        };
+        let (offset, name) = strip_leading(city.as_str());
+        if NOT_NAMES.contains(&name) || name.is_empty() {
+            continue;
+        }
+        let key = crate::gazetteer::Gazetteer::location_key(name)
+            .unwrap_or_else(|| format!("city:{}-us", key(name).replace(' ', "-")));
+        let start = city.start() + offset;
+        push(&mut out, "LOCATION", key, text, start, start + name.len());
     }
     out.sort_by_key(|n| (n.byte_start, std::cmp::Reverse(n.byte_end)));
     let mut kept: Vec<Named> = Vec::new();
