@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor
 
 bootstrap:
 	deploy/local/bootstrap
@@ -58,6 +58,16 @@ bench-parser:
 FUZZ_ITERATIONS ?= 2000
 fuzz-parser: bootstrap
 	$(CARGO) run --locked --release -p apex-parser -- fuzz --iterations $(FUZZ_ITERATIONS)
+
+# Extractor: chunks/s on 256-token chunks, one thread and every core (release build).
+bench-extractor: bootstrap
+	$(CARGO) run --locked --release -p apex-extractor -- bench $(BENCH_ARGS)
+
+# Extractor quality: precision, recall and F1 per entity type on the labelled set and on the
+# held-out set.
+eval-extractor:
+	$(CARGO) run --locked --release -p apex-extractor -- eval
+	$(CARGO) run --locked --release -p apex-extractor -- eval --dir services/extractor/eval-heldout
 
 lint:
 	$(CARGO) fmt --all -- --check

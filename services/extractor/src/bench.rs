@@ -102,25 +102,34 @@ pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
         max_chunk_tokens: args.chunk_tokens,
         ..ParseOptions::default()
     };
-    let mut chunks = Vec::new();
-    for doc in &docs {
-        let parsed = parser.parse(
-            doc.text.as_bytes(),
+    // One text of every document, so that nearly every chunk is a full 256-token chunk.
+    let corpus = docs
+        .iter()
+        .map(|d| d.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let chunks = parser
+        .parse(
+            corpus.as_bytes(),
             Hints {
-                file_name: &doc.name,
+                file_name: "corpus.txt",
                 mime_type: "text/plain",
                 options: Some(&options),
                 ..Hints::default()
             },
-        )?;
-        chunks.extend(parsed.chunks);
-    }
+        )?
+        .chunks;
     anyhow::ensure!(!chunks.is_empty(), "no text to chunk in {}", dir.display());
     let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
     println!(
-        "{} chunks of up to {} tokens from {} documents in {} (mean {} bytes per chunk)",
+        "{} chunks of up to {} tokens (mean {:.0}) from {} documents in {} (mean {} bytes per chunk)",
         chunks.len(),
         args.chunk_tokens,
+        chunks
+            .iter()
+            .map(|c| f64::from(c.token_count) + 2.0)
+            .sum::<f64>()
+            / chunks.len() as f64,
         docs.len(),
         dir.display(),
         bytes / chunks.len()
@@ -149,5 +158,27 @@ pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("({cores} cores available)");
+    // Where one thread's time goes, per finder, over one pass of the chunks.
+    let passes = 20;
+    let stage = |name: &str, f: &dyn Fn(&str) -> usize| {
+        let started = Instant::now();
+        let mut n = 0;
+        for _ in 0..passes {
+            for c in &chunks {
+                n += f(&c.text);
+            }
+        }
+        let per_chunk = started.elapsed().as_secs_f64() * 1e6 / (passes * chunks.len()) as f64;
+        println!(
+            "  {name:<22} {per_chunk:>8.1} µs/chunk {:>8} hits",
+            n / passes
+        );
+    };
+    println!("per finder (one thread):");
+    stage("patterns", &|t| crate::patterns::find(t).len());
+    stage("edi", &|t| crate::edi::find(t).len());
+    stage("tables + json", &|t| crate::tables::find(t).len());
+    stage("named rules", &|t| crate::named::find(t).len());
+    stage("whole engine", &|t| engine.find(t).len());
     Ok(())
 }
