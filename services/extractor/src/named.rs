@@ -37,28 +37,28 @@ fn person_patterns() -> (String, String) {
 
 static ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"\b((?:(?:[\p{{Lu}}0-9][\p{{L}}0-9&'’.+-]*|van|der|den|de|del|la|du|di|von|of|y|&)[ \t]+){{0,5}}[\p{{Lu}}0-9][\p{{L}}0-9&'’+-]*),?[ \t]+({SUFFIX})(?:\W|$)"
+        r"(?:^|[^\p{{L}}\p{{N}}_])((?:(?:[\p{{Lu}}0-9][\p{{L}}0-9&'’.+-]*|van|der|den|de|del|la|du|di|von|of|y|&)[ \t]+){{0,5}}[\p{{Lu}}0-9][\p{{L}}0-9&'’+-]*),?[ \t]+({SUFFIX})(?:\W|$)"
     ))
 });
 static HEADED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"\b((?:\p{{Lu}}[\p{{L}}&'’-]*[ \t]+){{1,3}}(?:{HEAD_NOUNS}))\b"
+        r"(?:^|[^\p{{L}}\p{{N}}_])((?:\p{{Lu}}[\p{{L}}&'’-]*[ \t]+){{1,3}}(?:{HEAD_NOUNS}))(?-u:\b)"
     ))
 });
 static PREFIXED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b((?:Transportes|Transportadora|Spedition|Aduanas|Banco|Banca|Banque|Bank of)(?:[ \t]+(?:\p{Lu}[\p{L}-]*|de|del|di|du|la|y|der|of)){1,4})",
+        r"(?:^|[^\p{L}\p{N}_])((?:Transportes|Transportadora|Spedition|Aduanas|Banco|Banca|Banque|Bank of)(?:[ \t]+(?:\p{Lu}[\p{L}-]*|de|del|di|du|la|y|der|of)){1,4})",
     )
 });
 static TITLED: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"\b(?:Mr|Mrs|Ms|Mx|Dr|Prof|Capt|Sra|Herr|Frau)\.?[ ]+({NAME}(?:[ ]{NAME}){{0,2}})"
+        r"(?-u:\b)(?:Mr|Mrs|Ms|Mx|Dr|Prof|Capt|Sra|Herr|Frau)\.?[ ]+({NAME}(?:[ ]{NAME}){{0,2}})"
     ))
 });
 static ROLE: LazyLock<Regex> = LazyLock::new(|| {
     let (full, initial) = person_patterns();
     re(&format!(
-        r"(?i:\b(?:driver|dispatcher|dispatch|contact|attn|attention|signed by|signed|approved by|prepared by|received by|spoke with|spoke to|talked to|ask for|cc|rep|agent|broker|operator|shipper contact|consignee contact))[ \t]*:?[ \t]+({full}|{initial})\b"
+        r"(?i:(?-u:\b)(?:driver|dispatcher|dispatch|contact|attn|attention|signed by|signed|approved by|prepared by|received by|spoke with|spoke to|talked to|ask for|cc|rep|agent|broker|operator|shipper contact|consignee contact))[ \t]*:?[ \t]+({full}|{initial})(?:[^\p{{L}}\p{{N}}_]|$)"
     ))
 });
 static DISPLAY_NAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -83,13 +83,13 @@ static CHAT_SPEAKER: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NAME_AND_JOB: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"\b({NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME}){{1,2}}),[ \t]+(?:(?:Senior|Sr\.|Junior|Jr\.|Chief|Head|Lead|Assistant|\p{{Lu}}[\p{{Ll}}&]+)[ ]){{0,3}}(?:Manager|Specialist|Coordinator|Dispatcher|Analyst|Director|Agent|Clerk|Supervisor|Broker|Owner|President|Controller|Accountant|Officer|Representative|Rep|Planner|Buyer|Associate|Administrator|Engineer|Driver|Assistant|Consultant|Adjuster|Examiner|Underwriter|CEO|CFO|COO|CTO|VP)\b"
+        r"(?:^|[^\p{{L}}\p{{N}}_])({NAME}(?:[ ](?:\p{{Lu}}\.[ ])?{NAME}){{1,2}}),[ \t]+(?:(?:Senior|Sr\.|Junior|Jr\.|Chief|Head|Lead|Assistant|\p{{Lu}}[\p{{Ll}}&]+)[ ]){{0,3}}(?:Manager|Specialist|Coordinator|Dispatcher|Analyst|Director|Agent|Clerk|Supervisor|Broker|Owner|President|Controller|Accountant|Officer|Representative|Rep|Planner|Buyer|Associate|Administrator|Engineer|Driver|Assistant|Consultant|Adjuster|Examiner|Underwriter|CEO|CFO|COO|CTO|VP)(?-u:\b)"
     ))
 });
 /// `Joliet, IL 60436`: a US city followed by its state's code.
 static CITY_STATE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(\p{Lu}[\p{Ll}.]+(?:[ ]\p{Lu}[\p{Ll}.]+){0,2}),?[ ](AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)\b(?:[ ,]+\d{5}|[ \t]*[,.;)\n]|$)",
+        r"(?:^|[^\p{L}\p{N}_])(\p{Lu}[\p{Ll}.]+(?:[ ]\p{Lu}[\p{Ll}.]+){0,2}),?[ ](AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)(?-u:\b)(?:[ ,]+\d{5}|[ \t]*[,.;)\n]|$)",
     )
 });
 

@@ -25,68 +25,78 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern}: {e}"))
 }
 
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"));
-static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"\bhttps?://[^\s<>"'()\[\]]+"#));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)")
+});
+static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"(?-u:\b)https?://[^\s<>"'()\[\]]+"#));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\+\d{1,3}[\s.-]?|\b1[\s.-])?(?:\(\d{2,4}\)[\s.-]?|\b\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}\b",
+        r"(?:\+\d{1,3}[\s.-]?|(?-u:\b)1[\s.-])?(?:\(\d{2,4}\)[\s.-]?|(?-u:\b)\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?-u:\b)",
     )
 });
 /// International numbers in groups (`+48 58 555 01 47`, `+49 30 901820`).
 static INTL_PHONE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,6}\b"));
+    LazyLock::new(|| re(r"\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,6}(?-u:\b)"));
 static MONEY_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\b(USD|EUR|GBP|CAD|MXN|CHF|JPY)\s?|(\$|€|£))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,3})?|-?\d+(?:\.\d{1,3})?)\b",
+        r"(?:(?-u:\b)(USD|EUR|GBP|CAD|MXN|CHF|JPY)\s?|(\$|€|£))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,3})?|-?\d+(?:\.\d{1,3})?)(?-u:\b)",
     )
 });
 static MONEY_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|-?\d+(?:\.\d{1,2})?)\s?(USD|EUR|GBP|CAD|MXN|CHF|JPY|dollars|euros)\b",
+        r"(?-u:\b)(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|-?\d+(?:\.\d{1,2})?)\s?(USD|EUR|GBP|CAD|MXN|CHF|JPY|dollars|euros)(?-u:\b)",
     )
 });
-static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(r"-?\b\d+(?:\.\d+)?\s?%"));
+static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(r"-?(?-u:\b)\d+(?:\.\d+)?\s?%"));
 static ISO_DATE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?\b",
+        r"(?-u:\b)(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?(?-u:\b)",
     )
 });
 /// `03/05/2026` (month first unless the first number cannot be a month), `06.03.2026`
 /// (day first, as in Europe).
-static US_DATE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b"));
-static DOT_DATE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b"));
+static US_DATE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)(\d{1,2})/(\d{1,2})/(\d{4})(?-u:\b)"));
+static DOT_DATE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)(\d{1,2})\.(\d{1,2})\.(\d{4})(?-u:\b)"));
 /// `10-Mar-2026`.
 static DASH_MONTH_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(\d{1,2})-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(\d{4})\b")
+    re(r"(?i)(?-u:\b)(\d{1,2})-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(\d{4})(?-u:\b)")
 });
 static MONTH_DATE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:(\d{1,2})\s+)?(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?(?:\s+(\d{1,2})(?:st|nd|rd|th)?,?)?\s+(\d{4})\b",
+        r"(?i)(?-u:\b)(?:(\d{1,2})\s+)?(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?(?:\s+(\d{1,2})(?:st|nd|rd|th)?,?)?\s+(\d{4})(?-u:\b)",
     )
 });
-static TIME: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(\d{1,2}):(\d{2})(?::(\d{2}))?\b(?:\s?(am|pm)\b)?"));
+static TIME: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)(?-u:\b)(\d{1,2}):(\d{2})(?::(\d{2}))?(?-u:\b)(?:\s?(am|pm)(?-u:\b))?")
+});
 /// `7am`, `3 pm`.
-static HOUR_TIME: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(\d{1,2})\s?(am|pm)\b"));
+static HOUR_TIME: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)(?-u:\b)(\d{1,2})\s?(am|pm)(?-u:\b)"));
 static KEYWORD_ID: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(pro|bol|b/l|mbl|hbl|bill of lading|p\.?o\.?|purchase order|orden de compra|invoices?|inv|factura|faktura|rechnung|shipments?|embarque|loads?)\s*(?:#|no\.?|number|num\.?|nr\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b",
+        r"(?i)(?-u:\b)(pro|bol|b/l|mbl|hbl|bill of lading|p\.?o\.?|purchase order|orden de compra|invoices?|inv|factura|faktura|rechnung|shipments?|embarque|loads?)\s*(?:#|no\.?|number|num\.?|nr\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])(?-u:\b)",
     )
 });
 /// More identifiers after the first in a list: `invoices A-1 / A-2 and A-3`.
-static LIST_NEXT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?:\s*(?:,|/|&|and|y|und)\s*)#?([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b"));
+static LIST_NEXT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(?:\s*(?:,|/|&|and|y|und)\s*)#?([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])(?-u:\b)")
+});
 static SCAC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i:\bSCAC\s*(?:code)?)\s*[:#]?\s*([A-Z]{2,4})\b"));
-static USDOT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(?:US\s?DOT|DOT)\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{5,8})\b"));
-static MC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\bMC\s*(?:#|no\.?|number)?\s*(?:is\s+)?[-:#]?\s*(\d{5,7})\b"));
-static CONTAINER: LazyLock<Regex> = LazyLock::new(|| re(r"\b([A-Z]{3}[UJZ])\s?(\d{6})\s?-?(\d)\b"));
-static VIN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-HJ-NPR-Z0-9]{17}\b"));
-static IBAN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"));
+    LazyLock::new(|| re(r"(?i:(?-u:\b)SCAC\s*(?:code)?)\s*[:#]?\s*([A-Z]{2,4})(?-u:\b)"));
+static USDOT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)(?-u:\b)(?:US\s?DOT|DOT)\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{5,8})(?-u:\b)")
+});
+static MC: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)(?-u:\b)MC\s*(?:#|no\.?|number)?\s*(?:is\s+)?[-:#]?\s*(\d{5,7})(?-u:\b)")
+});
+static CONTAINER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)([A-Z]{3}[UJZ])\s?(\d{6})\s?-?(\d)(?-u:\b)"));
+static VIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)[A-HJ-NPR-Z0-9]{17}(?-u:\b)"));
+static IBAN: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?-u:\b)[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?(?-u:\b)")
+});
 
 fn month_number(name: &str) -> Option<u32> {
     let m = name.to_ascii_lowercase();
