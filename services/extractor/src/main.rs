@@ -33,6 +33,96 @@ enum Command {
     },
     /// Chunks per second of the default engine on 256-token chunks.
     Bench(apex_extractor::bench::BenchArgs),
+    /// Call a running extractor with a text file (or stdin) as one chunk and print the
+    /// entities and relations.
+    Call {
+        /// Text file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: String,
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
+        addr: String,
+        /// Metadata entries, `key=value` (repeatable).
+        #[arg(long = "meta", value_parser = parse_meta)]
+        metadata: Vec<(String, String)>,
+    },
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+async fn call(file: &str, addr: &str, metadata: Vec<(String, String)>) -> anyhow::Result<()> {
+    use apex_proto::extractor::v1::ExtractRequest;
+    use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
+    use std::io::Read as _;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file)?;
+    }
+    let mut client = ExtractorServiceClient::connect(addr.to_owned()).await?;
+    let reply = client
+        .extract(ExtractRequest {
+            chunks: vec![apex_proto::common::v1::Chunk {
+                chunk_id: "c1".to_owned(),
+                text,
+                ..Default::default()
+            }],
+            metadata: metadata.into_iter().collect(),
+            ..ExtractRequest::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    let result = reply.result.unwrap_or_default();
+    println!(
+        "{:<18} {:<34} {:>8}  text",
+        "type", "canonical key", "mentions"
+    );
+    for (i, e) in result.entities.iter().enumerate() {
+        let mentions = result
+            .mentions
+            .iter()
+            .filter(|m| m.entity_index as usize == i)
+            .count();
+        println!(
+            "{:<18} {:<34} {mentions:>8}  {}",
+            e.entity_type, e.canonical_key, e.display_name
+        );
+    }
+    for r in result
+        .relations
+        .iter()
+        .filter(|r| r.relation_type != "CO_OCCURS")
+    {
+        let name = |i: u32| {
+            result
+                .entities
+                .get(i as usize)
+                .map_or("?", |e| e.canonical_key.as_str())
+        };
+        println!(
+            "{} -{}-> {}",
+            name(r.from_entity_index),
+            r.relation_type,
+            name(r.to_entity_index)
+        );
+    }
+    let co = result
+        .relations
+        .iter()
+        .filter(|r| r.relation_type == "CO_OCCURS")
+        .count();
+    println!(
+        "{} entities, {} mentions, {co} co-occurrence relations, {} empty chunks",
+        result.entities.len(),
+        result.mentions.len(),
+        result.empty_chunks
+    );
+    Ok(())
 }
 
 async fn user_engine(settings: &ExtractorSettings) -> anyhow::Result<Engine> {
@@ -76,6 +166,11 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Call {
+            file,
+            addr,
+            metadata,
+        } => call(&file, &addr, metadata).await,
         Command::Bench(args) => {
             let engine = user_engine(&settings).await?;
             tokio::task::spawn_blocking(move || apex_extractor::bench::run(&engine, &args)).await?
