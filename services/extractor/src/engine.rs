@@ -68,6 +68,7 @@ pub struct TimedOut {
 #[derive(Debug)]
 pub struct Engine {
     locations: Gazetteer,
+    organizations: Gazetteer,
     user: Gazetteer,
 }
 
@@ -87,6 +88,7 @@ impl Engine {
     pub fn new(user_entries: Vec<Entry>) -> Self {
         Self {
             locations: Gazetteer::locations(),
+            organizations: Gazetteer::organizations(),
             user: Gazetteer::build(user_entries, false),
         }
     }
@@ -136,24 +138,36 @@ impl Engine {
     /// The rule-based layer (organisations, people, built-in locations), added where it
     /// does not overlap what is already found. The LLM engine replaces this layer.
     pub fn add_named(&self, text: &str, found: &mut Vec<Found>) {
-        for n in named::find(text) {
-            push_unless_overlapping(
-                found,
-                Found {
-                    confidence: confidence(n.entity_type),
-                    entity_type: n.entity_type.to_owned(),
-                    canonical_key: n.canonical_key,
-                    display_name: n.display_name,
-                    byte_start: n.byte_start,
-                    byte_end: n.byte_end,
-                },
-            );
+        // Rules and the well-known organisations compete: the longer name wins
+        // ("PKO Bank Polski" over "PKO Bank", "Maersk A/S" over "Maersk").
+        let mut candidates: Vec<Found> = named::find(text)
+            .into_iter()
+            .map(|n| Found {
+                confidence: confidence(n.entity_type),
+                entity_type: n.entity_type.to_owned(),
+                canonical_key: n.canonical_key,
+                display_name: n.display_name,
+                byte_start: n.byte_start,
+                byte_end: n.byte_end,
+            })
+            .chain(self.organizations.find(text).into_iter().map(|hit| Found {
+                confidence: 0.9,
+                entity_type: hit.entity_type,
+                canonical_key: hit.canonical_key,
+                display_name: hit.display_name,
+                byte_start: hit.byte_start,
+                byte_end: hit.byte_end,
+            }))
+            .collect();
+        candidates.sort_by_key(|f| (std::cmp::Reverse(f.byte_end - f.byte_start), f.byte_start));
+        for candidate in candidates {
+            push_unless_overlapping(found, candidate);
         }
         for hit in self.locations.find(text) {
             push_unless_overlapping(
                 found,
                 Found {
-                    confidence: confidence("LOCATION"),
+                    confidence: confidence(&hit.entity_type),
                     entity_type: hit.entity_type,
                     canonical_key: hit.canonical_key,
                     display_name: hit.display_name,

@@ -2,143 +2,36 @@
 //! matched with Aho-Corasick on word boundaries. Each surface form maps to one canonical key,
 //! so "USA", "United States" and "U.S." are one node.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
-/// (surface forms, canonical key). Keys: `country:xx`, `state:us-xx`, `city:name-xx`.
-const ENTRIES: &[(&[&str], &str)] = &[
-    (
-        &["United States", "USA", "U.S.A.", "United States of America"],
-        "country:us",
-    ),
-    (&["Canada"], "country:ca"),
-    (&["Mexico"], "country:mx"),
-    (&["Germany", "Deutschland"], "country:de"),
-    (&["France"], "country:fr"),
-    (&["United Kingdom", "UK", "Great Britain"], "country:gb"),
-    (&["Netherlands", "Holland"], "country:nl"),
-    (&["Belgium"], "country:be"),
-    (&["Spain"], "country:es"),
-    (&["Italy"], "country:it"),
-    (&["Poland"], "country:pl"),
-    (&["China"], "country:cn"),
-    (&["Japan"], "country:jp"),
-    (&["South Korea"], "country:kr"),
-    (&["India"], "country:in"),
-    (&["Brazil"], "country:br"),
-    (&["Singapore"], "country:sg"),
-    (&["Vietnam", "Viet Nam"], "country:vn"),
-    (&["Alabama"], "state:us-al"),
-    (&["Alaska"], "state:us-ak"),
-    (&["Arizona"], "state:us-az"),
-    (&["Arkansas"], "state:us-ar"),
-    (&["California"], "state:us-ca"),
-    (&["Colorado"], "state:us-co"),
-    (&["Connecticut"], "state:us-ct"),
-    (&["Delaware"], "state:us-de"),
-    (&["Florida"], "state:us-fl"),
-    (&["Georgia"], "state:us-ga"),
-    (&["Hawaii"], "state:us-hi"),
-    (&["Idaho"], "state:us-id"),
-    (&["Illinois"], "state:us-il"),
-    (&["Indiana"], "state:us-in"),
-    (&["Iowa"], "state:us-ia"),
-    (&["Kansas"], "state:us-ks"),
-    (&["Kentucky"], "state:us-ky"),
-    (&["Louisiana"], "state:us-la"),
-    (&["Maine"], "state:us-me"),
-    (&["Maryland"], "state:us-md"),
-    (&["Massachusetts"], "state:us-ma"),
-    (&["Michigan"], "state:us-mi"),
-    (&["Minnesota"], "state:us-mn"),
-    (&["Mississippi"], "state:us-ms"),
-    (&["Missouri"], "state:us-mo"),
-    (&["Montana"], "state:us-mt"),
-    (&["Nebraska"], "state:us-ne"),
-    (&["Nevada"], "state:us-nv"),
-    (&["New Hampshire"], "state:us-nh"),
-    (&["New Jersey"], "state:us-nj"),
-    (&["New Mexico"], "state:us-nm"),
-    (&["New York State"], "state:us-ny"),
-    (&["North Carolina"], "state:us-nc"),
-    (&["North Dakota"], "state:us-nd"),
-    (&["Ohio"], "state:us-oh"),
-    (&["Oklahoma"], "state:us-ok"),
-    (&["Oregon"], "state:us-or"),
-    (&["Pennsylvania"], "state:us-pa"),
-    (&["Rhode Island"], "state:us-ri"),
-    (&["South Carolina"], "state:us-sc"),
-    (&["South Dakota"], "state:us-sd"),
-    (&["Tennessee"], "state:us-tn"),
-    (&["Texas"], "state:us-tx"),
-    (&["Utah"], "state:us-ut"),
-    (&["Vermont"], "state:us-vt"),
-    (&["Virginia"], "state:us-va"),
-    (&["Washington State"], "state:us-wa"),
-    (&["West Virginia"], "state:us-wv"),
-    (&["Wisconsin"], "state:us-wi"),
-    (&["Wyoming"], "state:us-wy"),
-    (&["New York City", "New York", "NYC"], "city:new-york-us"),
-    (&["Los Angeles"], "city:los-angeles-us"),
-    (&["Chicago"], "city:chicago-us"),
-    (&["Houston"], "city:houston-us"),
-    (&["Dallas"], "city:dallas-us"),
-    (&["Fort Worth"], "city:fort-worth-us"),
-    (&["Atlanta"], "city:atlanta-us"),
-    (&["Memphis"], "city:memphis-us"),
-    (&["Louisville"], "city:louisville-us"),
-    (&["Indianapolis"], "city:indianapolis-us"),
-    (&["Columbus"], "city:columbus-us"),
-    (&["Kansas City"], "city:kansas-city-us"),
-    (&["St. Louis", "Saint Louis"], "city:st-louis-us"),
-    (&["Denver"], "city:denver-us"),
-    (&["Phoenix"], "city:phoenix-us"),
-    (&["Seattle"], "city:seattle-us"),
-    (&["Portland"], "city:portland-us"),
-    (&["San Francisco"], "city:san-francisco-us"),
-    (&["Oakland"], "city:oakland-us"),
-    (&["Long Beach"], "city:long-beach-us"),
-    (&["Savannah"], "city:savannah-us"),
-    (&["Miami"], "city:miami-us"),
-    (&["Laredo"], "city:laredo-us"),
-    (&["El Paso"], "city:el-paso-us"),
-    (&["Detroit"], "city:detroit-us"),
-    (&["Minneapolis"], "city:minneapolis-us"),
-    (&["Nashville"], "city:nashville-us"),
-    (&["Charlotte"], "city:charlotte-us"),
-    (&["Boston"], "city:boston-us"),
-    (&["Philadelphia"], "city:philadelphia-us"),
-    (&["Newark"], "city:newark-us"),
-    (&["Baltimore"], "city:baltimore-us"),
-    (&["Salt Lake City"], "city:salt-lake-city-us"),
-    (&["Toronto"], "city:toronto-ca"),
-    (&["Montreal"], "city:montreal-ca"),
-    (&["Vancouver"], "city:vancouver-ca"),
-    (&["Mexico City"], "city:mexico-city-mx"),
-    (&["Monterrey"], "city:monterrey-mx"),
-    (&["London"], "city:london-gb"),
-    (&["Rotterdam"], "city:rotterdam-nl"),
-    (&["Amsterdam"], "city:amsterdam-nl"),
-    (&["Antwerp"], "city:antwerp-be"),
-    (&["Hamburg"], "city:hamburg-de"),
-    (&["Berlin"], "city:berlin-de"),
-    (&["Frankfurt"], "city:frankfurt-de"),
-    (&["Munich", "München"], "city:munich-de"),
-    (&["Paris"], "city:paris-fr"),
-    (&["Madrid"], "city:madrid-es"),
-    (&["Barcelona"], "city:barcelona-es"),
-    (&["Milan"], "city:milan-it"),
-    (&["Warsaw"], "city:warsaw-pl"),
-    (&["Shanghai"], "city:shanghai-cn"),
-    (&["Shenzhen"], "city:shenzhen-cn"),
-    (&["Ningbo"], "city:ningbo-cn"),
-    (&["Hong Kong"], "city:hong-kong-cn"),
-    (&["Busan"], "city:busan-kr"),
-    (&["Tokyo"], "city:tokyo-jp"),
-    (&["Mumbai"], "city:mumbai-in"),
-    (&["Dubai"], "city:dubai-ae"),
-    (&["Zürich", "Zurich"], "city:zurich-ch"),
-    (&["São Paulo", "Sao Paulo"], "city:sao-paulo-br"),
-];
+/// `surface form<TAB>canonical key<TAB>display name`, one per line: every country, US
+/// state, Canadian province and Mexican state, US cities over ~90 000 people plus freight
+/// hubs, and large world cities and ports. Keys: `country:xx`, `state:us-xx`,
+/// `city:name-xx`.
+const LOCATIONS_TSV: &str = include_str!("../data/locations.tsv");
+
+/// (form, key, display) rows of the built-in location gazetteer.
+static LOCATIONS: LazyLock<Vec<(&'static str, &'static str, &'static str)>> = LazyLock::new(|| {
+    LOCATIONS_TSV
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?, cols.next()?, cols.next()?))
+        })
+        .collect()
+});
+
+/// Lower-cased form → key.
+static LOCATION_KEYS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
+    LOCATIONS
+        .iter()
+        .map(|(form, key, _)| (form.to_lowercase(), *key))
+        .collect()
+});
 
 /// One gazetteer entry: a surface form and the entity it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,24 +64,44 @@ impl Gazetteer {
     /// The built-in location gazetteer. Only capitalised hits count, so "may" or
     /// "china cabinet" in lower case are not places.
     pub fn locations() -> Self {
-        let entries = ENTRIES.iter().flat_map(|(forms, key)| {
-            forms.iter().map(move |f| Entry {
-                form: (*f).to_owned(),
-                entity_type: "LOCATION".to_owned(),
-                canonical_key: (*key).to_owned(),
-                display_name: forms[0].to_owned(),
-            })
+        let entries = LOCATIONS.iter().map(|(form, key, display)| Entry {
+            form: (*form).to_owned(),
+            entity_type: "LOCATION".to_owned(),
+            canonical_key: (*key).to_owned(),
+            display_name: (*display).to_owned(),
         });
+        Self::build(entries, true)
+    }
+
+    /// Well-known carriers, lines, railroads, forwarders, banks and agencies
+    /// (`data/organizations.tsv`: name, then `;`-separated aliases), keyed like any
+    /// organisation.
+    pub fn organizations() -> Self {
+        const ORGANIZATIONS_TSV: &str = include_str!("../data/organizations.tsv");
+        let entries = ORGANIZATIONS_TSV
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .flat_map(|l| {
+                let (name, aliases) = l.split_once('\t').unwrap_or((l, ""));
+                let key = crate::named::org_key(name);
+                std::iter::once(name)
+                    .chain(aliases.split(';').filter(|a| !a.trim().is_empty()))
+                    .map(move |form| Entry {
+                        form: form.trim().to_owned(),
+                        entity_type: "ORGANIZATION".to_owned(),
+                        canonical_key: key.clone(),
+                        display_name: name.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+            });
         Self::build(entries, true)
     }
 
     /// The canonical key of a place name, from the built-in gazetteer when it knows it.
     pub fn location_key(name: &str) -> Option<String> {
-        let name = name.trim();
-        ENTRIES
-            .iter()
-            .find(|(forms, _)| forms.iter().any(|f| f.eq_ignore_ascii_case(name)))
-            .map(|(_, key)| (*key).to_owned())
+        LOCATION_KEYS
+            .get(&name.trim().to_lowercase())
+            .map(|k| (*k).to_owned())
     }
 
     /// An empty gazetteer (matches nothing).

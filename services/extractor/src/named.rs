@@ -37,17 +37,17 @@ fn person_patterns() -> (String, String) {
 
 static ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?:^|[^\p{{L}}\p{{N}}_])((?:(?:[\p{{Lu}}0-9][\p{{L}}0-9&'’.+-]*|van|der|den|de|del|la|du|di|von|of|y|&)[ \t]+){{0,5}}[\p{{Lu}}0-9][\p{{L}}0-9&'’+-]*),?[ \t]+({SUFFIX})(?:\W|$)"
+        r"(?:^|[^\p{{L}}\p{{N}}_])((?:(?:[\p{{Lu}}0-9][\p{{L}}0-9&'’.+-]*|van|der|den|de|del|la|du|di|von|of|y|&)[ ]){{0,5}}[\p{{Lu}}0-9][\p{{L}}0-9&'’+-]*),?[ ]({SUFFIX})(?:\W|$)"
     ))
 });
 static HEADED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?:^|[^\p{{L}}\p{{N}}_])((?:\p{{Lu}}[\p{{L}}&'’-]*[ \t]+){{1,3}}(?:{HEAD_NOUNS}))(?-u:\b)"
+        r"(?:^|[^\p{{L}}\p{{N}}_])((?:\p{{Lu}}[\p{{L}}&'’-]*[ ]){{1,3}}(?:{HEAD_NOUNS}))(?-u:\b)"
     ))
 });
 static PREFIXED_ORGANIZATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:^|[^\p{L}\p{N}_])((?:Transportes|Transportadora|Spedition|Aduanas|Banco|Banca|Banque|Bank of)(?:[ \t]+(?:\p{Lu}[\p{L}-]*|de|del|di|du|la|y|der|of)){1,4})",
+        r"(?:^|[^\p{L}\p{N}_])((?:Transportes|Transportadora|Spedition|Aduanas|Banco|Banca|Banque|Bank of)(?:[ ](?:\p{Lu}[\p{L}-]*|de|del|di|du|la|y|der|of)){1,4})",
     )
 });
 static TITLED: LazyLock<Regex> = LazyLock::new(|| {
@@ -92,6 +92,64 @@ static CITY_STATE: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:^|[^\p{L}\p{N}_])(\p{Lu}[\p{Ll}.]+(?:[ ]\p{Lu}[\p{Ll}.]+){0,2}),?[ ](AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)(?-u:\b)(?:[ ,]+\d{5}|[ \t]*[,.;)\n]|$)",
     )
 });
+
+/// Common given names (`data/first_names.txt`): a capitalised word from this list followed
+/// by a capitalised surname is a person.
+static FIRST_NAMES: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../data/first_names.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+});
+static NAME_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?:^|[^\p{{L}}\p{{N}}_])({NAME}(?:[ ](?:\p{{Lu}}\.[ ]?)?{NAME}){{1,2}})"
+    ))
+});
+/// Words after a given name that make it a street, a company or a place, not a person.
+const NOT_SURNAMES: &[&str] = &[
+    "St",
+    "Street",
+    "Ave",
+    "Avenue",
+    "Blvd",
+    "Boulevard",
+    "Rd",
+    "Road",
+    "Dr",
+    "Drive",
+    "Way",
+    "Lane",
+    "Ln",
+    "Pkwy",
+    "Parkway",
+    "Hwy",
+    "Highway",
+    "Ct",
+    "Court",
+    "Place",
+    "Pl",
+    "Square",
+    "Park",
+    "Center",
+    "Centre",
+    "Terminal",
+    "Bridge",
+    "County",
+    "City",
+    "Island",
+    "Bay",
+    "Beach",
+    "Valley",
+    "Airport",
+    "Port",
+    "Station",
+    "Hall",
+    "Hospital",
+    "School",
+    "University",
+];
 
 /// Words that start sentences or headers and must not become part of a name.
 const NOT_NAME_START: &[&str] = &[
@@ -277,7 +335,8 @@ pub fn find(text: &str) -> Vec<Named> {
         };
         let (offset, base) = strip_leading(name.as_str());
         let start = name.start() + offset;
-        if base.trim().is_empty() || NOT_NAMES.contains(&base.trim()) {
+        // "420 KG" is a weight, not a company.
+        if !base.chars().any(char::is_alphabetic) || NOT_NAMES.contains(&base.trim()) {
             continue;
         }
         let key = key(base);
@@ -333,6 +392,28 @@ pub fn find(text: &str) -> Vec<Named> {
             );
         }
     }
+    for c in NAME_CANDIDATE.captures_iter(text) {
+        let Some(name) = c.get(1) else { continue };
+        let words: Vec<&str> = name.as_str().split(' ').collect();
+        let (Some(first), Some(last)) = (words.first(), words.last()) else {
+            continue;
+        };
+        if FIRST_NAMES.contains(first)
+            && !NOT_SURNAMES.contains(last)
+            && !words
+                .iter()
+                .any(|w| NOT_NAMES.contains(w) || NOT_NAME_START.contains(w))
+        {
+            push(
+                &mut out,
+                "PERSON",
+                key(name.as_str()),
+                text,
+                name.start(),
+                name.end(),
+            );
+        }
+    }
     for c in CITY_STATE.captures_iter(text) {
         let (Some(city), Some(_state)) = (c.get(1), c.get(2)) else {
             continue;
@@ -341,7 +422,9 @@ pub fn find(text: &str) -> Vec<Named> {
         if NOT_NAMES.contains(&name) || name.is_empty() {
             continue;
         }
+        // The gazetteer's key if it knows this US city ("Ontario, CA" is not the province).
         let key = crate::gazetteer::Gazetteer::location_key(name)
+            .filter(|k| k.starts_with("city:") && k.ends_with("-us"))
             .unwrap_or_else(|| format!("city:{}-us", key(name).replace(' ', "-")));
         let start = city.start() + offset;
         push(&mut out, "LOCATION", key, text, start, start + name.len());
