@@ -119,7 +119,7 @@ async fn claim_check_form_reads_a_parser_artifact_and_writes_entities() {
     // From the top-level message and from the forwarded email inside it.
     assert!(keys.contains(&"ada@apex.example"), "{keys:?}");
     assert!(keys.contains(&"dispatch@acme.example"), "{keys:?}");
-    assert!(keys.contains(&"2026-03-15T09:30:00"), "{keys:?}");
+    assert!(keys.contains(&"2026-03-15T09:30:00+01:00"), "{keys:?}");
     assert!(
         keys.contains(&"10:00"),
         "the pickup time in the forwarded email: {keys:?}"
