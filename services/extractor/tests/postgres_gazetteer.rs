@@ -75,6 +75,8 @@ async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
         [
             ("CARRIER".to_owned(), "carrier-odfl".to_owned()),
             ("FACILITY".to_owned(), "laredo crossdock 3".to_owned()),
+            // Not in the gazetteer yet: the rule layer's organisation.
+            ("ORGANIZATION".to_owned(), "kessler farms".to_owned()),
         ]
     );
 
@@ -84,10 +86,14 @@ async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
     ))
     .await;
     assert_eq!(service.reload_gazetteer().await.expect("reload"), 5);
+    let after = found(&service, text).await;
     assert!(
-        found(&service, text)
-            .await
-            .contains(&("CUSTOMER".to_owned(), "cust-77".to_owned()))
+        after.contains(&("CUSTOMER".to_owned(), "cust-77".to_owned())),
+        "{after:?}"
+    );
+    assert!(
+        !after.iter().any(|(t, _)| t == "ORGANIZATION"),
+        "the gazetteer name wins over the rule: {after:?}"
     );
 
     // A reload that fails (the table is gone) keeps the last good gazetteer.
