@@ -142,13 +142,17 @@ pub fn find(text: &str) -> Vec<Found> {
                     push(shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
                 }
             }
-            // 210 invoice: invoice number, shipment id, dates, SCAC.
+            // 210 invoice: invoice number, the carrier's shipment id (its PRO), SCAC.
             "B3" => {
                 if let Some(e) = ident(el(2)) {
                     push("INVOICE_NUMBER", e.0.to_ascii_uppercase(), e);
                 }
                 if let Some(e) = ident(el(3)) {
-                    push(shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
+                    let t = match shipment_or_bol(e.0) {
+                        "BOL_NUMBER" => "BOL_NUMBER",
+                        _ => "PRO_NUMBER",
+                    };
+                    push(t, e.0.to_ascii_uppercase(), e);
                 }
                 if let Some(e) = scac(el(11)) {
                     push("SCAC", e.0.to_owned(), e);

@@ -418,4 +418,26 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_default_engine_keeps_its_quality_on_both_labelled_sets() {
+        // Floors a little under the figures in docs/benchmarks.md: a change that loses
+        // recall or precision fails here, not in production.
+        let engine = Engine::default();
+        let dev = evaluate(&engine, &load_dir(&default_dir()).expect("set"));
+        let (_, _, pattern_f1) = dev.micro(PATTERN_TYPES).exact_prf();
+        let (_, _, named_f1) = dev.micro(NAMED_TYPES).exact_prf();
+        assert!(
+            pattern_f1 >= 0.95,
+            "pattern F1 {pattern_f1:.3}\n{}",
+            dev.table()
+        );
+        assert!(named_f1 >= 0.88, "named F1 {named_f1:.3}\n{}", dev.table());
+        let heldout_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval-heldout");
+        let heldout = evaluate(&engine, &load_dir(&heldout_dir).expect("held-out set"));
+        let (_, _, pattern_f1) = heldout.micro(PATTERN_TYPES).exact_prf();
+        let (_, _, named_f1) = heldout.micro(NAMED_TYPES).exact_prf();
+        assert!(pattern_f1 >= 0.88, "held-out pattern F1 {pattern_f1:.3}");
+        assert!(named_f1 >= 0.8, "held-out named F1 {named_f1:.3}");
+    }
 }

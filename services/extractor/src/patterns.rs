@@ -39,12 +39,12 @@ static INTL_PHONE: LazyLock<Regex> =
     LazyLock::new(|| re(r"\+\d{1,3}(?:[ .-]\(?\d{1,4}\)?){2,6}(?-u:\b)"));
 static MONEY_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:(?-u:\b)(USD|EUR|GBP|CAD|MXN|CHF|JPY)\s?|(\$|€|£))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,3})?|-?\d+(?:\.\d{1,3})?)(?-u:\b)",
+        r"(?:(?-u:\b)(USD|EUR|GBP|CAD|MXN|CHF|JPY|CNY|AUD|PLN|SEK|NOK|DKK|INR|BRL)\s?|(?-u:\b)(US\$|USD\$|C\$|CA\$|CAD\$|A\$|AU\$|MX\$|NZ\$|HK\$)\s?|(\$|€|£|¥|₹))(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,3})?|-?\d+(?:\.\d{1,3})?)(?-u:\b)",
     )
 });
 static MONEY_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?-u:\b)(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|-?\d+(?:\.\d{1,2})?)\s?(USD|EUR|GBP|CAD|MXN|CHF|JPY|dollars|euros)(?-u:\b)",
+        r"(?-u:\b)(-?\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|-?\d+(?:\.\d{1,2})?)\s?(USD|EUR|GBP|CAD|MXN|CHF|JPY|CNY|AUD|PLN|SEK|NOK|DKK|INR|BRL|dollars|euros|pesos|pounds|zł|zl)(?-u:\b)",
     )
 });
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(r"-?(?-u:\b)\d+(?:\.\d+)?\s?%"));
@@ -76,7 +76,7 @@ static HOUR_TIME: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)(?-u:\b)(\d{1,2})\s?(am|pm)(?-u:\b)"));
 static KEYWORD_ID: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(?-u:\b)(pro|bol|b/l|mbl|hbl|bill of lading|p\.?o\.?|purchase order|orden de compra|invoices?|inv|factura|faktura|rechnung|shipments?|embarque|loads?)\s*(?:#|no\.?|number|num\.?|nr\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])(?-u:\b)",
+        r"(?i)(?-u:\b)(pro|bol|bl|b/l|mbl|hbl|mbol|hbol|master bol|bill of lading|p\.?o\.?|purchase order|orden de compra|invoices?|inv|factura|faktura|rechnung|shipments?|embarque|loads?)\s*(?:#|no\.?|number|num\.?|nr\.?|id)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])(?-u:\b)",
     )
 });
 /// More identifiers after the first in a list: `invoices A-1 / A-2 and A-3`.
@@ -237,9 +237,17 @@ pub fn iban_valid(iban: &str) -> bool {
 
 fn money_key(currency: &str, amount: &str) -> String {
     let code = match currency {
-        "$" | "dollars" => "USD",
+        "$" | "dollars" | "US$" | "USD$" => "USD",
         "€" | "euros" => "EUR",
-        "£" => "GBP",
+        "£" | "pounds" => "GBP",
+        "C$" | "CA$" | "CAD$" => "CAD",
+        "A$" | "AU$" => "AUD",
+        "MX$" | "pesos" => "MXN",
+        "NZ$" => "NZD",
+        "HK$" => "HKD",
+        "¥" => "JPY",
+        "₹" => "INR",
+        "zł" | "zl" => "PLN",
         other => other,
     };
     let clean: String = amount.chars().filter(|c| *c != ',').collect();
@@ -299,7 +307,8 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
         let keyword = c[1].to_ascii_lowercase().replace('.', "");
         let entity_type = match keyword.as_str() {
             "pro" => "PRO_NUMBER",
-            "bol" | "b/l" | "mbl" | "hbl" | "bill of lading" => "BOL_NUMBER",
+            "bol" | "bl" | "b/l" | "mbl" | "hbl" | "mbol" | "hbol" | "master bol"
+            | "bill of lading" => "BOL_NUMBER",
             "po" | "purchase order" | "orden de compra" => "PO_NUMBER",
             "invoice" | "invoices" | "inv" | "factura" | "faktura" | "rechnung" => "INVOICE_NUMBER",
             "shipment" | "shipments" | "embarque" => "SHIPMENT_NUMBER",
@@ -352,9 +361,13 @@ pub fn find(text: &str) -> Vec<PatternMatch> {
         }
     }
     for c in MONEY_BEFORE.captures_iter(text) {
-        let currency = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+        let currency = c
+            .get(1)
+            .or_else(|| c.get(2))
+            .or_else(|| c.get(3))
+            .map_or("", |m| m.as_str());
         let m = c.get(0).map_or(0..0, |m| m.range());
-        push("MONEY", money_key(currency, &c[3]), m.start, m.end, 7);
+        push("MONEY", money_key(currency, &c[4]), m.start, m.end, 7);
     }
     for c in MONEY_AFTER.captures_iter(text) {
         let m = c.get(0).map_or(0..0, |m| m.range());
@@ -532,6 +545,20 @@ mod tests {
         assert!(k.contains(&("MONEY", "EUR 1875.50".to_owned())), "{k:?}");
         assert!(k.contains(&("DATE", "2026-03-15".to_owned())), "{k:?}");
         assert!(k.contains(&("TIME", "14:30".to_owned())), "{k:?}");
+        let money = keys("C$1,200.00, CA$ 99, £75, 4,500 EUR, 310 pesos and $3.899/gal");
+        for want in [
+            "CAD 1200.00",
+            "CAD 99.00",
+            "GBP 75.00",
+            "EUR 4500.00",
+            "MXN 310.00",
+            "USD 3.899",
+        ] {
+            assert!(
+                money.contains(&("MONEY", want.to_owned())),
+                "{want}: {money:?}"
+            );
+        }
         let offset = keys("Date: 2026-03-15T09:30:00+01:00");
         assert_eq!(
             offset,
