@@ -1,6 +1,8 @@
 //! The Apex Ingest embedder service. For now it serves gRPC health, reflection and
 //! `/metrics` only; its RPCs (`apex.embedder.v1`) arrive with the embedder issue.
 
+pub mod model;
+
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;

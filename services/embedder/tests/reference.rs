@@ -1,0 +1,40 @@
+//! The in-process model against vectors computed by sentence-transformers itself
+//! (`tests/fixtures/minilm-reference.json`): cosine ≥ 0.999 for every sentence, alone and
+//! in a padded batch.
+
+use apex_embedder::model::{MiniLm, default_model_dir};
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn vectors_match_sentence_transformers() {
+    let reference: serde_json::Value = serde_json::from_str(include_str!("fixtures/minilm-reference.json"))
+        .expect("fixture");
+    let model = MiniLm::load(&default_model_dir(), 256).expect("model (run deploy/local/bootstrap)");
+    assert_eq!(model.dimension(), 384);
+    let items = reference["items"].as_array().expect("items");
+    assert!(items.len() >= 10);
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().expect("text")).collect();
+    // All at once (padded to the longest) and one by one must both agree.
+    let batched = model.embed(&texts).expect("embed batch");
+    for (i, item) in items.iter().enumerate() {
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .expect("embedding")
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect();
+        let alone = model.embed(&[texts[i]]).expect("embed one");
+        for (how, got) in [("batched", &batched[i]), ("alone", &alone[0])] {
+            let c = cosine(&got.values, &want);
+            assert!(c >= 0.999, "{how} {:?}: cosine {c}", texts[i]);
+            let norm: f32 = got.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "unit length, not {norm}");
+        }
+    }
+}
