@@ -1,7 +1,9 @@
 //! The Apex Ingest embedder service. For now it serves gRPC health, reflection and
 //! `/metrics` only; its RPCs (`apex.embedder.v1`) arrive with the embedder issue.
 
+pub mod bench;
 pub mod model;
+pub mod onnx;
 
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
 use serde::{Deserialize, Serialize};

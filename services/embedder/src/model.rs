@@ -42,7 +42,12 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
-fn linear(vb: &VarBuilder<'_>, name: &str, input: usize, output: usize) -> candle_core::Result<Linear> {
+fn linear(
+    vb: &VarBuilder<'_>,
+    name: &str,
+    input: usize,
+    output: usize,
+) -> candle_core::Result<Linear> {
     candle_nn::linear(input, output, vb.pp(name))
 }
 
@@ -67,7 +72,8 @@ impl Bert {
         let h = c.hidden_size;
         let e = vb.pp("embeddings");
         let words = candle_nn::embedding(c.vocab_size, h, e.pp("word_embeddings"))?;
-        let positions = candle_nn::embedding(c.max_position_embeddings, h, e.pp("position_embeddings"))?;
+        let positions =
+            candle_nn::embedding(c.max_position_embeddings, h, e.pp("position_embeddings"))?;
         // Every input is segment 0: its embedding is one row added to every token.
         let token_type = e
             .pp("token_type_embeddings")
@@ -111,8 +117,7 @@ impl Bert {
             .broadcast_add(&self.token_type)?;
         x = self.embedding_norm.forward(&x)?;
         // Additive mask (batch, 1, 1, seq): 0 where attended, very negative on padding.
-        let additive = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?
-            .reshape((batch, 1, 1, seq))?;
+        let additive = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((batch, seq, self.heads, self.head_dim))?
@@ -125,10 +130,11 @@ impl Bert {
             let v = split(layer.value.forward(&x)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&additive)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((batch, seq, self.heads * self.head_dim))?;
+            let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((
+                batch,
+                seq,
+                self.heads * self.head_dim,
+            ))?;
             let attended = layer.attention_out.forward(&context)?;
             x = layer.attention_norm.forward(&(attended + &x)?)?;
             let hidden = layer.intermediate.forward(&x)?.gelu_erf()?;
@@ -174,7 +180,10 @@ impl MiniLm {
         )
         .context("model config.json")?;
         if !config.hidden_act.is_empty() && config.hidden_act != "gelu" {
-            bail!("hidden_act {:?} is not supported (gelu only)", config.hidden_act);
+            bail!(
+                "hidden_act {:?} is not supported (gelu only)",
+                config.hidden_act
+            );
         }
         if max_tokens < 3 || max_tokens > config.max_position_embeddings {
             bail!(
@@ -182,15 +191,18 @@ impl MiniLm {
                 config.max_position_embeddings
             );
         }
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", dir.join("tokenizer.json").display()))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| {
+            anyhow::anyhow!("tokenizer {}: {e}", dir.join("tokenizer.json").display())
+        })?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
             .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
         let device = Device::Cpu;
         let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .with_context(|| format!("model weights {}", dir.join("model.safetensors").display()))?;
+            .with_context(|| {
+                format!("model weights {}", dir.join("model.safetensors").display())
+            })?;
         let weights = weights
             .into_iter()
             .filter(|(_, t)| t.dtype() == DType::F32)
@@ -218,13 +230,20 @@ impl MiniLm {
         &self.model_id
     }
 
-    /// Token ids of `text`, [CLS] … [SEP], cut to `max_tokens` (and whether it was cut).
-    pub fn tokenize(&self, text: &str) -> anyhow::Result<(Vec<u32>, bool)> {
+    /// Every token id of `text`, [CLS] … [SEP], uncut.
+    pub fn tokenize_full(&self, text: &str) -> anyhow::Result<(Vec<u32>, usize)> {
         let encoding = self
             .tokenizer
             .encode(text, true)
             .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-        let ids = encoding.get_ids();
+        let ids = encoding.get_ids().to_vec();
+        let n = ids.len();
+        Ok((ids, n))
+    }
+
+    /// Token ids of `text`, [CLS] … [SEP], cut to `max_tokens` (and whether it was cut).
+    pub fn tokenize(&self, text: &str) -> anyhow::Result<(Vec<u32>, bool)> {
+        let (ids, _) = self.tokenize_full(text)?;
         if ids.len() <= self.max_tokens {
             return Ok((ids.to_vec(), false));
         }
@@ -256,7 +275,11 @@ impl MiniLm {
         let summed = hidden.broadcast_mul(&m)?.sum(1)?;
         let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norms = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 

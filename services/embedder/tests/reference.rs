@@ -5,7 +5,11 @@
 use apex_embedder::model::{MiniLm, default_model_dir};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
@@ -13,13 +17,17 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn vectors_match_sentence_transformers() {
-    let reference: serde_json::Value = serde_json::from_str(include_str!("fixtures/minilm-reference.json"))
-        .expect("fixture");
-    let model = MiniLm::load(&default_model_dir(), 256).expect("model (run deploy/local/bootstrap)");
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
+    let model =
+        MiniLm::load(&default_model_dir(), 256).expect("model (run deploy/local/bootstrap)");
     assert_eq!(model.dimension(), 384);
     let items = reference["items"].as_array().expect("items");
     assert!(items.len() >= 10);
-    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().expect("text")).collect();
+    let texts: Vec<&str> = items
+        .iter()
+        .map(|i| i["text"].as_str().expect("text"))
+        .collect();
     // All at once (padded to the longest) and one by one must both agree.
     let batched = model.embed(&texts).expect("embed batch");
     for (i, item) in items.iter().enumerate() {

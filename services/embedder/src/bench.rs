@@ -1,0 +1,218 @@
+//! `apex-embedder bench`: chunks per second of the in-process model on 256-token chunks at
+//! batch 1, 8 and 32, with one core and with every core, and in the same run ONNX Runtime
+//! (the `onnxruntime` Python package) on the same graph, the same token windows and the same
+//! cores as the baseline, with the ratio.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::model::MiniLm;
+
+/// Options of `apex-embedder bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Text to cut into windows (default: the extractor's labelled documents).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Measuring time per configuration.
+    #[arg(long, default_value_t = 4.0)]
+    pub seconds: f64,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub batches: Vec<usize>,
+    /// Python with onnx and onnxruntime (`deploy/local/bootstrap --bench`); `none` skips
+    /// the baseline.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+}
+
+fn texts(dir: &Path) -> anyhow::Result<String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("bench text {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    paths.sort();
+    let mut all = String::new();
+    for p in paths {
+        // Labels ([[TYPE|text]]) are markup, not text.
+        let raw = std::fs::read_to_string(&p)?;
+        let mut rest = raw.as_str();
+        while let Some(open) = rest.find("[[") {
+            all.push_str(&rest[..open]);
+            let after = &rest[open + 2..];
+            let Some(close) = after.find("]]") else { break };
+            all.push_str(after[..close].split_once('|').map_or("", |(_, t)| t));
+            rest = &after[close + 2..];
+        }
+        all.push_str(rest);
+        all.push('\n');
+    }
+    Ok(all)
+}
+
+/// Token windows of exactly `max_tokens` ([CLS] + pieces + [SEP]) over `text`.
+pub fn windows(model: &MiniLm, text: &str) -> anyhow::Result<Vec<Vec<u32>>> {
+    let (all, _) = model.tokenize_full(text)?;
+    let (cls, sep) = (all[0], all[all.len() - 1]);
+    let pieces = &all[1..all.len() - 1];
+    let per = model.max_tokens() - 2;
+    Ok(pieces
+        .chunks_exact(per)
+        .map(|c| {
+            let mut w = Vec::with_capacity(per + 2);
+            w.push(cls);
+            w.extend_from_slice(c);
+            w.push(sep);
+            w
+        })
+        .collect())
+}
+
+fn measure(
+    model: &MiniLm,
+    windows: &[Vec<u32>],
+    batch: usize,
+    threads: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    pool.install(|| {
+        let run = |i: usize| -> anyhow::Result<()> {
+            let rows: Vec<Vec<u32>> = (0..batch)
+                .map(|j| windows[(i + j) % windows.len()].clone())
+                .collect();
+            model.embed_ids(&rows).map(|_| ())
+        };
+        run(0)?;
+        let started = Instant::now();
+        let (mut done, mut i) = (0usize, 0usize);
+        while started.elapsed() < Duration::from_secs_f64(seconds) {
+            run(i)?;
+            i += batch;
+            done += batch;
+        }
+        Ok(done as f64 / started.elapsed().as_secs_f64())
+    })
+}
+
+fn measure_onnx(
+    encoder: &mut crate::onnx::OnnxEncoder,
+    windows: &[Vec<u32>],
+    batch: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let mut run = |i: usize| -> anyhow::Result<()> {
+        let rows: Vec<Vec<u32>> = (0..batch)
+            .map(|j| windows[(i + j) % windows.len()].clone())
+            .collect();
+        encoder.embed_ids(&rows).map(|_| ())
+    };
+    run(0)?;
+    let started = Instant::now();
+    let (mut done, mut i) = (0usize, 0usize);
+    while started.elapsed() < Duration::from_secs_f64(seconds) {
+        run(i)?;
+        i += batch;
+        done += batch;
+    }
+    Ok(done as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Prints the bench table.
+pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../extractor/eval"));
+    let windows = windows(model, &texts(&dir)?)?;
+    anyhow::ensure!(!windows.is_empty(), "not enough text for one window");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut threads = vec![1];
+    if cores > 1 {
+        threads.push(cores);
+    }
+    println!(
+        "{} windows of {} tokens from {}; {cores} cores",
+        windows.len(),
+        model.max_tokens(),
+        dir.display()
+    );
+    // The baseline's inputs: the same windows, and the same graph built from the same weights.
+    let work = tempfile::tempdir()?;
+    let windows_json = work.path().join("windows.json");
+    std::fs::write(&windows_json, serde_json::to_vec(&windows)?)?;
+    let python = args.python.clone().unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        home.join(".cache/apex/tools/venv/bin/python")
+    });
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local");
+    let onnx = work.path().join("minilm.onnx");
+    let baseline_ok = python.as_os_str() != "none"
+        && std::process::Command::new(&python)
+            .arg(scripts.join("minilm_onnx.py"))
+            .arg(crate::model::default_model_dir())
+            .arg(&onnx)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if !baseline_ok {
+        println!("(no ONNX Runtime baseline: run deploy/local/bootstrap --bench)");
+    }
+    println!(
+        "{:>7} {:>5} {:>14} {:>14} {:>16} {:>7}",
+        "threads", "batch", "candle (Rust)", "apex + ORT", "Python + ORT", "ratio"
+    );
+    let graph = crate::model::default_model_dir().join("model.onnx");
+    for &t in &threads {
+        let baseline: Vec<serde_json::Value> = if baseline_ok {
+            let out = std::process::Command::new(&python)
+                .arg(scripts.join("bench_minilm_ort.py"))
+                .arg(&onnx)
+                .arg(&windows_json)
+                .arg(t.to_string())
+                .arg(
+                    args.batches
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+                .arg(args.seconds.to_string())
+                .output()
+                .context("running the ONNX Runtime baseline")?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut onnx =
+            crate::onnx::OnnxEncoder::load(&crate::onnx::default_library(), &graph, t).ok();
+        for &b in &args.batches {
+            let candle = measure(model, &windows, b, t, args.seconds)?;
+            let ours = match onnx.as_mut() {
+                Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
+                None => None,
+            };
+            let theirs = baseline
+                .iter()
+                .find(|v| v["batch"].as_u64() == Some(b as u64))
+                .and_then(|v| v["chunks_per_sec"].as_f64());
+            let best = ours.unwrap_or(candle).max(candle);
+            let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            println!(
+                "{t:>7} {b:>5} {candle:>14.1} {:>14} {:>16} {:>7}",
+                cell(ours),
+                cell(theirs),
+                theirs.map_or("-".to_owned(), |x| format!("{:.2}", best / x))
+            );
+        }
+    }
+    Ok(())
+}
