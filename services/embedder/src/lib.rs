@@ -1,22 +1,79 @@
-//! The Apex Ingest embedder service. For now it serves gRPC health, reflection and
-//! `/metrics` only; its RPCs (`apex.embedder.v1`) arrive with the embedder issue.
+//! The Apex Ingest embedder: texts in, unit-length all-MiniLM-L6-v2 vectors out
+//! (`apex.embedder.v1`), inline or from a parsed-document artifact to a vectors artifact.
+//! Concurrent requests share dynamic batches run by a pool of workers; the encoder is ONNX
+//! Runtime when its library and graph are installed (measured fastest), else candle.
 
+pub mod batcher;
 pub mod bench;
 pub mod model;
 pub mod onnx;
+mod service;
+
+use std::path::PathBuf;
 
 use apex_common::{Settings, Shutdown, service::ServiceSettings};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+pub use service::{ARTIFACT_CONTENT_TYPE, EmbedderGrpc};
+
+/// Which encoder runs the model.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// ONNX Runtime when its library and `model.onnx` load, otherwise candle.
+    Auto,
+    Onnx,
+    Candle,
+}
+
 /// Settings of the embedder (`APEX_EMBEDDER__…`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct EmbedderSettings(pub ServiceSettings);
+#[serde(default)]
+pub struct EmbedderSettings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    /// Directory with `config.json`, `tokenizer.json`, `model.safetensors` and `model.onnx`.
+    pub model_dir: PathBuf,
+    /// ONNX Runtime shared library.
+    pub onnxruntime_library: PathBuf,
+    pub engine: EngineChoice,
+    /// Tokens per text, [CLS] and [SEP] included; longer texts are cut and flagged.
+    pub max_tokens: usize,
+    /// Worker threads (each with its own encoder) and threads per worker.
+    pub workers: usize,
+    pub threads_per_worker: usize,
+    /// Dynamic batching: most texts per batch, longest wait for a fuller batch, and the
+    /// most texts waiting (beyond it requests get `RESOURCE_EXHAUSTED`).
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+    pub queue_capacity: usize,
+    /// Most texts in one request, and the longest text in characters.
+    pub max_texts: usize,
+    pub max_text_chars: usize,
+}
+
+fn tools_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache/apex/tools")
+}
 
 impl Default for EmbedderSettings {
     fn default() -> Self {
-        Self(ServiceSettings::with_ports(50053, 9103))
+        Self {
+            service: ServiceSettings::with_ports(50053, 9103),
+            model_dir: tools_dir().join("models/all-MiniLM-L6-v2"),
+            onnxruntime_library: tools_dir().join("lib/libonnxruntime.so"),
+            engine: EngineChoice::Auto,
+            max_tokens: 256,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            threads_per_worker: 1,
+            max_batch: 8,
+            max_wait_ms: 2,
+            queue_capacity: 4096,
+            max_texts: 2048,
+            max_text_chars: 200_000,
+        }
     }
 }
 
@@ -24,7 +81,29 @@ impl Settings for EmbedderSettings {
     const ENV_PREFIX: &'static str = "APEX_EMBEDDER";
 
     fn validate(&self) -> Vec<String> {
-        self.0.validate()
+        let mut p = self.service.validate();
+        if !(3..=512).contains(&self.max_tokens) {
+            p.push(format!(
+                "max_tokens must be between 3 and 512, not {}",
+                self.max_tokens
+            ));
+        }
+        if self.workers == 0 || self.threads_per_worker == 0 {
+            p.push("workers and threads_per_worker must be at least 1".to_owned());
+        }
+        if self.max_batch == 0 {
+            p.push("max_batch must be at least 1".to_owned());
+        }
+        if self.queue_capacity < self.max_batch {
+            p.push("queue_capacity must be at least max_batch".to_owned());
+        }
+        if self.max_texts == 0 || self.max_texts > self.queue_capacity {
+            p.push(format!(
+                "max_texts must be between 1 and queue_capacity ({})",
+                self.queue_capacity
+            ));
+        }
+        p
     }
 }
 
@@ -35,5 +114,5 @@ pub async fn run(
     metrics: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    apex_common::service::run_skeleton(settings.0, listener, metrics, shutdown).await
+    service::serve(settings, listener, metrics, shutdown).await
 }

@@ -26,8 +26,8 @@ async fn main() -> anyhow::Result<()> {
     let settings: EmbedderSettings = load_or_exit();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let _telemetry = init_telemetry("apex-embedder", &settings.0.telemetry)?;
-            let (listener, metrics) = apex_common::service::bind(&settings.0).await?;
+            let _telemetry = init_telemetry("apex-embedder", &settings.service.telemetry)?;
+            let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_embedder::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
         Command::Bench(args) => {

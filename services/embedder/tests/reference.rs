@@ -46,3 +46,38 @@ fn vectors_match_sentence_transformers() {
         }
     }
 }
+
+#[test]
+fn the_onnx_runtime_encoder_matches_sentence_transformers_too() {
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
+    let dir = default_model_dir();
+    let tokens = MiniLm::load(&dir, 256).expect("model");
+    let mut encoder = apex_embedder::onnx::OnnxEncoder::load(
+        &apex_embedder::onnx::default_library(),
+        &dir.join("model.onnx"),
+        1,
+    )
+    .expect("ONNX Runtime and model.onnx (run deploy/local/bootstrap)");
+    let items = reference["items"].as_array().expect("items");
+    let windows: Vec<Vec<u32>> = items
+        .iter()
+        .map(|i| {
+            tokens
+                .tokenize(i["text"].as_str().expect("text"))
+                .expect("tokens")
+                .0
+        })
+        .collect();
+    let got = encoder.embed_ids(&windows).expect("embed");
+    for (item, got) in items.iter().zip(&got) {
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .expect("embedding")
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect();
+        let c = cosine(got, &want);
+        assert!(c >= 0.999, "{:?}: cosine {c}", item["text"]);
+    }
+}

@@ -1,0 +1,243 @@
+//! Dynamic batching: texts from concurrent requests wait in one bounded queue; each worker
+//! takes what is there (up to `max_batch`), waits up to `max_wait` for more when the batch
+//! is not full, sorts the batch by length so that padding is short, and runs it on its own
+//! encoder. A request that does not fit in the queue is refused at once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Runs padded batches of token windows; one per worker thread.
+pub trait Encoder: Send {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>>;
+}
+
+/// One text's vector, or why the batch failed.
+pub type Reply = oneshot::Receiver<Result<Vec<f32>, String>>;
+
+struct Job {
+    window: Vec<u32>,
+    reply: oneshot::Sender<Result<Vec<f32>, String>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// The queue was full: the caller should retry later (`RESOURCE_EXHAUSTED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull {
+    pub queued: usize,
+    pub capacity: usize,
+}
+
+/// Batch sizes and waits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub capacity: usize,
+}
+
+/// The handle requests submit through; dropping the last one stops the workers.
+#[derive(Clone)]
+pub struct Batcher {
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    options: BatchOptions,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub batches: std::sync::atomic::AtomicU64,
+    pub texts: std::sync::atomic::AtomicU64,
+}
+
+fn worker(
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    options: BatchOptions,
+    mut encoder: Box<dyn Encoder>,
+    stats: Arc<Stats>,
+) {
+    let (lock, ready) = &*shared;
+    loop {
+        let mut batch: Vec<Job> = Vec::new();
+        {
+            let Ok(mut queue) = lock.lock() else { return };
+            while queue.jobs.is_empty() && !queue.closed {
+                queue = match ready.wait(queue) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+            if queue.jobs.is_empty() && queue.closed {
+                return;
+            }
+            // Gather: what is queued now, then wait a little for a fuller batch.
+            let deadline = Instant::now() + options.max_wait;
+            loop {
+                while batch.len() < options.max_batch {
+                    match queue.jobs.pop_front() {
+                        Some(j) => batch.push(j),
+                        None => break,
+                    }
+                }
+                let now = Instant::now();
+                if batch.len() >= options.max_batch || now >= deadline || queue.closed {
+                    break;
+                }
+                queue = match ready.wait_timeout(queue, deadline - now) {
+                    Ok((q, _)) => q,
+                    Err(_) => return,
+                };
+            }
+        }
+        // Short windows together: less padding per batch.
+        batch.sort_by_key(|j| j.window.len());
+        let windows: Vec<Vec<u32>> = batch.iter().map(|j| j.window.clone()).collect();
+        stats
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .texts
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        match encoder.encode(&windows) {
+            Ok(vectors) => {
+                for (job, v) in batch.into_iter().zip(vectors) {
+                    let _ = job.reply.send(Ok(v));
+                }
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                for job in batch {
+                    let _ = job.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Batcher {
+    /// Starts one worker thread per encoder.
+    pub fn start(encoders: Vec<Box<dyn Encoder>>, options: BatchOptions) -> Self {
+        let shared = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let stats = Arc::new(Stats::default());
+        for (i, encoder) in encoders.into_iter().enumerate() {
+            let (shared, stats) = (shared.clone(), stats.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("embed-worker-{i}"))
+                .spawn(move || worker(shared, options, encoder, stats));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start an embedding worker");
+            }
+        }
+        Self {
+            shared,
+            options,
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Queues every window of one request (all or none) and returns their receivers.
+    pub fn submit(&self, windows: Vec<Vec<u32>>) -> Result<Vec<Reply>, QueueFull> {
+        let (lock, ready) = &*self.shared;
+        let mut queue = match lock.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        };
+        if queue.jobs.len() + windows.len() > self.options.capacity {
+            return Err(QueueFull {
+                queued: queue.jobs.len(),
+                capacity: self.options.capacity,
+            });
+        }
+        let mut receivers = Vec::with_capacity(windows.len());
+        for window in windows {
+            let (reply, rx) = oneshot::channel();
+            queue.jobs.push_back(Job { window, reply });
+            receivers.push(rx);
+        }
+        drop(queue);
+        ready.notify_all();
+        Ok(receivers)
+    }
+
+    /// Stops the workers once the queue is empty.
+    pub fn close(&self) {
+        let (lock, ready) = &*self.shared;
+        if let Ok(mut q) = lock.lock() {
+            q.closed = true;
+        }
+        ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records batch sizes; the vector is [length of the window].
+    struct Recording(Arc<Mutex<Vec<Vec<usize>>>>);
+
+    impl Encoder for Recording {
+        fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+            if let Ok(mut b) = self.0.lock() {
+                b.push(windows.iter().map(Vec::len).collect());
+            }
+            Ok(windows.iter().map(|w| vec![w.len() as f32]).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_texts_share_sorted_batches_and_a_full_queue_refuses() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::start(
+            vec![Box::new(Recording(seen.clone()))],
+            BatchOptions {
+                max_batch: 4,
+                max_wait: Duration::from_millis(200),
+                capacity: 6,
+            },
+        );
+        // Six texts from two requests: every reply is its own text's, whatever the order.
+        let a = batcher
+            .submit(vec![vec![1; 5], vec![1; 1], vec![1; 3]])
+            .expect("a");
+        let b = batcher
+            .submit(vec![vec![1; 2], vec![1; 4], vec![1; 6]])
+            .expect("b");
+        let mut got = Vec::new();
+        for rx in a.into_iter().chain(b) {
+            got.push(rx.await.expect("reply").expect("vector")[0] as usize);
+        }
+        assert_eq!(got, [5, 1, 3, 2, 4, 6]);
+        let batches = seen.lock().expect("lock").clone();
+        assert!(batches.iter().all(|b| b.len() <= 4), "{batches:?}");
+        assert!(
+            batches.iter().all(|b| b.windows(2).all(|w| w[0] <= w[1])),
+            "sorted: {batches:?}"
+        );
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 6);
+        // Nothing is queued now; seven texts do not fit in six.
+        let full = batcher.submit(vec![vec![1]; 7]).expect_err("full");
+        assert_eq!(full.capacity, 6);
+        batcher.close();
+    }
+}

@@ -1,0 +1,308 @@
+//! The gRPC service `apex.embedder.v1.EmbedderService`: `Info`, `Embed` (texts inline) and
+//! `EmbedBlob` (a parsed-document artifact in, a `vectors/<sha256>` artifact out).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apex_common::blob::BlobStore;
+use apex_common::{ServiceError, Shutdown, grpc};
+use apex_proto::embedder::v1::embedder_service_server::{EmbedderService, EmbedderServiceServer};
+use apex_proto::embedder::v1::{
+    ChunkVector, EmbedBlobRequest, EmbedBlobResponse, EmbedRequest, EmbedResponse, EmbedSummary,
+    EmbeddingSet, InfoRequest, InfoResponse, Vector,
+};
+use apex_proto::parser::v1::ParsedDocument;
+use bytes::Bytes;
+use prost::Message as _;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use crate::batcher::{BatchOptions, Batcher, Encoder};
+use crate::model::MiniLm;
+use crate::onnx::OnnxEncoder;
+use crate::{EmbedderSettings, EngineChoice};
+
+/// Content type of a vectors artifact in the blob store.
+pub const ARTIFACT_CONTENT_TYPE: &str =
+    "application/x-protobuf; type=apex.embedder.v1.EmbeddingSet";
+
+const SERVICES: &[&str] = &["apex.embedder.v1.EmbedderService"];
+
+impl Encoder for OnnxEncoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_ids(windows)
+    }
+}
+
+/// candle on a private rayon pool of `threads`.
+struct CandleEncoder {
+    model: Arc<MiniLm>,
+    pool: rayon::ThreadPool,
+}
+
+impl Encoder for CandleEncoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let model = &self.model;
+        self.pool.install(|| model.embed_ids(windows))
+    }
+}
+
+/// The gRPC face of the model.
+#[derive(Debug, Clone)]
+pub struct EmbedderGrpc {
+    tokens: Arc<MiniLm>,
+    batcher: Batcher,
+    blobs: Arc<BlobStore>,
+    settings: Arc<EmbedderSettings>,
+    engine: &'static str,
+}
+
+fn encoders(
+    settings: &EmbedderSettings,
+    model: &Arc<MiniLm>,
+) -> anyhow::Result<(Vec<Box<dyn Encoder>>, &'static str)> {
+    let graph = settings.model_dir.join("model.onnx");
+    let onnx = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
+        (0..settings.workers)
+            .map(|_| {
+                OnnxEncoder::load(
+                    &settings.onnxruntime_library,
+                    &graph,
+                    settings.threads_per_worker,
+                )
+                .map(|e| Box::new(e) as Box<dyn Encoder>)
+            })
+            .collect()
+    };
+    let candle = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
+        (0..settings.workers)
+            .map(|_| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(settings.threads_per_worker)
+                    .build()?;
+                Ok(Box::new(CandleEncoder {
+                    model: model.clone(),
+                    pool,
+                }) as Box<dyn Encoder>)
+            })
+            .collect()
+    };
+    match settings.engine {
+        EngineChoice::Onnx => Ok((onnx()?, "onnxruntime")),
+        EngineChoice::Candle => Ok((candle()?, "candle")),
+        EngineChoice::Auto => match onnx() {
+            Ok(e) => Ok((e, "onnxruntime")),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "ONNX Runtime unavailable; using candle (slower)"
+                );
+                Ok((candle()?, "candle"))
+            }
+        },
+    }
+}
+
+/// The chunks of a parsed document and of its parts, recursively.
+fn flatten(doc: ParsedDocument, out: &mut Vec<apex_proto::common::v1::Chunk>) {
+    out.extend(doc.chunks);
+    for part in doc.parts {
+        flatten(part, out);
+    }
+}
+
+impl EmbedderGrpc {
+    /// Loads the tokenizer and weights, and starts the workers.
+    pub fn from_settings(
+        settings: EmbedderSettings,
+        blobs: Arc<BlobStore>,
+    ) -> anyhow::Result<Self> {
+        let tokens = Arc::new(MiniLm::load(&settings.model_dir, settings.max_tokens)?);
+        let (encoders, engine) = encoders(&settings, &tokens)?;
+        let batcher = Batcher::start(
+            encoders,
+            BatchOptions {
+                max_batch: settings.max_batch,
+                max_wait: Duration::from_millis(settings.max_wait_ms),
+                capacity: settings.queue_capacity,
+            },
+        );
+        tracing::info!(engine, workers = settings.workers, "embedder ready");
+        Ok(Self {
+            tokens,
+            batcher,
+            blobs,
+            settings: Arc::new(settings),
+            engine,
+        })
+    }
+
+    /// Which encoder runs: `onnxruntime` or `candle`.
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+
+    pub fn batcher(&self) -> &Batcher {
+        &self.batcher
+    }
+
+    /// Embeds texts through the shared batches, in order.
+    pub async fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vector>, ServiceError> {
+        if texts.len() > self.settings.max_texts {
+            return Err(ServiceError::ResourceExhausted(format!(
+                "{} texts in one request; the limit is {} (max_texts)",
+                texts.len(),
+                self.settings.max_texts
+            )));
+        }
+        let mut windows = Vec::with_capacity(texts.len());
+        let mut truncated = Vec::with_capacity(texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            if t.len() > self.settings.max_text_chars
+                && t.chars().count() > self.settings.max_text_chars
+            {
+                return Err(ServiceError::ResourceExhausted(format!(
+                    "texts[{i}] has {} characters; the limit is {} (max_text_chars)",
+                    t.chars().count(),
+                    self.settings.max_text_chars
+                )));
+            }
+            let tokens = self.tokens.clone();
+            let text = t.clone();
+            let (w, cut) = tokio::task::spawn_blocking(move || tokens.tokenize(&text))
+                .await
+                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
+                .map_err(ServiceError::Internal)?;
+            windows.push(w);
+            truncated.push(cut);
+        }
+        let receivers = self.batcher.submit(windows).map_err(|full| {
+            ServiceError::ResourceExhausted(format!(
+                "the embedding queue is full ({} of {} texts waiting); retry later",
+                full.queued, full.capacity
+            ))
+        })?;
+        let mut out = Vec::with_capacity(receivers.len());
+        for (rx, truncated) in receivers.into_iter().zip(truncated) {
+            let values = rx
+                .await
+                .map_err(|_| ServiceError::Unavailable("the embedding worker stopped".to_owned()))?
+                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("inference failed: {e}")))?;
+            out.push(Vector { values, truncated });
+        }
+        Ok(out)
+    }
+}
+
+#[tonic::async_trait]
+impl EmbedderService for EmbedderGrpc {
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(InfoResponse {
+            model_id: self.tokens.model_id().to_owned(),
+            dimension: self.tokens.dimension() as u32,
+            max_tokens: self.tokens.max_tokens() as u32,
+            normalized: true,
+        }))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let texts = request.into_inner().texts;
+        let vectors = self.embed_texts(&texts).await?;
+        Ok(Response::new(EmbedResponse {
+            vectors,
+            model_id: self.tokens.model_id().to_owned(),
+            dimension: self.tokens.dimension() as u32,
+        }))
+    }
+
+    async fn embed_blob(
+        &self,
+        request: Request<EmbedBlobRequest>,
+    ) -> Result<Response<EmbedBlobResponse>, Status> {
+        let r = request.into_inner();
+        let parsed = r.parsed.ok_or_else(|| {
+            ServiceError::invalid_field("parsed", "a parsed-document artifact is required")
+        })?;
+        let bytes = self.blobs.get_verified(&parsed).await?;
+        let doc = ParsedDocument::decode(bytes).map_err(|e| {
+            ServiceError::invalid_field(
+                "parsed",
+                format!("{} is not a parsed-document artifact: {e}", parsed.key),
+            )
+        })?;
+        let mut chunks = Vec::new();
+        flatten(doc, &mut chunks);
+        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        let vectors = self.embed_texts(&texts).await?;
+        let truncated_count = vectors.iter().filter(|v| v.truncated).count() as u32;
+        let set = EmbeddingSet {
+            model_id: self.tokens.model_id().to_owned(),
+            dimension: self.tokens.dimension() as u32,
+            vectors: chunks
+                .into_iter()
+                .zip(vectors)
+                .map(|(c, v)| ChunkVector {
+                    chunk_id: c.chunk_id,
+                    values: v.values,
+                    truncated: v.truncated,
+                })
+                .collect(),
+        };
+        let summary = EmbedSummary {
+            vector_count: set.vectors.len() as u32,
+            dimension: set.dimension,
+            model_id: set.model_id.clone(),
+            truncated_count,
+            cache_hits: 0,
+        };
+        let artifact = self
+            .blobs
+            .put(
+                "vectors",
+                ARTIFACT_CONTENT_TYPE,
+                Bytes::from(set.encode_to_vec()),
+            )
+            .await?;
+        Ok(Response::new(EmbedBlobResponse {
+            artifact: Some(artifact),
+            summary: Some(summary),
+        }))
+    }
+}
+
+pub(crate) async fn serve(
+    settings: EmbedderSettings,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
+    let max = settings.service.max_message_bytes;
+    let timeout = settings.service.request_timeout();
+    let service = tokio::task::block_in_place(|| EmbedderGrpc::from_settings(settings, blobs))?;
+    let batcher = service.batcher().clone();
+    let grpc_service = EmbedderServiceServer::new(service)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
+    let router = grpc::server(timeout)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(grpc_service);
+    let metrics = metrics.map(|l| {
+        tokio::spawn(apex_common::metrics::serve_metrics(
+            prometheus::Registry::new(),
+            l,
+            shutdown.clone(),
+        ))
+    });
+    grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
+    batcher.close();
+    if let Some(task) = metrics {
+        task.await??;
+    }
+    Ok(())
+}
