@@ -5,6 +5,7 @@
 
 pub mod batcher;
 pub mod bench;
+pub mod cache;
 pub mod model;
 pub mod onnx;
 mod service;
@@ -51,6 +52,9 @@ pub struct EmbedderSettings {
     /// Most texts in one request, and the longest text in characters.
     pub max_texts: usize,
     pub max_text_chars: usize,
+    /// Redis URL of the embedding cache (keyed by model and text hash); empty = off.
+    pub cache_url: String,
+    pub cache_ttl_secs: u64,
 }
 
 fn tools_dir() -> PathBuf {
@@ -73,6 +77,8 @@ impl Default for EmbedderSettings {
             queue_capacity: 4096,
             max_texts: 2048,
             max_text_chars: 200_000,
+            cache_url: "redis://127.0.0.1:6379".to_owned(),
+            cache_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -102,6 +108,9 @@ impl Settings for EmbedderSettings {
                 "max_texts must be between 1 and queue_capacity ({})",
                 self.queue_capacity
             ));
+        }
+        if !self.cache_url.is_empty() && !self.cache_url.starts_with("redis") {
+            p.push("cache_url must be a redis:// URL or empty".to_owned());
         }
         p
     }

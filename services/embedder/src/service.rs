@@ -51,6 +51,7 @@ impl Encoder for CandleEncoder {
 #[derive(Debug, Clone)]
 pub struct EmbedderGrpc {
     tokens: Arc<MiniLm>,
+    cache: Option<Arc<crate::cache::Cache>>,
     batcher: Batcher,
     blobs: Arc<BlobStore>,
     settings: Arc<EmbedderSettings>,
@@ -128,8 +129,20 @@ impl EmbedderGrpc {
             },
         );
         tracing::info!(engine, workers = settings.workers, "embedder ready");
+        let cache = if settings.cache_url.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::cache::Cache::new(
+                &settings.cache_url,
+                tokens.model_id(),
+                tokens.max_tokens(),
+                tokens.dimension(),
+                settings.cache_ttl_secs,
+            )?))
+        };
         Ok(Self {
             tokens,
+            cache,
             batcher,
             blobs,
             settings: Arc::new(settings),
@@ -146,8 +159,9 @@ impl EmbedderGrpc {
         &self.batcher
     }
 
-    /// Embeds texts through the shared batches, in order.
-    pub async fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vector>, ServiceError> {
+    /// Embeds texts (from the cache, or through the shared batches), in order; also says
+    /// how many came from the cache.
+    pub async fn embed_texts(&self, texts: &[String]) -> Result<(Vec<Vector>, u32), ServiceError> {
         if texts.len() > self.settings.max_texts {
             return Err(ServiceError::ResourceExhausted(format!(
                 "{} texts in one request; the limit is {} (max_texts)",
@@ -155,8 +169,6 @@ impl EmbedderGrpc {
                 self.settings.max_texts
             )));
         }
-        let mut windows = Vec::with_capacity(texts.len());
-        let mut truncated = Vec::with_capacity(texts.len());
         for (i, t) in texts.iter().enumerate() {
             if t.len() > self.settings.max_text_chars
                 && t.chars().count() > self.settings.max_text_chars
@@ -167,30 +179,70 @@ impl EmbedderGrpc {
                     self.settings.max_text_chars
                 )));
             }
+        }
+        let mut out: Vec<Option<Vector>> = vec![None; texts.len()];
+        let keys: Vec<String> = match &self.cache {
+            Some(cache) => texts.iter().map(|t| cache.key(t)).collect(),
+            None => Vec::new(),
+        };
+        let mut hits = 0u32;
+        if let Some(cache) = &self.cache {
+            for (slot, cached) in out.iter_mut().zip(cache.get_many(&keys).await) {
+                if let Some(c) = cached {
+                    *slot = Some(Vector {
+                        values: c.values,
+                        truncated: c.truncated,
+                    });
+                    hits += 1;
+                }
+            }
+        }
+        let missing: Vec<usize> = (0..texts.len()).filter(|i| out[*i].is_none()).collect();
+        if !missing.is_empty() {
             let tokens = self.tokens.clone();
-            let text = t.clone();
-            let (w, cut) = tokio::task::spawn_blocking(move || tokens.tokenize(&text))
-                .await
-                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
-                .map_err(ServiceError::Internal)?;
-            windows.push(w);
-            truncated.push(cut);
+            let owned: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
+            let tokenized = tokio::task::spawn_blocking(move || {
+                owned
+                    .iter()
+                    .map(|t| tokens.tokenize(t))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
+            .map_err(ServiceError::Internal)?;
+            let (windows, truncated): (Vec<Vec<u32>>, Vec<bool>) = tokenized.into_iter().unzip();
+            let receivers = self.batcher.submit(windows).map_err(|full| {
+                ServiceError::ResourceExhausted(format!(
+                    "the embedding queue is full ({} of {} texts waiting); retry later",
+                    full.queued, full.capacity
+                ))
+            })?;
+            let mut fresh = Vec::with_capacity(missing.len());
+            for ((rx, truncated), i) in receivers.into_iter().zip(truncated).zip(&missing) {
+                let values = rx
+                    .await
+                    .map_err(|_| {
+                        ServiceError::Unavailable("the embedding worker stopped".to_owned())
+                    })?
+                    .map_err(|e| {
+                        ServiceError::Internal(anyhow::anyhow!("inference failed: {e}"))
+                    })?;
+                if self.cache.is_some() {
+                    fresh.push((
+                        keys[*i].clone(),
+                        crate::cache::Cached {
+                            values: values.clone(),
+                            truncated,
+                        },
+                    ));
+                }
+                out[*i] = Some(Vector { values, truncated });
+            }
+            if let Some(cache) = &self.cache {
+                cache.put_many(&fresh).await;
+            }
         }
-        let receivers = self.batcher.submit(windows).map_err(|full| {
-            ServiceError::ResourceExhausted(format!(
-                "the embedding queue is full ({} of {} texts waiting); retry later",
-                full.queued, full.capacity
-            ))
-        })?;
-        let mut out = Vec::with_capacity(receivers.len());
-        for (rx, truncated) in receivers.into_iter().zip(truncated) {
-            let values = rx
-                .await
-                .map_err(|_| ServiceError::Unavailable("the embedding worker stopped".to_owned()))?
-                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("inference failed: {e}")))?;
-            out.push(Vector { values, truncated });
-        }
-        Ok(out)
+        Ok((out.into_iter().flatten().collect(), hits))
     }
 }
 
@@ -210,11 +262,12 @@ impl EmbedderService for EmbedderGrpc {
         request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
         let texts = request.into_inner().texts;
-        let vectors = self.embed_texts(&texts).await?;
+        let (vectors, cache_hits) = self.embed_texts(&texts).await?;
         Ok(Response::new(EmbedResponse {
             vectors,
             model_id: self.tokens.model_id().to_owned(),
             dimension: self.tokens.dimension() as u32,
+            cache_hits,
         }))
     }
 
@@ -236,7 +289,7 @@ impl EmbedderService for EmbedderGrpc {
         let mut chunks = Vec::new();
         flatten(doc, &mut chunks);
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-        let vectors = self.embed_texts(&texts).await?;
+        let (vectors, cache_hits) = self.embed_texts(&texts).await?;
         let truncated_count = vectors.iter().filter(|v| v.truncated).count() as u32;
         let set = EmbeddingSet {
             model_id: self.tokens.model_id().to_owned(),
@@ -256,7 +309,7 @@ impl EmbedderService for EmbedderGrpc {
             dimension: set.dimension,
             model_id: set.model_id.clone(),
             truncated_count,
-            cache_hits: 0,
+            cache_hits,
         };
         let artifact = self
             .blobs

@@ -26,6 +26,8 @@ async fn start(configure: impl FnOnce(&mut EmbedderSettings)) -> Server {
     settings.service.blob_url = dir.path().display().to_string();
     settings.service.metrics_addr = String::new();
     settings.workers = 2;
+    // Most tests look at the model; the cache test turns the cache on.
+    settings.cache_url = String::new();
     configure(&mut settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -198,6 +200,33 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_vectors() {
         );
     }
     let s = s;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_texts_come_from_the_redis_cache() {
+    let redis = std::env::var("APEX_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let mut s = start(move |settings| settings.cache_url = redis).await;
+    let nonce = format!(
+        "cache probe {:?} {}",
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
+    let long = format!("{nonce} {}", "pallet ".repeat(300));
+    let first = s.embed(&[&nonce, &long]).await.expect("first");
+    assert_eq!(first.cache_hits, 0);
+    let second = s
+        .embed(&[&nonce, "not cached yet", &long])
+        .await
+        .expect("second");
+    assert_eq!(second.cache_hits, 2, "the two unchanged texts");
+    assert_eq!(second.vectors[0].values, first.vectors[0].values);
+    assert_eq!(second.vectors[2].values, first.vectors[1].values);
+    assert!(
+        second.vectors[2].truncated,
+        "the truncation flag is cached too"
+    );
     s.stop().await;
 }
 
