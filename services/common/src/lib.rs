@@ -10,6 +10,7 @@ pub mod blob;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod retry;
 pub mod rng;
 pub mod service;
 pub mod settings;

@@ -247,15 +247,7 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use apex_common::retry::parse_retry_after;
 
 /// Checks an answer's JSON against the schema (types from the allowed sets).
 pub fn validate_answer(content: &str) -> Result<Answer, LlmError> {
@@ -521,14 +513,13 @@ impl LlmClient {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .settings
-            .initial_backoff_ms
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(self.settings.max_backoff_ms);
-        // Jitter in [base/2, base]: spreads retries of concurrent chunks.
-        let r = self.jitter.lock().map_or(1.0, |mut j| j.next_f32());
-        Duration::from_millis(base / 2 + (base as f64 / 2.0 * f64::from(r)) as u64)
+        let jitter = self.jitter.lock().map_or(1.0, |mut j| j.next_f32());
+        apex_common::retry::backoff(
+            Duration::from_millis(self.settings.initial_backoff_ms),
+            Duration::from_millis(self.settings.max_backoff_ms),
+            attempt,
+            jitter,
+        )
     }
 
     /// The answer for one chunk: from the cache, or from the API with retries.
@@ -746,20 +737,6 @@ impl LlmEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_as_seconds_or_http_date() {
-        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_784_000_000);
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("0.5", now),
-            Some(Duration::from_millis(500))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-1", now), None);
-    }
 
     #[test]
     fn answers_are_validated_against_the_schema() {

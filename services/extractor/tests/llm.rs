@@ -178,29 +178,7 @@ async fn rate_limits_and_server_errors_are_retried_honouring_retry_after() {
 }
 
 fn httpdate_in(secs: u64) -> String {
-    // RFC 7231 IMF-fixdate, computed without extra crates.
-    let t = std::time::SystemTime::now() + Duration::from_secs(secs);
-    let s = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let (days, rem) = (s / 86_400, s % 86_400);
-    let (h, m, sec) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(mo - 1) as usize];
-    format!("{weekday}, {d:02} {month} {y} {h:02}:{m:02}:{sec:02} GMT")
+    httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
