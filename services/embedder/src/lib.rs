@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cache;
 pub mod model;
 pub mod onnx;
+pub mod remote;
 mod service;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub struct EmbedderSettings {
     /// Redis URL of the embedding cache (keyed by model and text hash); empty = off.
     pub cache_url: String,
     pub cache_ttl_secs: u64,
+    /// An OpenAI-compatible embeddings API instead of the local model.
+    pub remote: remote::RemoteSettings,
 }
 
 fn tools_dir() -> PathBuf {
@@ -79,6 +82,7 @@ impl Default for EmbedderSettings {
             max_text_chars: 200_000,
             cache_url: "redis://127.0.0.1:6379".to_owned(),
             cache_ttl_secs: 30 * 24 * 3600,
+            remote: remote::RemoteSettings::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ impl Settings for EmbedderSettings {
                 self.queue_capacity
             ));
         }
+        p.extend(self.remote.validate());
         if !self.cache_url.is_empty() && !self.cache_url.starts_with("redis") {
             p.push("cache_url must be a redis:// URL or empty".to_owned());
         }

@@ -50,9 +50,13 @@ impl Encoder for CandleEncoder {
 /// The gRPC face of the model.
 #[derive(Debug, Clone)]
 pub struct EmbedderGrpc {
-    tokens: Arc<MiniLm>,
+    /// The local model and its batcher, unless the remote provider is on.
+    local: Option<(Arc<MiniLm>, Batcher)>,
+    remote: Option<Arc<crate::remote::RemoteClient>>,
+    model_id: String,
+    dimension: u32,
+    max_tokens: u32,
     cache: Option<Arc<crate::cache::Cache>>,
-    batcher: Batcher,
     blobs: Arc<BlobStore>,
     settings: Arc<EmbedderSettings>,
     engine: &'static str,
@@ -113,50 +117,75 @@ fn flatten(doc: ParsedDocument, out: &mut Vec<apex_proto::common::v1::Chunk>) {
 }
 
 impl EmbedderGrpc {
-    /// Loads the tokenizer and weights, and starts the workers.
+    /// Loads the tokenizer and weights and starts the workers, or sets up the remote
+    /// provider when it is enabled.
     pub fn from_settings(
         settings: EmbedderSettings,
         blobs: Arc<BlobStore>,
     ) -> anyhow::Result<Self> {
-        let tokens = Arc::new(MiniLm::load(&settings.model_dir, settings.max_tokens)?);
-        let (encoders, engine) = encoders(&settings, &tokens)?;
-        let batcher = Batcher::start(
-            encoders,
-            BatchOptions {
-                max_batch: settings.max_batch,
-                max_wait: Duration::from_millis(settings.max_wait_ms),
-                capacity: settings.queue_capacity,
-            },
-        );
-        tracing::info!(engine, workers = settings.workers, "embedder ready");
+        let (local, remote, model_id, dimension, max_tokens, engine) = if settings.remote.enabled {
+            let client = crate::remote::RemoteClient::new(settings.remote.clone())?;
+            let r = client.settings().clone();
+            tracing::info!(base_url = %r.base_url, model = %r.model, "embedder uses the remote provider");
+            (
+                None,
+                Some(Arc::new(client)),
+                r.model,
+                r.dimensions,
+                r.max_tokens,
+                "remote",
+            )
+        } else {
+            let tokens = Arc::new(MiniLm::load(&settings.model_dir, settings.max_tokens)?);
+            let (encoders, engine) = encoders(&settings, &tokens)?;
+            let batcher = Batcher::start(
+                encoders,
+                BatchOptions {
+                    max_batch: settings.max_batch,
+                    max_wait: Duration::from_millis(settings.max_wait_ms),
+                    capacity: settings.queue_capacity,
+                },
+            );
+            tracing::info!(engine, workers = settings.workers, "embedder ready");
+            let (id, dim, max) = (
+                tokens.model_id().to_owned(),
+                tokens.dimension() as u32,
+                tokens.max_tokens() as u32,
+            );
+            (Some((tokens, batcher)), None, id, dim, max, engine)
+        };
         let cache = if settings.cache_url.is_empty() {
             None
         } else {
             Some(Arc::new(crate::cache::Cache::new(
                 &settings.cache_url,
-                tokens.model_id(),
-                tokens.max_tokens(),
-                tokens.dimension(),
+                &model_id,
+                max_tokens as usize,
+                dimension as usize,
                 settings.cache_ttl_secs,
             )?))
         };
         Ok(Self {
-            tokens,
+            local,
+            remote,
+            model_id,
+            dimension,
+            max_tokens,
             cache,
-            batcher,
             blobs,
             settings: Arc::new(settings),
             engine,
         })
     }
 
-    /// Which encoder runs: `onnxruntime` or `candle`.
+    /// Which encoder runs: `onnxruntime`, `candle` or `remote`.
     pub fn engine(&self) -> &'static str {
         self.engine
     }
 
-    pub fn batcher(&self) -> &Batcher {
-        &self.batcher
+    /// The local batcher (none with the remote provider).
+    pub fn batcher(&self) -> Option<&Batcher> {
+        self.local.as_ref().map(|(_, b)| b)
     }
 
     /// Embeds texts (from the cache, or through the shared batches), in order; also says
@@ -199,34 +228,25 @@ impl EmbedderGrpc {
         }
         let missing: Vec<usize> = (0..texts.len()).filter(|i| out[*i].is_none()).collect();
         if !missing.is_empty() {
-            let tokens = self.tokens.clone();
             let owned: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
-            let tokenized = tokio::task::spawn_blocking(move || {
-                owned
-                    .iter()
-                    .map(|t| tokens.tokenize(t))
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
-            .map_err(ServiceError::Internal)?;
-            let (windows, truncated): (Vec<Vec<u32>>, Vec<bool>) = tokenized.into_iter().unzip();
-            let receivers = self.batcher.submit(windows).map_err(|full| {
-                ServiceError::ResourceExhausted(format!(
-                    "the embedding queue is full ({} of {} texts waiting); retry later",
-                    full.queued, full.capacity
-                ))
-            })?;
+            let computed: Vec<(Vec<f32>, bool)> = match (&self.remote, &self.local) {
+                (Some(remote), _) => remote
+                    .embed(&owned)
+                    .await?
+                    .into_iter()
+                    .map(|v| (v, false))
+                    .collect(),
+                (None, Some((tokens, batcher))) => {
+                    self.embed_locally(tokens, batcher, owned).await?
+                }
+                (None, None) => {
+                    return Err(ServiceError::Internal(anyhow::anyhow!(
+                        "no embedding backend"
+                    )));
+                }
+            };
             let mut fresh = Vec::with_capacity(missing.len());
-            for ((rx, truncated), i) in receivers.into_iter().zip(truncated).zip(&missing) {
-                let values = rx
-                    .await
-                    .map_err(|_| {
-                        ServiceError::Unavailable("the embedding worker stopped".to_owned())
-                    })?
-                    .map_err(|e| {
-                        ServiceError::Internal(anyhow::anyhow!("inference failed: {e}"))
-                    })?;
+            for ((values, truncated), i) in computed.into_iter().zip(&missing) {
                 if self.cache.is_some() {
                     fresh.push((
                         keys[*i].clone(),
@@ -244,15 +264,50 @@ impl EmbedderGrpc {
         }
         Ok((out.into_iter().flatten().collect(), hits))
     }
+
+    /// Tokenises and runs texts through the shared batches: (vector, truncated) in order.
+    async fn embed_locally(
+        &self,
+        tokens: &Arc<MiniLm>,
+        batcher: &Batcher,
+        texts: Vec<String>,
+    ) -> Result<Vec<(Vec<f32>, bool)>, ServiceError> {
+        let tokens = tokens.clone();
+        let tokenized = tokio::task::spawn_blocking(move || {
+            texts
+                .iter()
+                .map(|t| tokens.tokenize(t))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
+        .map_err(ServiceError::Internal)?;
+        let (windows, truncated): (Vec<Vec<u32>>, Vec<bool>) = tokenized.into_iter().unzip();
+        let receivers = batcher.submit(windows).map_err(|full| {
+            ServiceError::ResourceExhausted(format!(
+                "the embedding queue is full ({} of {} texts waiting); retry later",
+                full.queued, full.capacity
+            ))
+        })?;
+        let mut out = Vec::with_capacity(receivers.len());
+        for (rx, truncated) in receivers.into_iter().zip(truncated) {
+            let values = rx
+                .await
+                .map_err(|_| ServiceError::Unavailable("the embedding worker stopped".to_owned()))?
+                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("inference failed: {e}")))?;
+            out.push((values, truncated));
+        }
+        Ok(out)
+    }
 }
 
 #[tonic::async_trait]
 impl EmbedderService for EmbedderGrpc {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         Ok(Response::new(InfoResponse {
-            model_id: self.tokens.model_id().to_owned(),
-            dimension: self.tokens.dimension() as u32,
-            max_tokens: self.tokens.max_tokens() as u32,
+            model_id: self.model_id.clone(),
+            dimension: self.dimension,
+            max_tokens: self.max_tokens,
             normalized: true,
         }))
     }
@@ -265,8 +320,8 @@ impl EmbedderService for EmbedderGrpc {
         let (vectors, cache_hits) = self.embed_texts(&texts).await?;
         Ok(Response::new(EmbedResponse {
             vectors,
-            model_id: self.tokens.model_id().to_owned(),
-            dimension: self.tokens.dimension() as u32,
+            model_id: self.model_id.clone(),
+            dimension: self.dimension,
             cache_hits,
         }))
     }
@@ -292,8 +347,8 @@ impl EmbedderService for EmbedderGrpc {
         let (vectors, cache_hits) = self.embed_texts(&texts).await?;
         let truncated_count = vectors.iter().filter(|v| v.truncated).count() as u32;
         let set = EmbeddingSet {
-            model_id: self.tokens.model_id().to_owned(),
-            dimension: self.tokens.dimension() as u32,
+            model_id: self.model_id.clone(),
+            dimension: self.dimension,
             vectors: chunks
                 .into_iter()
                 .zip(vectors)
@@ -336,7 +391,7 @@ pub(crate) async fn serve(
     let max = settings.service.max_message_bytes;
     let timeout = settings.service.request_timeout();
     let service = tokio::task::block_in_place(|| EmbedderGrpc::from_settings(settings, blobs))?;
-    let batcher = service.batcher().clone();
+    let batcher = service.batcher().cloned();
     let grpc_service = EmbedderServiceServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -353,7 +408,9 @@ pub(crate) async fn serve(
         ))
     });
     grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
-    batcher.close();
+    if let Some(b) = batcher {
+        b.close();
+    }
     if let Some(task) = metrics {
         task.await??;
     }
