@@ -217,7 +217,7 @@ async fn unchanged_texts_come_from_the_redis_cache() {
     let first = s.embed(&[&nonce, &long]).await.expect("first");
     assert_eq!(first.cache_hits, 0);
     let second = s
-        .embed(&[&nonce, "not cached yet", &long])
+        .embed(&[&nonce, &format!("not cached yet {nonce}"), &long])
         .await
         .expect("second");
     assert_eq!(second.cache_hits, 2, "the two unchanged texts");
