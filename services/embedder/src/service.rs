@@ -47,6 +47,67 @@ impl Encoder for CandleEncoder {
     }
 }
 
+/// The embedder's Prometheus metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: prometheus::Registry,
+    /// Texts asked for, and texts served from the cache.
+    pub texts: prometheus::IntCounter,
+    pub cache_hits: prometheus::IntCounter,
+    /// Texts cut at the token limit.
+    pub truncated: prometheus::IntCounter,
+    /// Requests refused because the queue was full.
+    pub rejected: prometheus::IntCounter,
+    pub request_seconds: prometheus::HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = prometheus::IntCounter::new(name, help)
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let request_seconds = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new("apex_embedder_request_seconds", "Seconds per request")
+                .buckets(vec![
+                    0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+                ]),
+            &["rpc"],
+        )
+        .unwrap_or_else(|e| panic!("histogram: {e}"));
+        let _ = registry.register(Box::new(request_seconds.clone()));
+        Self {
+            texts: counter(
+                "apex_embedder_texts_total",
+                "Texts embedded (cached or computed)",
+            ),
+            cache_hits: counter(
+                "apex_embedder_cache_hits_total",
+                "Texts served from the embedding cache",
+            ),
+            truncated: counter(
+                "apex_embedder_truncated_total",
+                "Texts cut at the model's token limit",
+            ),
+            rejected: counter(
+                "apex_embedder_queue_full_total",
+                "Requests refused because the queue was full",
+            ),
+            request_seconds,
+            registry,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The gRPC face of the model.
 #[derive(Debug, Clone)]
 pub struct EmbedderGrpc {
@@ -60,6 +121,7 @@ pub struct EmbedderGrpc {
     blobs: Arc<BlobStore>,
     settings: Arc<EmbedderSettings>,
     engine: &'static str,
+    metrics: Metrics,
 }
 
 fn encoders(
@@ -175,7 +237,12 @@ impl EmbedderGrpc {
             blobs,
             settings: Arc::new(settings),
             engine,
+            metrics: Metrics::new(),
         })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Which encoder runs: `onnxruntime`, `candle` or `remote`.
@@ -262,7 +329,13 @@ impl EmbedderGrpc {
                 cache.put_many(&fresh).await;
             }
         }
-        Ok((out.into_iter().flatten().collect(), hits))
+        let vectors: Vec<Vector> = out.into_iter().flatten().collect();
+        self.metrics.texts.inc_by(vectors.len() as u64);
+        self.metrics.cache_hits.inc_by(u64::from(hits));
+        self.metrics
+            .truncated
+            .inc_by(vectors.iter().filter(|v| v.truncated).count() as u64);
+        Ok((vectors, hits))
     }
 
     /// Tokenises and runs texts through the shared batches: (vector, truncated) in order.
@@ -284,6 +357,7 @@ impl EmbedderGrpc {
         .map_err(ServiceError::Internal)?;
         let (windows, truncated): (Vec<Vec<u32>>, Vec<bool>) = tokenized.into_iter().unzip();
         let receivers = batcher.submit(windows).map_err(|full| {
+            self.metrics.rejected.inc();
             ServiceError::ResourceExhausted(format!(
                 "the embedding queue is full ({} of {} texts waiting); retry later",
                 full.queued, full.capacity
@@ -316,8 +390,13 @@ impl EmbedderService for EmbedderGrpc {
         &self,
         request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
+        let started = std::time::Instant::now();
         let texts = request.into_inner().texts;
         let (vectors, cache_hits) = self.embed_texts(&texts).await?;
+        self.metrics
+            .request_seconds
+            .with_label_values(&["Embed"])
+            .observe(started.elapsed().as_secs_f64());
         Ok(Response::new(EmbedResponse {
             vectors,
             model_id: self.model_id.clone(),
@@ -392,6 +471,7 @@ pub(crate) async fn serve(
     let timeout = settings.service.request_timeout();
     let service = tokio::task::block_in_place(|| EmbedderGrpc::from_settings(settings, blobs))?;
     let batcher = service.batcher().cloned();
+    let registry = service.metrics().registry.clone();
     let grpc_service = EmbedderServiceServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -402,7 +482,7 @@ pub(crate) async fn serve(
         .add_service(grpc_service);
     let metrics = metrics.map(|l| {
         tokio::spawn(apex_common::metrics::serve_metrics(
-            prometheus::Registry::new(),
+            registry,
             l,
             shutdown.clone(),
         ))

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 struct Server {
     client: EmbedderServiceClient<Channel>,
+    metrics: std::net::SocketAddr,
     blobs: BlobStore,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -47,6 +48,7 @@ async fn start(configure: impl FnOnce(&mut EmbedderSettings)) -> Server {
         .expect("connect");
     Server {
         client: EmbedderServiceClient::new(channel),
+        metrics,
         blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
         shutdown,
         task,
