@@ -34,11 +34,15 @@ async fn start(configure: impl FnOnce(&mut EmbedderSettings)) -> Server {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics = metrics_listener.local_addr().expect("addr");
     let shutdown = Shutdown::new();
     let task = tokio::spawn(apex_embedder::run(
         settings,
         listener,
-        None,
+        Some(metrics_listener),
         shutdown.clone(),
     ));
     let channel = Channel::from_shared(format!("http://{addr}"))
