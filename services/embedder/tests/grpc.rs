@@ -258,6 +258,15 @@ async fn limits_are_refused_with_the_setting_named() {
         "{}",
         status.message()
     );
+    // What was served is counted on /metrics.
+    s.embed(&["one", "two"]).await.expect("embed");
+    let body = reqwest::get(format!("http://{}/metrics", s.metrics))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("apex_embedder_texts_total 2"), "{body}");
     s.stop().await;
 }
 
