@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder
 
 bootstrap:
 	deploy/local/bootstrap
@@ -62,6 +62,11 @@ fuzz-parser: bootstrap
 # Extractor: chunks/s on 256-token chunks, one thread and every core (release build).
 bench-extractor: bootstrap
 	$(CARGO) run --locked --release -p apex-extractor -- bench $(BENCH_ARGS)
+
+# Embedder: chunks/s of candle and of ONNX Runtime from Rust, against Python + ONNX Runtime on
+# the same graph, token windows and cores (release build).
+bench-embedder: bootstrap
+	$(CARGO) run --locked --release -p apex-embedder -- bench $(BENCH_ARGS)
 
 # Extractor quality: precision, recall and F1 per entity type on the labelled set and on the
 # held-out set.
