@@ -131,6 +131,24 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
         },
         BOOTSTRAP,
     ));
+    let runtime = s.tools().join("lib/libonnxruntime.so");
+    checks.push(check(
+        "onnx runtime and graph",
+        if !model.join("model.onnx").exists() {
+            Err(format!(
+                "model.onnx missing in {} (the embedder falls back to the slower candle encoder)",
+                model.display()
+            ))
+        } else if !runtime.exists() {
+            Err(format!(
+                "{} missing (the embedder falls back to the slower candle encoder)",
+                runtime.display()
+            ))
+        } else {
+            Ok(runtime.display().to_string())
+        },
+        BOOTSTRAP,
+    ));
     for binary in ["apex-worker", "apex-vectord"] {
         let path = std::env::current_exe()
             .map(|p| p.with_file_name(binary))

@@ -105,6 +105,11 @@ fn worker(
                 };
             }
         }
+        // A request that gave up (deadline, cancelled call) no longer waits for its texts.
+        batch.retain(|j| !j.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         // Short windows together: less padding per batch.
         batch.sort_by_key(|j| j.window.len());
         let windows: Vec<Vec<u32>> = batch.iter().map(|j| j.window.clone()).collect();
@@ -238,6 +243,92 @@ mod tests {
         // Nothing is queued now; seven texts do not fit in six.
         let full = batcher.submit(vec![vec![1]; 7]).expect_err("full");
         assert_eq!(full.capacity, 6);
+        batcher.close();
+    }
+
+    /// Blocks in its first batch until released, then records like `Recording`.
+    struct Gated {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        seen: Arc<Mutex<Vec<Vec<usize>>>>,
+    }
+
+    impl Encoder for Gated {
+        fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+            let (open, cv) = &*self.gate;
+            let mut o = open.lock().expect("lock");
+            while !*o {
+                o = cv.wait(o).expect("wait");
+            }
+            drop(o);
+            self.seen
+                .lock()
+                .expect("lock")
+                .push(windows.iter().map(Vec::len).collect());
+            Ok(windows.iter().map(|w| vec![w.len() as f32]).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn texts_of_a_request_that_gave_up_are_not_computed() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::start(
+            vec![Box::new(Gated {
+                gate: gate.clone(),
+                seen: seen.clone(),
+            })],
+            BatchOptions {
+                max_batch: 1,
+                max_wait: Duration::ZERO,
+                capacity: 8,
+            },
+        );
+        // The worker takes the first text and blocks on the gate.
+        let first = batcher.submit(vec![vec![1; 1]]).expect("first");
+        while batcher
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            tokio::task::yield_now().await;
+        }
+        // A request that then gives up (its receivers dropped), and one that waits.
+        drop(
+            batcher
+                .submit(vec![vec![1; 2], vec![1; 3]])
+                .expect("abandoned"),
+        );
+        let kept = batcher.submit(vec![vec![1; 4]]).expect("kept");
+        {
+            let (open, cv) = &*gate;
+            *open.lock().expect("lock") = true;
+            cv.notify_all();
+        }
+        assert_eq!(
+            first
+                .into_iter()
+                .next()
+                .expect("rx")
+                .await
+                .expect("reply")
+                .expect("v"),
+            [1.0]
+        );
+        assert_eq!(
+            kept.into_iter()
+                .next()
+                .expect("rx")
+                .await
+                .expect("reply")
+                .expect("v"),
+            [4.0]
+        );
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [vec![1], vec![4]],
+            "lengths 2 and 3 skipped"
+        );
         batcher.close();
     }
 }

@@ -18,6 +18,66 @@ enum Command {
     Serve,
     /// Chunks/s of the in-process model against ONNX Runtime on the same cores.
     Bench(apex_embedder::bench::BenchArgs),
+    /// Call a running embedder: one text per line of FILE (or stdin); prints the model,
+    /// then per text its token flag and the first values.
+    Call {
+        #[arg(default_value = "-")]
+        file: String,
+        #[arg(long, default_value = "http://127.0.0.1:50053")]
+        addr: String,
+    },
+}
+
+async fn call(file: &str, addr: &str) -> anyhow::Result<()> {
+    use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
+    use apex_proto::embedder::v1::{EmbedRequest, InfoRequest};
+    use std::io::Read as _;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file)?;
+    }
+    let texts: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut client = EmbedderServiceClient::connect(addr.to_owned()).await?;
+    let status = |s: tonic::Status| anyhow::anyhow!("{:?}: {}", s.code(), s.message());
+    let info = client
+        .info(InfoRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    println!(
+        "{} ({} dimensions, {} tokens, normalised {})",
+        info.model_id, info.dimension, info.max_tokens, info.normalized
+    );
+    let reply = client
+        .embed(EmbedRequest {
+            texts: texts.clone(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    for (t, v) in texts.iter().zip(&reply.vectors) {
+        let head: Vec<String> = v
+            .values
+            .iter()
+            .take(4)
+            .map(|x| format!("{x:+.4}"))
+            .collect();
+        println!(
+            "[{}] {}{} …  {}",
+            head.join(", "),
+            if v.truncated { "(truncated) " } else { "" },
+            v.values.len(),
+            t.chars().take(60).collect::<String>()
+        );
+    }
+    println!(
+        "{} vectors, {} from the cache",
+        reply.vectors.len(),
+        reply.cache_hits
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -30,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_embedder::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
+        Command::Call { file, addr } => call(&file, &addr).await,
         Command::Bench(args) => {
             let model = apex_embedder::model::MiniLm::load(
                 &apex_embedder::model::default_model_dir(),
