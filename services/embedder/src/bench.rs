@@ -216,3 +216,119 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Options of `apex-embedder load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Concurrent clients, each sending one text per request.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Seconds per configuration.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// `max_batch` values to compare (1 = no batching).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub batches: Vec<usize>,
+}
+
+/// Texts of about `max_tokens` tokens cut from the labelled documents.
+fn load_texts(model: &MiniLm) -> anyhow::Result<Vec<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../extractor/eval");
+    let all = texts(&dir)?;
+    let words: Vec<&str> = all.split_whitespace().collect();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for w in words {
+        current.push_str(w);
+        current.push(' ');
+        if current.len() > 900 {
+            let (ids, _) = model.tokenize_full(&current)?;
+            if ids.len() >= model.max_tokens() - 16 {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the whole service on 127.0.0.1 (cache off) and measures chunks/s and latency with
+/// `clients` concurrent single-text requests, once per `max_batch`.
+pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
+    use apex_proto::embedder::v1::EmbedRequest;
+    use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
+    let model = MiniLm::load(&crate::model::default_model_dir(), 256)?;
+    let corpus = std::sync::Arc::new(load_texts(&model)?);
+    anyhow::ensure!(!corpus.is_empty(), "no texts");
+    let mean_tokens = corpus
+        .iter()
+        .map(|t| model.tokenize(t).map(|(w, _)| w.len()).unwrap_or(0))
+        .sum::<usize>()
+        / corpus.len();
+    println!(
+        "{} texts of ~{mean_tokens} tokens; {} concurrent clients, one text per request, {} s each",
+        corpus.len(),
+        args.clients,
+        args.seconds
+    );
+    println!(
+        "{:>9} {:>10} {:>9} {:>9}",
+        "max_batch", "chunks/s", "p50 ms", "p99 ms"
+    );
+    for &max_batch in &args.batches {
+        let mut settings = crate::EmbedderSettings::default();
+        settings.cache_url = String::new();
+        settings.max_batch = max_batch;
+        settings.service.metrics_addr = String::new();
+        let dir = tempfile::tempdir()?;
+        settings.service.blob_url = dir.path().display().to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = apex_common::Shutdown::new();
+        let server = tokio::spawn(crate::run(settings, listener, None, shutdown.clone()));
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let stop = Instant::now() + Duration::from_secs_f64(args.seconds);
+        let mut tasks = Vec::new();
+        for c in 0..args.clients {
+            let mut client = EmbedderServiceClient::new(channel.clone());
+            let corpus = corpus.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = c;
+                while Instant::now() < stop {
+                    let started = Instant::now();
+                    let text = corpus[i % corpus.len()].clone();
+                    client
+                        .embed(EmbedRequest { texts: vec![text] })
+                        .await
+                        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+                    latencies.push(started.elapsed());
+                    i += 7;
+                }
+                anyhow::Ok(latencies)
+            }));
+        }
+        let began = Instant::now();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        let elapsed = began.elapsed().as_secs_f64();
+        latencies.sort();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        shutdown.trigger();
+        server.await??;
+        println!(
+            "{max_batch:>9} {:>10.1} {:>9.0} {:>9.0}",
+            latencies.len() as f64 / elapsed,
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+    Ok(())
+}

@@ -18,6 +18,9 @@ enum Command {
     Serve,
     /// Chunks/s of the in-process model against ONNX Runtime on the same cores.
     Bench(apex_embedder::bench::BenchArgs),
+    /// The whole service on 127.0.0.1 under concurrent single-text requests: chunks/s and
+    /// latency with and without dynamic batching.
+    Load(apex_embedder::bench::LoadArgs),
     /// Call a running embedder: one text per line of FILE (or stdin); prints the model,
     /// then per text its token flag and the first values.
     Call {
@@ -91,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             apex_embedder::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
         Command::Call { file, addr } => call(&file, &addr).await,
+        Command::Load(args) => apex_embedder::bench::load(&args).await,
         Command::Bench(args) => {
             let model = apex_embedder::model::MiniLm::load(
                 &apex_embedder::model::default_model_dir(),
