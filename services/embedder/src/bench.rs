@@ -275,11 +275,13 @@ pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
         "max_batch", "chunks/s", "p50 ms", "p99 ms"
     );
     for &max_batch in &args.batches {
-        let mut settings = crate::EmbedderSettings::default();
-        settings.cache_url = String::new();
-        settings.max_batch = max_batch;
-        settings.service.metrics_addr = String::new();
         let dir = tempfile::tempdir()?;
+        let mut settings = crate::EmbedderSettings {
+            cache_url: String::new(),
+            max_batch,
+            ..crate::EmbedderSettings::default()
+        };
+        settings.service.metrics_addr = String::new();
         settings.service.blob_url = dir.path().display().to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
