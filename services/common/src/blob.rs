@@ -109,6 +109,26 @@ impl BlobStore {
     }
 
     /// Deletes a blob; deleting an absent blob succeeds.
+    /// Reads a parsed-document artifact (the claim-check input of the extractor and the
+    /// embedder): `INVALID_ARGUMENT` when none is given or the bytes are not one,
+    /// `NOT_FOUND` when it is not stored.
+    pub async fn get_parsed(
+        &self,
+        parsed: Option<&BlobRef>,
+    ) -> Result<apex_proto::parser::v1::ParsedDocument, ServiceError> {
+        use prost::Message as _;
+        let parsed = parsed.ok_or_else(|| {
+            ServiceError::invalid_field("parsed", "a parsed-document artifact is required")
+        })?;
+        let bytes = self.get_verified(parsed).await?;
+        apex_proto::parser::v1::ParsedDocument::decode(bytes).map_err(|e| {
+            ServiceError::invalid_field(
+                "parsed",
+                format!("{} is not a parsed-document artifact: {e}", parsed.key),
+            )
+        })
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), ServiceError> {
         validate_key(key)?;
         match self.store.delete(&self.path(key)).await {

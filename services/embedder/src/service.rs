@@ -410,16 +410,7 @@ impl EmbedderService for EmbedderGrpc {
         request: Request<EmbedBlobRequest>,
     ) -> Result<Response<EmbedBlobResponse>, Status> {
         let r = request.into_inner();
-        let parsed = r.parsed.ok_or_else(|| {
-            ServiceError::invalid_field("parsed", "a parsed-document artifact is required")
-        })?;
-        let bytes = self.blobs.get_verified(&parsed).await?;
-        let doc = ParsedDocument::decode(bytes).map_err(|e| {
-            ServiceError::invalid_field(
-                "parsed",
-                format!("{} is not a parsed-document artifact: {e}", parsed.key),
-            )
-        })?;
+        let doc = self.blobs.get_parsed(r.parsed.as_ref()).await?;
         let mut chunks = Vec::new();
         flatten(doc, &mut chunks);
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();

@@ -266,16 +266,7 @@ impl ExtractorService for ExtractorGrpc {
     ) -> Result<Response<ExtractBlobResponse>, Status> {
         let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
-        let parsed = r.parsed.ok_or_else(|| {
-            ServiceError::invalid_field("parsed", "a parsed-document artifact is required")
-        })?;
-        let bytes = self.blobs.get_verified(&parsed).await?;
-        let doc = ParsedDocument::decode(bytes).map_err(|e| {
-            ServiceError::invalid_field(
-                "parsed",
-                format!("{} is not a parsed-document artifact: {e}", parsed.key),
-            )
-        })?;
+        let doc = self.blobs.get_parsed(r.parsed.as_ref()).await?;
         let (mut chunks, mut records) = (Vec::new(), Vec::new());
         flatten(doc, &mut chunks, &mut records);
         check_request(&self.settings, &chunks, &r.metadata)?;
