@@ -67,6 +67,31 @@ impl ServiceSettings {
     }
 }
 
+/// Serves one service binary until `shutdown`: health and reflection for `services`, the
+/// application services `add` puts on the router, and `registry` on `/metrics` when a
+/// metrics listener is given.
+pub async fn serve_services(
+    settings: &ServiceSettings,
+    services: &'static [&'static str],
+    add: impl FnOnce(tonic::transport::server::Router) -> tonic::transport::server::Router,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    registry: prometheus::Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (reporter, health, reflection) = grpc::health_and_reflection(services).await?;
+    let router = add(grpc::server(settings.request_timeout())
+        .add_service(health)
+        .add_service(reflection));
+    let metrics =
+        metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
+    grpc::serve(router, listener, reporter, services, shutdown).await?;
+    if let Some(task) = metrics {
+        task.await??;
+    }
+    Ok(())
+}
+
 /// Serves health and reflection for a service whose RPCs are not implemented yet, plus
 /// `/metrics`. The gRPC services themselves are added by their own issues.
 pub async fn run_skeleton(
@@ -75,18 +100,16 @@ pub async fn run_skeleton(
     metrics_listener: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let (reporter, health, reflection) = grpc::health_and_reflection(&[]).await?;
-    let router = grpc::server(settings.request_timeout())
-        .add_service(health)
-        .add_service(reflection);
-    let registry = prometheus::Registry::new();
-    let metrics =
-        metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
-    grpc::serve(router, listener, reporter, &[], shutdown).await?;
-    if let Some(task) = metrics {
-        task.await??;
-    }
-    Ok(())
+    serve_services(
+        &settings,
+        &[],
+        |router| router,
+        listener,
+        metrics_listener,
+        prometheus::Registry::new(),
+        shutdown,
+    )
+    .await
 }
 
 /// Binds the gRPC and metrics listeners named in `settings`.

@@ -273,3 +273,20 @@ pub fn check_socket_addr(key: &str, addr: &str, problems: &mut Vec<String>) {
         ));
     }
 }
+
+/// A secret (an API key) from a file outside git when `file` is set, else from the
+/// environment variable `env`; `None` when neither holds a non-empty value. `key` names the
+/// setting in errors.
+pub fn read_secret(key: &str, env: &str, file: &str) -> anyhow::Result<Option<String>> {
+    let value = if file.is_empty() {
+        std::env::var(env).ok()
+    } else {
+        Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("{key} {file}: {e}"))?
+                .trim()
+                .to_owned(),
+        )
+    };
+    Ok(value.filter(|k| !k.is_empty()))
+}

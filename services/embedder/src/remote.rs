@@ -113,19 +113,11 @@ impl RemoteClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.call_timeout_secs))
             .build()?;
-        let api_key = if settings.api_key_file.is_empty() {
-            std::env::var(&settings.api_key_env).ok()
-        } else {
-            Some(
-                std::fs::read_to_string(&settings.api_key_file)
-                    .map_err(|e| {
-                        anyhow::anyhow!("remote.api_key_file {}: {e}", settings.api_key_file)
-                    })?
-                    .trim()
-                    .to_owned(),
-            )
-        }
-        .filter(|k| !k.is_empty());
+        let api_key = apex_common::settings::read_secret(
+            "remote.api_key_file",
+            &settings.api_key_env,
+            &settings.api_key_file,
+        )?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apex_common::blob::BlobStore;
-use apex_common::{ServiceError, Shutdown, grpc};
+use apex_common::{ServiceError, Shutdown};
 use apex_proto::embedder::v1::embedder_service_server::{EmbedderService, EmbedderServiceServer};
 use apex_proto::embedder::v1::{
     ChunkVector, EmbedBlobRequest, EmbedBlobResponse, EmbedRequest, EmbedResponse, EmbedSummary,
@@ -458,32 +458,26 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
-    let max = settings.service.max_message_bytes;
-    let timeout = settings.service.request_timeout();
+    let service_settings = settings.service.clone();
+    let max = service_settings.max_message_bytes;
     let service = tokio::task::block_in_place(|| EmbedderGrpc::from_settings(settings, blobs))?;
     let batcher = service.batcher().cloned();
     let registry = service.metrics().registry.clone();
     let grpc_service = EmbedderServiceServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
-    let router = grpc::server(timeout)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(grpc_service);
-    let metrics = metrics.map(|l| {
-        tokio::spawn(apex_common::metrics::serve_metrics(
-            registry,
-            l,
-            shutdown.clone(),
-        ))
-    });
-    grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
+    let served = apex_common::service::serve_services(
+        &service_settings,
+        SERVICES,
+        |router| router.add_service(grpc_service),
+        listener,
+        metrics,
+        registry,
+        shutdown,
+    )
+    .await;
     if let Some(b) = batcher {
         b.close();
     }
-    if let Some(task) = metrics {
-        task.await??;
-    }
-    Ok(())
+    served
 }

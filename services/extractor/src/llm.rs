@@ -304,19 +304,11 @@ impl LlmClient {
             "{}/chat/completions",
             settings.base_url.trim_end_matches('/')
         );
-        let api_key = if settings.api_key_file.is_empty() {
-            std::env::var(&settings.api_key_env).ok()
-        } else {
-            Some(
-                std::fs::read_to_string(&settings.api_key_file)
-                    .map_err(|e| {
-                        anyhow::anyhow!("llm.api_key_file {}: {e}", settings.api_key_file)
-                    })?
-                    .trim()
-                    .to_owned(),
-            )
-        }
-        .filter(|k| !k.is_empty());
+        let api_key = apex_common::settings::read_secret(
+            "llm.api_key_file",
+            &settings.api_key_env,
+            &settings.api_key_file,
+        )?;
         let cache = if settings.cache_url.is_empty() {
             None
         } else {

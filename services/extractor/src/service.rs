@@ -314,8 +314,8 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
-    let max = settings.service.max_message_bytes;
-    let timeout = settings.service.request_timeout();
+    let service_settings = settings.service.clone();
+    let max = service_settings.max_message_bytes;
     let metrics = Metrics::new();
     let service = ExtractorGrpc::from_settings(settings, blobs, metrics.clone()).await?;
     let reload = (service.settings.gazetteer.is_configured()
@@ -324,22 +324,16 @@ pub(crate) async fn serve(
     let grpc_service = ExtractorServiceServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
-    let router = grpc::server(timeout)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(grpc_service);
-    let metrics_task = metrics_listener.map(|l| {
-        tokio::spawn(apex_common::metrics::serve_metrics(
-            metrics.registry.clone(),
-            l,
-            shutdown.clone(),
-        ))
-    });
-    grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
-    if let Some(task) = metrics_task {
-        task.await??;
-    }
+    apex_common::service::serve_services(
+        &service_settings,
+        SERVICES,
+        |router| router.add_service(grpc_service),
+        listener,
+        metrics_listener,
+        metrics.registry.clone(),
+        shutdown,
+    )
+    .await?;
     if let Some(task) = reload {
         task.await?;
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use apex_common::blob::BlobStore;
-use apex_common::{ServiceError, Shutdown, grpc};
+use apex_common::{ServiceError, Shutdown};
 use apex_proto::parser::v1::parser_service_server::{ParserService, ParserServiceServer};
 use apex_proto::parser::v1::{
     ParseBlobRequest, ParseBlobResponse, ParseRequest, ParseResponse, ParseSummary, ParsedDocument,
@@ -139,7 +139,6 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<()> {
     let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
     let max = settings.service.max_message_bytes;
-    let timeout = settings.service.request_timeout();
     let parser = {
         let settings = settings.clone();
         Arc::new(tokio::task::spawn_blocking(move || Parser::new(settings)).await??)
@@ -147,22 +146,14 @@ pub(crate) async fn serve(
     let grpc_service = ParserServiceServer::new(ParserGrpc::new(parser, blobs))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let (reporter, health, reflection) = grpc::health_and_reflection(SERVICES).await?;
-    let router = grpc::server(timeout)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(grpc_service);
-    let registry = prometheus::Registry::new();
-    let metrics = metrics.map(|l| {
-        tokio::spawn(apex_common::metrics::serve_metrics(
-            registry,
-            l,
-            shutdown.clone(),
-        ))
-    });
-    grpc::serve(router, listener, reporter, SERVICES, shutdown).await?;
-    if let Some(task) = metrics {
-        task.await??;
-    }
-    Ok(())
+    apex_common::service::serve_services(
+        &settings.service,
+        SERVICES,
+        |router| router.add_service(grpc_service),
+        listener,
+        metrics,
+        prometheus::Registry::new(),
+        shutdown,
+    )
+    .await
 }
