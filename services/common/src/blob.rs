@@ -165,6 +165,25 @@ fn store_error(e: object_store::Error) -> ServiceError {
     }
 }
 
+/// The chunks of a parsed document and of its parts (attachments), recursively, in
+/// document order.
+pub fn all_chunks(
+    doc: apex_proto::parser::v1::ParsedDocument,
+) -> Vec<apex_proto::common::v1::Chunk> {
+    fn walk(
+        doc: apex_proto::parser::v1::ParsedDocument,
+        out: &mut Vec<apex_proto::common::v1::Chunk>,
+    ) {
+        out.extend(doc.chunks);
+        for part in doc.parts {
+            walk(part, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

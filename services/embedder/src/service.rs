@@ -11,7 +11,6 @@ use apex_proto::embedder::v1::{
     ChunkVector, EmbedBlobRequest, EmbedBlobResponse, EmbedRequest, EmbedResponse, EmbedSummary,
     EmbeddingSet, InfoRequest, InfoResponse, Vector,
 };
-use apex_proto::parser::v1::ParsedDocument;
 use bytes::Bytes;
 use prost::Message as _;
 use tokio::net::TcpListener;
@@ -167,14 +166,6 @@ fn encoders(
                 Ok((candle()?, "candle"))
             }
         },
-    }
-}
-
-/// The chunks of a parsed document and of its parts, recursively.
-fn flatten(doc: ParsedDocument, out: &mut Vec<apex_proto::common::v1::Chunk>) {
-    out.extend(doc.chunks);
-    for part in doc.parts {
-        flatten(part, out);
     }
 }
 
@@ -411,8 +402,7 @@ impl EmbedderService for EmbedderGrpc {
     ) -> Result<Response<EmbedBlobResponse>, Status> {
         let r = request.into_inner();
         let doc = self.blobs.get_parsed(r.parsed.as_ref()).await?;
-        let mut chunks = Vec::new();
-        flatten(doc, &mut chunks);
+        let chunks = apex_common::blob::all_chunks(doc);
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
         let (vectors, cache_hits) = self.embed_texts(&texts).await?;
         let truncated_count = vectors.iter().filter(|v| v.truncated).count() as u32;

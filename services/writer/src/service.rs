@@ -1,0 +1,69 @@
+//! The tonic service: `WriteDocument`, `DeleteDocument`, `InspectDocument`.
+
+use std::sync::Arc;
+
+use apex_proto::writer::v1::writer_service_server::WriterService;
+use apex_proto::writer::v1::{
+    DeleteDocumentRequest, DeleteDocumentResponse, InspectDocumentRequest, InspectDocumentResponse,
+    WriteDocumentRequest, WriteDocumentResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::saga::Writer;
+
+#[derive(Debug, Clone)]
+pub struct WriterGrpc {
+    writer: Arc<Writer>,
+}
+
+impl WriterGrpc {
+    pub fn new(writer: Arc<Writer>) -> Self {
+        Self { writer }
+    }
+}
+
+#[tonic::async_trait]
+impl WriterService for WriterGrpc {
+    #[tracing::instrument(skip_all, fields(document = tracing::field::Empty, version = tracing::field::Empty))]
+    async fn write_document(
+        &self,
+        request: Request<WriteDocumentRequest>,
+    ) -> Result<Response<WriteDocumentResponse>, Status> {
+        let req = request.into_inner();
+        let document = req.document.clone();
+        if let Some(d) = &document {
+            let span = tracing::Span::current();
+            span.record("document", d.document_id.as_str());
+            span.record("version", d.version);
+        }
+        self.writer
+            .write(req)
+            .await
+            .map(Response::new)
+            .map_err(|e| e.into_status(document))
+    }
+
+    #[tracing::instrument(skip_all, fields(document = %request.get_ref().document_id))]
+    async fn delete_document(
+        &self,
+        request: Request<DeleteDocumentRequest>,
+    ) -> Result<Response<DeleteDocumentResponse>, Status> {
+        self.writer
+            .delete(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.into_status(None))
+    }
+
+    #[tracing::instrument(skip_all, fields(document = %request.get_ref().document_id))]
+    async fn inspect_document(
+        &self,
+        request: Request<InspectDocumentRequest>,
+    ) -> Result<Response<InspectDocumentResponse>, Status> {
+        Ok(Response::new(
+            self.writer
+                .inspect(&request.into_inner().document_id)
+                .await?,
+        ))
+    }
+}
