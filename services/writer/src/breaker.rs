@@ -148,7 +148,9 @@ mod tests {
         assert_eq!(b.state_at(t0), BreakerState::Closed);
         b.on_failure_at(t0);
         assert_eq!(b.state_at(t0), BreakerState::Open);
-        let refused = b.try_acquire_at(t0 + Duration::from_secs(4)).unwrap_err();
+        let refused = b
+            .try_acquire_at(t0 + Duration::from_secs(4))
+            .expect_err("refused");
         assert_eq!(refused.failures, 3);
         assert_eq!(refused.retry_in, Duration::from_secs(6));
     }

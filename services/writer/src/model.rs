@@ -605,7 +605,7 @@ mod tests {
             mentions: vec![stray],
             ..Default::default()
         };
-        let (field, message) = field_of(build_with(Some(result), None).unwrap_err());
+        let (field, message) = field_of(build_with(Some(result), None).expect_err("refused"));
         assert_eq!(field, "entities");
         assert!(
             message.contains("not a chunk of the parsed document"),
@@ -617,7 +617,7 @@ mod tests {
             mentions: vec![mention(&c[0], 5)],
             ..Default::default()
         };
-        let (_, message) = field_of(build_with(Some(result), None).unwrap_err());
+        let (_, message) = field_of(build_with(Some(result), None).expect_err("refused"));
         assert!(message.contains("names entity 5"), "{message}");
     }
 
@@ -639,7 +639,8 @@ mod tests {
         assert_eq!(ok.vectors.as_ref().map(|v| v.points[0].ordinal), Some(1));
 
         let (field, message) = field_of(
-            build_with(None, Some(set(vec![0.1, 0.2], c[0].chunk_id.clone()))).unwrap_err(),
+            build_with(None, Some(set(vec![0.1, 0.2], c[0].chunk_id.clone())))
+                .expect_err("refused"),
         );
         assert_eq!(field, "vectors");
         assert!(
@@ -652,7 +653,7 @@ mod tests {
                 None,
                 Some(set(vec![0.1, f32::NAN, 0.3], c[0].chunk_id.clone())),
             )
-            .unwrap_err(),
+            .expect_err("refused"),
         );
         assert!(message.contains("not finite"), "{message}");
 
@@ -661,7 +662,7 @@ mod tests {
                 None,
                 Some(set(vec![0.1, 0.2, 0.3], Uuid::new_v4().to_string())),
             )
-            .unwrap_err(),
+            .expect_err("refused"),
         );
         assert!(message.contains("not a chunk"), "{message}");
     }
@@ -678,23 +679,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check_request(&good).expect("ok").version, 3);
-        let cases: Vec<(&str, Box<dyn Fn(&mut WriteDocumentRequest)>)> = vec![
+        type Spoil = Box<dyn Fn(&mut WriteDocumentRequest)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             ("document", Box::new(|r| r.document = None)),
             (
                 "document.document_id",
-                Box::new(|r| r.document.as_mut().unwrap().document_id = "nope".into()),
+                Box::new(|r| r.document.as_mut().expect("doc").document_id = "nope".into()),
             ),
             (
                 "document.source",
-                Box::new(|r| r.document.as_mut().unwrap().source = " ".into()),
+                Box::new(|r| r.document.as_mut().expect("doc").source = " ".into()),
             ),
             (
                 "document.version",
-                Box::new(|r| r.document.as_mut().unwrap().version = 0),
+                Box::new(|r| r.document.as_mut().expect("doc").version = 0),
             ),
             (
                 "document.version",
-                Box::new(|r| r.document.as_mut().unwrap().version = u64::MAX),
+                Box::new(|r| r.document.as_mut().expect("doc").version = u64::MAX),
             ),
             (
                 "content_sha256",
@@ -705,7 +707,7 @@ mod tests {
         for (field, spoil) in cases {
             let mut r = good.clone();
             spoil(&mut r);
-            assert_eq!(field_of(check_request(&r).unwrap_err()).0, field);
+            assert_eq!(field_of(check_request(&r).expect_err("refused")).0, field);
         }
     }
 
@@ -722,7 +724,7 @@ mod tests {
             None,
             None,
         )
-        .unwrap_err();
+        .expect_err("refused");
         assert!(field_of(err).1.contains("appears twice"));
     }
 }

@@ -39,11 +39,23 @@ pub struct StoredVersion {
     pub vector_collection: Option<String>,
 }
 
+/// One run of a saga, as the log names it.
+#[derive(Debug, Clone, Copy)]
+pub struct SagaRef {
+    pub id: Uuid,
+    /// "write" or "delete".
+    pub operation: &'static str,
+    pub document_id: Uuid,
+    pub version: Option<u64>,
+}
+
 /// What a write found before it wrote.
 #[derive(Debug)]
 pub enum WriteOutcome {
     /// Written; `previous` is the version that was stored before, if any.
-    Written { previous: Option<StoredVersion> },
+    Written {
+        previous: Option<Box<StoredVersion>>,
+    },
     /// A newer version is stored; nothing was changed.
     Fenced { stored: u64 },
 }
@@ -136,7 +148,9 @@ impl PgStore {
             return Ok(WriteOutcome::Fenced { stored });
         }
         tx.commit().await.map_err(|e| pg_error("commit", e))?;
-        Ok(WriteOutcome::Written { previous })
+        Ok(WriteOutcome::Written {
+            previous: previous.map(Box::new),
+        })
     }
 
     async fn write_rows(
@@ -399,10 +413,7 @@ impl PgStore {
     /// Appends one saga step to the log.
     pub async fn log_step(
         &self,
-        saga_id: Uuid,
-        operation: &str,
-        document_id: Uuid,
-        version: Option<u64>,
+        saga: &SagaRef,
         step: &str,
         state: &str,
         error: Option<&str>,
@@ -411,10 +422,10 @@ impl PgStore {
             "INSERT INTO saga_log (saga_id, operation, document_id, version, step, state, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(saga_id)
-        .bind(operation)
-        .bind(document_id)
-        .bind(version.map(|v| v as i64))
+        .bind(saga.id)
+        .bind(saga.operation)
+        .bind(saga.document_id)
+        .bind(saga.version.map(|v| v as i64))
         .bind(step)
         .bind(state)
         .bind(error)

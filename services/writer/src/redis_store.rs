@@ -109,13 +109,14 @@ impl RedisStore {
     }
 
     /// Takes the document's lock, waiting up to `wait` for another holder (polling with
-    /// backoff). `ttl` bounds how long a crashed holder blocks others.
+    /// backoff); `None` when it stayed taken. `ttl` bounds how long a crashed holder
+    /// blocks others.
     pub async fn lock(
         &self,
         document_id: Uuid,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Lock, ServiceError> {
+    ) -> Result<Option<Lock>, ServiceError> {
         let key = lock_key(document_id);
         let token = Uuid::new_v4().to_string();
         let deadline = tokio::time::Instant::now() + wait;
@@ -135,10 +136,7 @@ impl RedisStore {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ServiceError::Unavailable(format!(
-                    "document {document_id} is locked by another write for longer than {} ms",
-                    wait.as_millis()
-                )));
+                return Ok(None);
             }
             let pause = apex_common::retry::backoff(
                 Duration::from_millis(5),
@@ -177,12 +175,12 @@ impl RedisStore {
                 }
             })
         };
-        Ok(Lock {
+        Ok(Some(Lock {
             key,
             token,
             extender,
             lost,
-        })
+        }))
     }
 
     /// Releases `lock` if we still hold it.

@@ -21,7 +21,7 @@ use crate::breaker::Breaker;
 use crate::graph::Graph;
 use crate::metrics::Metrics;
 use crate::model::{self, Artifacts, DocumentData, Identity};
-use crate::postgres::{PgStore, StoredVersion, WriteOutcome};
+use crate::postgres::{PgStore, SagaRef, StoredVersion, WriteOutcome};
 use crate::redis_store::{RedisStore, RedisView};
 use crate::settings::WriterSettings;
 use crate::vectors::VectorStore;
@@ -151,6 +151,8 @@ pub struct Writer {
     lock_ttl: Duration,
     lock_wait: Duration,
     idempotency_ttl: Duration,
+    /// (collection, model, dimension) triples PostgreSQL has confirmed.
+    claimed: std::sync::Mutex<std::collections::HashSet<String>>,
     pub metrics: Metrics,
 }
 
@@ -182,8 +184,16 @@ impl Writer {
             lock_ttl: Duration::from_millis(settings.redis.lock_ttl_ms),
             lock_wait: Duration::from_millis(settings.redis.lock_wait_ms),
             idempotency_ttl: Duration::from_secs(settings.redis.idempotency_ttl_secs),
+            claimed: std::sync::Mutex::default(),
             metrics,
         }
+    }
+
+    fn is_claimed(&self, collection: &str) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(collection)
     }
 
     pub fn breaker(&self, store: Store) -> &Breaker {
@@ -224,9 +234,20 @@ impl Writer {
         op: &str,
         call: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
+        self.step_within(store, op, self.timeouts[index(store)], call)
+            .await
+    }
+
+    async fn step_within<T>(
+        &self,
+        store: Store,
+        op: &str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
         let breaker = self.breaker(store);
         breaker.try_acquire().map_err(|r| Self::refused(store, r))?;
-        let result = self.timed(store, op, call).await;
+        let result = self.timed_within(store, op, limit, call).await;
         match &result {
             Err(e) if is_store_failure(e) => breaker.on_failure(),
             _ => breaker.on_success(),
@@ -243,7 +264,17 @@ impl Writer {
         op: &str,
         call: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        let limit = self.timeouts[index(store)];
+        self.timed_within(store, op, self.timeouts[index(store)], call)
+            .await
+    }
+
+    async fn timed_within<T>(
+        &self,
+        store: Store,
+        op: &str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
         let start = Instant::now();
         let result = match tokio::time::timeout(limit, call).await {
             Ok(r) => r,
@@ -260,27 +291,36 @@ impl Writer {
         result
     }
 
-    async fn log(
-        &self,
-        saga: Uuid,
-        operation: &str,
-        doc: Uuid,
-        version: Option<u64>,
-        step: &str,
-        state: &str,
-        error: Option<&str>,
-    ) {
+    async fn log(&self, saga: &SagaRef, step: &str, state: &str, error: Option<&str>) {
         let logged = self
             .timed(
                 Store::Postgres,
                 "saga_log",
-                self.pg
-                    .log_step(saga, operation, doc, version, step, state, error),
+                self.pg.log_step(saga, step, state, error),
             )
             .await;
         if let Err(e) = logged {
-            tracing::warn!(%saga, step, state, error = %e, "saga log not written");
+            tracing::warn!(saga = %saga.id, step, state, error = %e, "saga log not written");
         }
+    }
+
+    /// Takes the document's lock. Waiting for another write is not a store failure:
+    /// it ends in `UNAVAILABLE` (retryable) without counting against Redis's breaker.
+    async fn lock(&self, id: Uuid) -> Result<crate::redis_store::Lock, ServiceError> {
+        let limit = self.lock_wait + self.timeouts[index(Store::Redis)];
+        self.step_within(
+            Store::Redis,
+            "lock",
+            limit,
+            self.redis.lock(id, self.lock_ttl, self.lock_wait),
+        )
+        .await?
+        .ok_or_else(|| {
+            ServiceError::Unavailable(format!(
+                "document {id} stayed locked by another write for {} ms",
+                self.lock_wait.as_millis()
+            ))
+        })
     }
 
     /// `WriteDocument`.
@@ -311,14 +351,7 @@ impl Writer {
             artifacts,
         )
         .await?;
-        let lock = self
-            .step(
-                Store::Redis,
-                "lock",
-                self.redis
-                    .lock(doc.document_id, self.lock_ttl, self.lock_wait),
-            )
-            .await?;
+        let lock = self.lock(doc.document_id).await?;
         // Another holder may have finished the same request while we waited.
         let replay = if key.is_empty() {
             None
@@ -384,8 +417,13 @@ impl Writer {
     }
 
     async fn write_locked(&self, doc: &DocumentData) -> Result<WriteDocumentResponse, SagaError> {
-        let saga = Uuid::new_v4();
-        let (id, version) = (doc.document_id, Some(doc.version));
+        let id = doc.document_id;
+        let saga = SagaRef {
+            id: Uuid::new_v4(),
+            operation: "write",
+            document_id: id,
+            version: Some(doc.version),
+        };
         let mut outcomes = Outcomes::default();
         let collection = doc
             .vectors
@@ -394,22 +432,44 @@ impl Writer {
 
         // A collection of another model or dimension is refused before anything is written.
         if let (Some(c), Some(v)) = (&collection, &doc.vectors) {
-            self.step(
-                Store::Postgres,
-                "claim_collection",
-                self.pg.claim_collection(c, &v.model_id, v.dimension),
-            )
-            .await?;
-            self.step(
-                Store::Vectors,
-                "ensure_collection",
-                self.vectors.ensure_collection(c, v.dimension),
-            )
-            .await?;
+            let claim = format!("{c}\u{1f}{}\u{1f}{}", v.model_id, v.dimension);
+            if !self.is_claimed(&claim) {
+                if let Err(e) = self
+                    .step(
+                        Store::Postgres,
+                        "claim_collection",
+                        self.pg.claim_collection(c, &v.model_id, v.dimension),
+                    )
+                    .await
+                {
+                    outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
+                    return Err(SagaError {
+                        error: e,
+                        outcomes: outcomes.into_vec(),
+                    });
+                }
+                self.claimed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(claim);
+            }
+            if let Err(e) = self
+                .step(
+                    Store::Vectors,
+                    "ensure_collection",
+                    self.vectors.ensure_collection(c, v.dimension),
+                )
+                .await
+            {
+                outcomes.set(Store::Vectors, StepState::Failed, e.to_string());
+                return Err(SagaError {
+                    error: e,
+                    outcomes: outcomes.into_vec(),
+                });
+            }
         }
 
-        self.log(saga, "write", id, version, "saga", "started", None)
-            .await;
+        self.log(&saga, "saga", "started", None).await;
         let previous = match self
             .step(
                 Store::Postgres,
@@ -418,10 +478,9 @@ impl Writer {
             )
             .await
         {
-            Ok(WriteOutcome::Written { previous }) => previous,
+            Ok(WriteOutcome::Written { previous }) => previous.map(|p| *p),
             Ok(WriteOutcome::Fenced { stored }) => {
-                self.log(saga, "write", id, version, "postgres", "refused", None)
-                    .await;
+                self.log(&saga, "postgres", "refused", None).await;
                 return Err(ServiceError::FailedPrecondition(format!(
                     "document {id} is at version {stored}; version {} is older and was not written",
                     doc.version
@@ -430,8 +489,7 @@ impl Writer {
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.log(saga, "write", id, version, "postgres", "failed", Some(&msg))
-                    .await;
+                self.log(&saga, "postgres", "failed", Some(&msg)).await;
                 outcomes.set(Store::Postgres, StepState::Failed, msg);
                 return Err(SagaError {
                     error: e,
@@ -440,8 +498,7 @@ impl Writer {
             }
         };
         outcomes.set(Store::Postgres, StepState::Written, "");
-        self.log(saga, "write", id, version, "postgres", "written", None)
-            .await;
+        self.log(&saga, "postgres", "written", None).await;
 
         let stale = previous
             .as_ref()
@@ -492,10 +549,7 @@ impl Writer {
                     "failed"
                 };
                 self.log(
-                    saga,
-                    "write",
-                    id,
-                    version,
+                    &saga,
                     store_name(store),
                     state,
                     msg.as_deref().filter(|m| !m.is_empty()),
@@ -522,39 +576,28 @@ impl Writer {
             {
                 Ok(()) => {
                     outcomes.set(Store::Redis, StepState::Written, "");
-                    self.log(saga, "write", id, version, "redis", "written", None)
-                        .await;
+                    self.log(&saga, "redis", "written", None).await;
                 }
                 Err(e) => {
                     let msg = e.to_string();
                     outcomes.set(Store::Redis, StepState::Failed, msg.clone());
-                    self.log(saga, "write", id, version, "redis", "failed", Some(&msg))
-                        .await;
+                    self.log(&saga, "redis", "failed", Some(&msg)).await;
                     failure = Some(e);
                 }
             }
         }
 
         if let Some(error) = failure {
-            self.compensate(saga, doc, collection.as_deref(), previous, &mut outcomes)
+            self.compensate(&saga, doc, collection.as_deref(), previous, &mut outcomes)
                 .await;
-            self.log(
-                saga,
-                "write",
-                id,
-                version,
-                "saga",
-                "compensated",
-                Some(&error.to_string()),
-            )
-            .await;
+            self.log(&saga, "saga", "compensated", Some(&error.to_string()))
+                .await;
             return Err(SagaError {
                 error,
                 outcomes: outcomes.into_vec(),
             });
         }
-        self.log(saga, "write", id, version, "saga", "completed", None)
-            .await;
+        self.log(&saga, "saga", "completed", None).await;
         Ok(WriteDocumentResponse {
             document: Some(DocumentRef {
                 document_id: id.to_string(),
@@ -571,14 +614,13 @@ impl Writer {
     /// puts the previous version back when there was one, and is idempotent.
     async fn compensate(
         &self,
-        saga: Uuid,
+        saga: &SagaRef,
         doc: &DocumentData,
         collection: Option<&str>,
         previous: Option<StoredVersion>,
         outcomes: &mut Outcomes,
     ) {
         let id = doc.document_id;
-        let version = Some(doc.version);
         let previous_doc = match &previous {
             None => Ok(None),
             Some(p) => self.load_stored(id, p).await.map(Some),
@@ -630,9 +672,6 @@ impl Writer {
                 .inc();
             self.log(
                 saga,
-                "write",
-                id,
-                version,
                 store_name(store),
                 log_state,
                 undo.as_ref().err().map(|e| e.to_string()).as_deref(),
@@ -745,13 +784,7 @@ impl Writer {
             });
         }
         self.check_breakers()?;
-        let lock = self
-            .step(
-                Store::Redis,
-                "lock",
-                self.redis.lock(id, self.lock_ttl, self.lock_wait),
-            )
-            .await?;
+        let lock = self.lock(id).await?;
         let result = self.delete_locked(id).await;
         if let Err(e) = self.redis.unlock(lock).await {
             tracing::warn!(document = %id, error = %e, "lock not released; it expires");
@@ -772,7 +805,6 @@ impl Writer {
     }
 
     async fn delete_locked(&self, id: Uuid) -> Result<DeleteDocumentResponse, SagaError> {
-        let saga = Uuid::new_v4();
         let mut outcomes = Outcomes::default();
         let stored = match self.step(Store::Postgres, "read", self.pg.stored(id)).await {
             Ok(s) => s,
@@ -784,9 +816,13 @@ impl Writer {
                 });
             }
         };
-        let version = stored.as_ref().map(|s| s.version);
-        self.log(saga, "delete", id, version, "saga", "started", None)
-            .await;
+        let saga = SagaRef {
+            id: Uuid::new_v4(),
+            operation: "delete",
+            document_id: id,
+            version: stored.as_ref().map(|s| s.version),
+        };
+        self.log(&saga, "saga", "started", None).await;
         let collection = stored.as_ref().and_then(|s| s.vector_collection.clone());
         let graph = self.step(Store::Graph, "delete", self.graph.delete(id));
         let vectors = async {
@@ -851,16 +887,14 @@ impl Writer {
         }
         if let Some(error) = failure {
             let msg = error.to_string();
-            self.log(saga, "delete", id, version, "saga", "failed", Some(&msg))
-                .await;
+            self.log(&saga, "saga", "failed", Some(&msg)).await;
             return Err(SagaError {
                 error,
                 outcomes: outcomes.into_vec(),
             });
         }
         // The log outlives the document: its rows name the id, not a foreign key.
-        self.log(saga, "delete", id, version, "saga", "completed", None)
-            .await;
+        self.log(&saga, "saga", "completed", None).await;
         Ok(DeleteDocumentResponse {
             outcomes: outcomes.into_vec(),
             existed: pg_existed || graph_existed || stored.is_some(),

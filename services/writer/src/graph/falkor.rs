@@ -8,7 +8,7 @@ use std::time::Duration;
 use apex_common::ServiceError;
 use falkordb::{
     AsyncGraph, ConnectionStrategy, EntityType, FalkorClientBuilder, FalkorConnectionInfo,
-    FalkorValue,
+    FalkorDBError, FalkorValue,
 };
 use serde_json::Value;
 
@@ -46,8 +46,10 @@ impl FalkorStore {
             .map_err(|e| ServiceError::invalid_field("graph.url", format!("{url}: {e}")))?;
         let client = FalkorClientBuilder::new_async()
             .with_connection_info(info)
-            .with_connection_strategy(ConnectionStrategy::Multiplexed {
-                connections: NonZeroU8::new(connections.max(1)).unwrap_or(NonZeroU8::MIN),
+            // A pool of plain connections: a broken one is replaced on its next use, so a
+            // graph that went away fails fast instead of waiting out a reconnect loop.
+            .with_connection_strategy(ConnectionStrategy::Pooled {
+                size: NonZeroU8::new(connections.max(1)).unwrap_or(NonZeroU8::MIN),
             })
             .with_connect_timeout(Some(timeout))
             .with_response_timeout(Some(timeout))
@@ -118,18 +120,30 @@ impl GraphStore for FalkorStore {
     }
 
     async fn run(&self, query: &Cypher) -> Result<Vec<Vec<Value>>, ServiceError> {
-        let mut graph = self.graph.clone();
         let params: Vec<(String, FalkorValue)> = query
             .params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), to_falkor(v)))
             .collect();
-        let result = graph
-            .query(query.text)
-            .with_params(params)
-            .execute()
-            .await
-            .map_err(|e| unavailable("query", e))?;
+        // A multiplexed connection that broke reconnects on the next command: every query
+        // here is idempotent (MERGE, DELETE, reads), so a connection error is retried twice.
+        let mut attempt = 0u32;
+        let result = loop {
+            let mut graph = self.graph.clone();
+            match graph
+                .query(query.text)
+                .with_params(params.clone())
+                .execute()
+                .await
+            {
+                Ok(r) => break r,
+                Err(FalkorDBError::ConnectionDown | FalkorDBError::NoConnection) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(unavailable("query", e)),
+            }
+        };
         Ok(result
             .data
             .into_values_lossy()

@@ -1,0 +1,410 @@
+//! The writer on 127.0.0.1 port 0 against the local stack's real servers, each reached
+//! through a [`proxy::Proxy`] the test can cut. Every harness has its own FalkorDB graph
+//! and its own vector collection prefix, and random document ids, so tests run in
+//! parallel without seeing each other.
+//!
+//! Server addresses: `APEX_TEST_POSTGRES_URL`, `APEX_TEST_REDIS_URL`,
+//! `APEX_TEST_FALKORDB_URL`, `APEX_TEST_QDRANT_URL` override the local defaults;
+//! `APEX_NEO4J_URI` (+ `APEX_NEO4J_USER`, `APEX_NEO4J_PASSWORD`) runs the graph tests
+//! against Neo4j instead of FalkorDB.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod proxy;
+
+use std::net::SocketAddr;
+
+use apex_common::Shutdown;
+use apex_common::blob::BlobStore;
+use apex_proto::common::v1::{BlobRef, Chunk, DocumentRef, Entity, Mention, Relation, Span};
+use apex_proto::embedder::v1::{ChunkVector, EmbeddingSet};
+use apex_proto::extractor::v1::ExtractionResult;
+use apex_proto::parser::v1::ParsedDocument;
+use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
+use apex_proto::writer::v1::{
+    InspectDocumentRequest, InspectDocumentResponse, StepState, Store, WriteDocumentRequest,
+    WriteDocumentResponse,
+};
+use apex_writer::{GraphBackend, Writer, WriterSettings};
+use prost::Message as _;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use proxy::Proxy;
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+/// `host:port` of a URL.
+fn socket_of(url: &str) -> SocketAddr {
+    let u = url::Url::parse(url).expect("url");
+    let host = u.host_str().expect("host");
+    let port = u.port_or_known_default().expect("port");
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{port}").parse().expect("socket address")
+}
+
+fn through(url: &str, proxy: &Proxy) -> String {
+    let mut u = url::Url::parse(url).expect("url");
+    u.set_host(Some("127.0.0.1")).expect("host");
+    u.set_port(Some(proxy.addr.port())).expect("port");
+    u.to_string()
+}
+
+/// The servers' real addresses, and the graph backend.
+pub fn direct_settings() -> WriterSettings {
+    let mut s = WriterSettings::default();
+    s.postgres.url = env_or(
+        "APEX_TEST_POSTGRES_URL",
+        "postgres://apex:apex-dev@127.0.0.1:5432/apex",
+    );
+    s.redis.url = env_or("APEX_TEST_REDIS_URL", "redis://127.0.0.1:6379");
+    s.vectors.url = env_or("APEX_TEST_QDRANT_URL", "http://127.0.0.1:6334");
+    match std::env::var("APEX_NEO4J_URI") {
+        Ok(uri) if !uri.is_empty() => {
+            s.graph.backend = GraphBackend::Neo4j;
+            s.graph.url = uri;
+            s.graph.user = env_or("APEX_NEO4J_USER", "neo4j");
+            s.graph.graph = String::new();
+        }
+        _ => {
+            s.graph.url = env_or("APEX_TEST_FALKORDB_URL", "redis://127.0.0.1:6380");
+            s.graph.graph = format!("apex_test_{}", Uuid::new_v4().simple());
+        }
+    }
+    s.vectors.collection_prefix = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+    s.service.metrics_addr = String::new();
+    // Failing stores are cut by proxies: answer fast.
+    s.postgres.acquire_timeout_ms = 1_000;
+    s.postgres.timeout_ms = 5_000;
+    s.graph.timeout_ms = 5_000;
+    s.vectors.timeout_ms = 5_000;
+    s.redis.timeout_ms = 2_000;
+    s.redis.lock_ttl_ms = 1_000;
+    s.redis.lock_wait_ms = 20_000;
+    s
+}
+
+pub struct Harness {
+    pub client: WriterServiceClient<Channel>,
+    pub blobs: BlobStore,
+    /// A writer with direct (unproxied) connections, for looking into the stores.
+    pub observer: Writer,
+    pub postgres: Proxy,
+    pub graph: Proxy,
+    pub vectors: Proxy,
+    pub redis: Proxy,
+    pub settings: WriterSettings,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start(configure: impl FnOnce(&mut WriterSettings)) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("dir");
+        let mut direct = direct_settings();
+        direct.service.blob_url = dir.path().display().to_string();
+        configure(&mut direct);
+        let postgres = Proxy::start(socket_of(&direct.postgres.url)).await;
+        let graph = Proxy::start(socket_of(&direct.graph.url)).await;
+        let vectors = Proxy::start(socket_of(&direct.vectors.url)).await;
+        let redis = Proxy::start(socket_of(&direct.redis.url)).await;
+        let mut settings = direct.clone();
+        settings.postgres.url = through(&direct.postgres.url, &postgres);
+        settings.graph.url = through(&direct.graph.url, &graph);
+        settings.vectors.url = through(&direct.vectors.url, &vectors);
+        settings.redis.url = through(&direct.redis.url, &redis);
+
+        let observer = apex_writer::connect(&direct)
+            .await
+            .expect("observer connects");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(apex_writer::run(
+            settings.clone(),
+            listener,
+            None,
+            shutdown.clone(),
+        ));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = WriterServiceClient::new(channel);
+        // The first answer means the server has connected its stores and is serving (the
+        // call waits in the listen backlog until then).
+        client
+            .inspect_document(InspectDocumentRequest {
+                document_id: Uuid::new_v4().to_string(),
+            })
+            .await
+            .expect("the writer serves");
+        Self {
+            client,
+            blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
+            observer,
+            postgres,
+            graph,
+            vectors,
+            redis,
+            settings,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and drops the test's graph and collections.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.expect("join").expect("server ran cleanly");
+        if self.settings.graph.backend == GraphBackend::Falkordb {
+            let client = redis::Client::open(direct_settings().graph.url).expect("client");
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let _: Result<(), _> = redis::cmd("GRAPH.DELETE")
+                    .arg(&self.settings.graph.graph)
+                    .query_async(&mut conn)
+                    .await;
+            }
+        }
+        let qdrant = qdrant_client::Qdrant::from_url(&direct_settings().vectors.url)
+            .skip_compatibility_check()
+            .build()
+            .expect("qdrant");
+        if let Ok(list) = qdrant.list_collections().await {
+            for c in list.collections {
+                if c.name
+                    .starts_with(&format!("{}_", self.settings.vectors.collection_prefix))
+                {
+                    let _ = qdrant.delete_collection(c.name).await;
+                }
+            }
+        }
+    }
+
+    pub async fn write(
+        &mut self,
+        req: WriteDocumentRequest,
+    ) -> Result<WriteDocumentResponse, tonic::Status> {
+        self.client
+            .write_document(req)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn inspect(&mut self, id: Uuid) -> InspectDocumentResponse {
+        self.client
+            .inspect_document(InspectDocumentRequest {
+                document_id: id.to_string(),
+            })
+            .await
+            .expect("inspect")
+            .into_inner()
+    }
+
+    /// Writes until it succeeds (a store just came back: clients reconnect on their next
+    /// call), at most 40 attempts.
+    pub async fn write_until_ok(&mut self, req: WriteDocumentRequest) -> WriteDocumentResponse {
+        let mut last = None;
+        for attempt in 0..40u32 {
+            match self.write(req.clone()).await {
+                Ok(r) => return r,
+                Err(s) => last = Some(s),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(
+                50 * u64::from(attempt.min(6)),
+            ))
+            .await;
+        }
+        panic!("the write never succeeded: {last:?}")
+    }
+}
+
+/// The per-store outcome of a reply or of a failed call's status details.
+pub fn outcome(outcomes: &[apex_proto::writer::v1::StoreOutcome], store: Store) -> StepState {
+    outcomes
+        .iter()
+        .find(|o| o.store == store as i32)
+        .map_or(StepState::Unspecified, |o| {
+            StepState::try_from(o.state).unwrap_or(StepState::Unspecified)
+        })
+}
+
+/// The outcomes carried in a failed write's status details.
+pub fn failed_outcomes(status: &tonic::Status) -> Vec<apex_proto::writer::v1::StoreOutcome> {
+    WriteDocumentResponse::decode(status.details())
+        .map(|r| r.outcomes)
+        .unwrap_or_default()
+}
+
+pub fn view(r: &InspectDocumentResponse, store: Store) -> apex_proto::writer::v1::StoreView {
+    r.stores
+        .iter()
+        .find(|v| v.store == store as i32)
+        .cloned()
+        .expect("a view of every store")
+}
+
+/// A document version for the tests: `chunks` chunks, `entities` entities (named with
+/// `tag` so they are the test's own) mentioned round-robin, a relation chain, and
+/// `dimension`-d unit vectors from `model`.
+pub struct Fixture {
+    pub id: Uuid,
+    pub version: u64,
+    pub chunks: usize,
+    pub entities: usize,
+    pub dimension: u32,
+    pub model: String,
+    pub tag: String,
+}
+
+impl Fixture {
+    pub fn new(id: Uuid, version: u64) -> Self {
+        Self {
+            id,
+            version,
+            chunks: 20,
+            entities: 10,
+            dimension: 384,
+            model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            tag: id.simple().to_string(),
+        }
+    }
+
+    pub fn chunk_id(&self, ordinal: usize) -> Uuid {
+        Uuid::new_v5(&self.id, format!("{}/{ordinal}", self.version).as_bytes())
+    }
+
+    pub fn entity_keys(&self) -> Vec<(String, String)> {
+        (0..self.entities)
+            .map(|i| ("ORGANIZATION".to_owned(), format!("org-{}-{i}", self.tag)))
+            .collect()
+    }
+
+    pub fn entity_ids(&self) -> Vec<Uuid> {
+        self.entity_keys()
+            .iter()
+            .map(|(t, k)| apex_writer::model::entity_id(t, k))
+            .collect()
+    }
+
+    pub fn parsed(&self) -> ParsedDocument {
+        ParsedDocument {
+            text: String::new(),
+            format: "text".into(),
+            sha256: "a".repeat(64),
+            chunks: (0..self.chunks)
+                .map(|i| Chunk {
+                    chunk_id: self.chunk_id(i).to_string(),
+                    ordinal: i as u32,
+                    text: format!(
+                        "Chunk {i} of {} version {}: freight moved.",
+                        self.id, self.version
+                    ),
+                    token_count: 12,
+                    location: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn extraction(&self) -> ExtractionResult {
+        let entities: Vec<Entity> = self
+            .entity_keys()
+            .into_iter()
+            .map(|(t, k)| Entity {
+                entity_type: t,
+                display_name: k.to_uppercase(),
+                canonical_key: k,
+                confidence: 0.9,
+            })
+            .collect();
+        let mentions = if self.chunks == 0 {
+            Vec::new()
+        } else {
+            (0..self.entities)
+                .map(|i| Mention {
+                    chunk_id: self.chunk_id(i % self.chunks).to_string(),
+                    entity_index: i as u32,
+                    span: Some(Span {
+                        char_start: 0,
+                        char_end: 5,
+                    }),
+                    text: "Chunk".into(),
+                })
+                .collect()
+        };
+        let relations = (1..self.entities)
+            .map(|i| Relation {
+                from_entity_index: (i - 1) as u32,
+                to_entity_index: i as u32,
+                relation_type: "CO_OCCURS".into(),
+                weight: 1.0,
+            })
+            .collect();
+        ExtractionResult {
+            entities,
+            mentions,
+            relations,
+            ..Default::default()
+        }
+    }
+
+    pub fn embeddings(&self) -> EmbeddingSet {
+        let d = self.dimension as usize;
+        EmbeddingSet {
+            model_id: self.model.clone(),
+            dimension: self.dimension,
+            vectors: (0..self.chunks)
+                .map(|i| {
+                    let mut values = vec![0.0f32; d];
+                    values[i % d] = 1.0;
+                    ChunkVector {
+                        chunk_id: self.chunk_id(i).to_string(),
+                        values,
+                        truncated: false,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    async fn put(blobs: &BlobStore, kind: &str, bytes: Vec<u8>) -> BlobRef {
+        blobs
+            .put(kind, "application/x-protobuf", bytes.into())
+            .await
+            .expect("put artifact")
+    }
+
+    /// Stores the artifacts and returns the request (idempotency key `key`).
+    pub async fn request(&self, blobs: &BlobStore, key: &str) -> WriteDocumentRequest {
+        WriteDocumentRequest {
+            document: Some(DocumentRef {
+                document_id: self.id.to_string(),
+                source: "test".into(),
+                version: self.version,
+            }),
+            metadata: [("customer".to_owned(), "acme".to_owned())].into(),
+            content_sha256: "b".repeat(64),
+            parsed: Some(Self::put(blobs, "parsed", self.parsed().encode_to_vec()).await),
+            entities: Some(Self::put(blobs, "entities", self.extraction().encode_to_vec()).await),
+            vectors: Some(Self::put(blobs, "vectors", self.embeddings().encode_to_vec()).await),
+            idempotency_key: key.to_owned(),
+        }
+    }
+}
