@@ -356,6 +356,32 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The document's chunk texts and the embedding model of its vectors (for dropping
+    /// cached embeddings when it is deleted).
+    pub async fn texts_and_model(
+        &self,
+        document_id: Uuid,
+    ) -> Result<(Vec<String>, Option<String>), ServiceError> {
+        let texts = sqlx::query("SELECT text FROM chunks WHERE document_id = $1")
+            .bind(document_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| pg_error("read chunk texts", e))?
+            .into_iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        let model = sqlx::query(
+            "SELECT c.model_id FROM documents d JOIN vector_collections c ON c.name = d.vector_collection
+             WHERE d.document_id = $1",
+        )
+        .bind(document_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| pg_error("read model", e))?
+        .map(|r| r.get::<String, _>(0));
+        Ok((texts, model))
+    }
+
     /// What PostgreSQL holds for a document.
     pub async fn inspect(&self, document_id: Uuid) -> Result<Option<PgView>, ServiceError> {
         let row = sqlx::query(

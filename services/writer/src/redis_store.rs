@@ -247,6 +247,33 @@ impl RedisStore {
             .map_err(|e| unavailable("write document state", e))
     }
 
+    /// Deletes the embedder's cached vectors of `texts` (keys
+    /// `apex:embedder:<model>:<max tokens>:<sha256 of the text>`, one per token limit).
+    pub async fn delete_cached_embeddings(
+        &self,
+        model_id: &str,
+        token_limits: &[u32],
+        texts: &[String],
+    ) -> Result<(), ServiceError> {
+        use sha2::{Digest as _, Sha256};
+        let keys: Vec<String> = texts
+            .iter()
+            .flat_map(|t| {
+                let sha = hex::encode(Sha256::digest(t.as_bytes()));
+                token_limits
+                    .iter()
+                    .map(move |n| format!("apex:embedder:{model_id}:{n}:{sha}"))
+            })
+            .collect();
+        for batch in keys.chunks(500) {
+            let mut conn = self.conn.clone();
+            conn.del::<_, ()>(batch)
+                .await
+                .map_err(|e| unavailable("delete cached embeddings", e))?;
+        }
+        Ok(())
+    }
+
     pub async fn delete_state(&self, document_id: Uuid) -> Result<(), ServiceError> {
         let mut conn = self.conn.clone();
         conn.del::<_, ()>(state_key(document_id))

@@ -151,6 +151,7 @@ pub struct Writer {
     lock_ttl: Duration,
     lock_wait: Duration,
     idempotency_ttl: Duration,
+    cache_token_limits: Vec<u32>,
     /// (collection, model, dimension) triples PostgreSQL has confirmed.
     claimed: std::sync::Mutex<std::collections::HashSet<String>>,
     pub metrics: Metrics,
@@ -185,6 +186,7 @@ impl Writer {
             lock_wait: Duration::from_millis(settings.redis.lock_wait_ms),
             idempotency_ttl: Duration::from_secs(settings.redis.idempotency_ttl_secs),
             claimed: std::sync::Mutex::default(),
+            cache_token_limits: settings.redis.embedding_cache_token_limits.clone(),
             metrics,
         }
     }
@@ -806,7 +808,12 @@ impl Writer {
 
     async fn delete_locked(&self, id: Uuid) -> Result<DeleteDocumentResponse, SagaError> {
         let mut outcomes = Outcomes::default();
-        let stored = match self.step(Store::Postgres, "read", self.pg.stored(id)).await {
+        let read = async {
+            let stored = self.pg.stored(id).await?;
+            let (texts, model) = self.pg.texts_and_model(id).await?;
+            Ok((stored, texts, model))
+        };
+        let (stored, texts, model) = match self.step(Store::Postgres, "read", read).await {
             Ok(s) => s,
             Err(e) => {
                 outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
@@ -858,10 +865,17 @@ impl Writer {
             }
         }
         if failure.is_none() {
-            match self
-                .step(Store::Redis, "delete", self.redis.delete_state(id))
-                .await
-            {
+            let redis = async {
+                self.redis.delete_state(id).await?;
+                // Deleting a document drops the cached embeddings of its text too.
+                if let Some(model) = &model {
+                    self.redis
+                        .delete_cached_embeddings(model, &self.cache_token_limits, &texts)
+                        .await?;
+                }
+                Ok(())
+            };
+            match self.step(Store::Redis, "delete", redis).await {
                 Ok(()) => outcomes.set(Store::Redis, StepState::Written, ""),
                 Err(e) => {
                     outcomes.set(Store::Redis, StepState::Failed, e.to_string());

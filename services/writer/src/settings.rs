@@ -102,6 +102,9 @@ pub struct RedisSettings {
     pub idempotency_ttl_secs: u64,
     /// How long the document state (`apex:doc:<id>`) lives without a new write.
     pub state_ttl_secs: u64,
+    /// The embedder's `max_tokens` settings in use: a deleted document's cached
+    /// embeddings are dropped under each.
+    pub embedding_cache_token_limits: Vec<u32>,
 }
 
 impl Default for RedisSettings {
@@ -113,6 +116,7 @@ impl Default for RedisSettings {
             lock_wait_ms: 60_000,
             idempotency_ttl_secs: 7 * 24 * 3600,
             state_ttl_secs: 30 * 24 * 3600,
+            embedding_cache_token_limits: vec![256],
         }
     }
 }

@@ -379,6 +379,21 @@ async fn delete_removes_the_document_everywhere_and_is_idempotent() {
     let mut h = Harness::start(|_| {}).await;
     let f = Fixture::new(Uuid::new_v4(), 1);
     h.write(f.request(&h.blobs, "").await).await.expect("write");
+    // The embedder cached a vector of the first chunk's text.
+    let text = &f.parsed().chunks[0].text;
+    let cache_key = format!(
+        "apex:embedder:{}:256:{}",
+        f.model,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
+    );
+    let redis = redis::Client::open(common::direct_settings().redis.url).expect("redis");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let _: () = redis::AsyncCommands::set_ex(&mut conn, &cache_key, "cached", 600)
+        .await
+        .expect("set");
     let delete = DeleteDocumentRequest {
         document_id: f.id.to_string(),
         idempotency_key: String::new(),
@@ -391,6 +406,10 @@ async fn delete_removes_the_document_everywhere_and_is_idempotent() {
         .into_inner();
     assert!(first.existed);
     assert_absent_everywhere(&h.inspect(f.id).await);
+    let cached: bool = redis::AsyncCommands::exists(&mut conn, &cache_key)
+        .await
+        .expect("exists");
+    assert!(!cached, "the deleted text's cached embedding is gone");
     let nodes = h
         .observer
         .graph
