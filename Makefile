@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder
+.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
 
 bootstrap:
 	deploy/local/bootstrap
@@ -67,6 +67,12 @@ bench-extractor: bootstrap
 # the same graph, token windows and cores (release build).
 bench-embedder: bootstrap
 	$(CARGO) run --locked --release -p apex-embedder -- bench $(BENCH_ARGS)
+
+# Writer benchmark (release build) against the local stack: docs/s and chunks/s through the
+# saga, batched vs row by row, serial and 8 concurrent. Figures go to docs/benchmarks.md.
+bench-writer: build
+	$(APEX) up postgres redis graph vectors
+	$(CARGO) run --locked --release -p apex-writer -- bench $(BENCH_ARGS)
 
 # Extractor quality: precision, recall and F1 per entity type on the labelled set and on the
 # held-out set.

@@ -4,7 +4,9 @@
 
 #![recursion_limit = "256"]
 
+pub mod bench;
 pub mod breaker;
+pub mod fixture;
 pub mod graph;
 pub mod metrics;
 pub mod model;

@@ -76,11 +76,10 @@ impl Graph {
 
     /// Entities linked to the document now: candidates for removal once unlinked.
     async fn linked_entities(&self, document_id: Uuid) -> Result<BTreeSet<String>, ServiceError> {
-        let mut out = BTreeSet::new();
-        for q in queries::linked_entities(document_id) {
-            out.extend(ids(self.store.run(&q).await?));
-        }
-        Ok(out)
+        Ok(ids(self
+            .store
+            .run(&queries::linked_entities(document_id))
+            .await?))
     }
 
     /// Makes the graph hold exactly `doc`'s version of the document: its chunks, mentions
@@ -88,7 +87,8 @@ impl Graph {
     /// replacement are removed. Idempotent.
     pub async fn write(&self, doc: &DocumentData) -> Result<(), ServiceError> {
         let before = self.linked_entities(doc.document_id).await?;
-        for q in queries::clear_other_versions(doc.document_id, doc.version) {
+        let linked: Vec<Value> = before.iter().cloned().map(Value::String).collect();
+        for q in queries::clear_other_versions(doc.document_id, doc.version, linked) {
             self.store.run(&q).await?;
         }
         let chunks: Vec<Value> = doc
@@ -189,7 +189,8 @@ impl Graph {
     pub async fn delete(&self, document_id: Uuid) -> Result<bool, ServiceError> {
         let existed = self.inspect(document_id).await?.is_some();
         let before = self.linked_entities(document_id).await?;
-        for q in queries::delete_document(document_id) {
+        let linked: Vec<Value> = before.iter().cloned().map(Value::String).collect();
+        for q in queries::delete_document(document_id, linked) {
             self.store.run(&q).await?;
         }
         self.prune(before.into_iter().collect()).await?;
@@ -207,14 +208,16 @@ impl Graph {
         };
         let chunks =
             first_int(&self.store.run(&queries::count_chunks(document_id)).await?).unwrap_or(0);
+        let linked = self.linked_entities(document_id).await?;
+        let entities = linked.len();
+        let linked: Vec<Value> = linked.into_iter().map(Value::String).collect();
         let relations = first_int(
             &self
                 .store
-                .run(&queries::count_relations(document_id))
+                .run(&queries::count_relations(document_id, linked))
                 .await?,
         )
         .unwrap_or(0);
-        let entities = self.linked_entities(document_id).await?.len();
         Ok(Some(GraphView {
             version: version.max(0) as u64,
             chunks: chunks as u32,

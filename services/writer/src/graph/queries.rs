@@ -41,30 +41,41 @@ fn version(v: u64) -> Value {
     Value::from(v as i64)
 }
 
-/// Entities the document links to now, through its chunks, itself, or its relations.
-pub fn linked_entities(document_id: Uuid) -> Vec<Cypher> {
-    [
+/// Entities the document links to now: through its chunks' mentions or itself. Every
+/// endpoint of the document's relations is one of them (each entity of a version is
+/// mentioned by a chunk or linked to the document).
+pub fn linked_entities(document_id: Uuid) -> Cypher {
+    Cypher::new(
         "MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity) \
-         RETURN DISTINCT e.id AS id",
-        "MATCH (:Document {id: $doc})-[:MENTIONS]->(e:Entity) RETURN DISTINCT e.id AS id",
-        "MATCH (e:Entity)-[r:RELATED_TO]->(:Entity) WHERE r.document_id = $doc \
-         RETURN DISTINCT e.id AS id",
-        "MATCH (:Entity)-[r:RELATED_TO]->(e:Entity) WHERE r.document_id = $doc \
-         RETURN DISTINCT e.id AS id",
-    ]
-    .into_iter()
-    .map(|text| {
-        Cypher::new(text)
-            .param("doc", doc(document_id))
-            .returns(&["id"])
-    })
-    .collect()
+         RETURN e.id AS id \
+         UNION \
+         MATCH (:Document {id: $doc})-[:MENTIONS]->(e:Entity) RETURN e.id AS id",
+    )
+    .param("doc", doc(document_id))
+    .returns(&["id"])
 }
 
-/// Removes what another version of the document left: its chunks (with their mention
-/// edges), the document-level mentions (rewritten by every write) and its relations.
-pub fn clear_other_versions(document_id: Uuid, v: u64) -> Vec<Cypher> {
+/// The document's relation edges, found from its entities (`ids`, an index lookup each)
+/// rather than by scanning every edge.
+fn relations_of(text: &'static str, document_id: Uuid, ids: Vec<Value>) -> Cypher {
+    Cypher::new(text)
+        .param("doc", doc(document_id))
+        .param("ids", ids)
+}
+
+/// Removes what another version of the document left: its relations (found from `linked`,
+/// the entities linked before), its chunks with their mention edges, and the
+/// document-level mentions (rewritten by every write).
+pub fn clear_other_versions(document_id: Uuid, v: u64, linked: Vec<Value>) -> Vec<Cypher> {
     vec![
+        relations_of(
+            "UNWIND $ids AS id \
+             MATCH (:Entity {id: id})-[r:RELATED_TO]->(:Entity) \
+             WHERE r.document_id = $doc AND r.version <> $version DELETE r",
+            document_id,
+            linked,
+        )
+        .param("version", version(v)),
         Cypher::new(
             "MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) WHERE c.version <> $version \
              DETACH DELETE c",
@@ -73,12 +84,6 @@ pub fn clear_other_versions(document_id: Uuid, v: u64) -> Vec<Cypher> {
         .param("version", version(v)),
         Cypher::new("MATCH (:Document {id: $doc})-[m:MENTIONS]->(:Entity) DELETE m")
             .param("doc", doc(document_id)),
-        Cypher::new(
-            "MATCH (:Entity)-[r:RELATED_TO]->(:Entity) \
-             WHERE r.document_id = $doc AND r.version <> $version DELETE r",
-        )
-        .param("doc", doc(document_id))
-        .param("version", version(v)),
     ]
 }
 
@@ -164,14 +169,18 @@ pub fn prune_entities(ids: Vec<Value>) -> Cypher {
     .param("ids", ids)
 }
 
-pub fn delete_document(document_id: Uuid) -> Vec<Cypher> {
+/// Removes the document: its relations (found from `linked`), its chunks, itself.
+pub fn delete_document(document_id: Uuid, linked: Vec<Value>) -> Vec<Cypher> {
     vec![
+        relations_of(
+            "UNWIND $ids AS id \
+             MATCH (:Entity {id: id})-[r:RELATED_TO]->(:Entity) \
+             WHERE r.document_id = $doc DELETE r",
+            document_id,
+            linked,
+        ),
         Cypher::new("MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) DETACH DELETE c")
             .param("doc", doc(document_id)),
-        Cypher::new(
-            "MATCH (:Entity)-[r:RELATED_TO]->(:Entity) WHERE r.document_id = $doc DELETE r",
-        )
-        .param("doc", doc(document_id)),
         Cypher::new("MATCH (d:Document {id: $doc}) DETACH DELETE d").param("doc", doc(document_id)),
     ]
 }
@@ -188,11 +197,14 @@ pub fn count_chunks(document_id: Uuid) -> Cypher {
         .returns(&["n"])
 }
 
-pub fn count_relations(document_id: Uuid) -> Cypher {
-    Cypher::new(
-        "MATCH (:Entity)-[r:RELATED_TO]->(:Entity) WHERE r.document_id = $doc RETURN count(r) AS n",
+pub fn count_relations(document_id: Uuid, linked: Vec<Value>) -> Cypher {
+    relations_of(
+        "UNWIND $ids AS id \
+         MATCH (:Entity {id: id})-[r:RELATED_TO]->(:Entity) \
+         WHERE r.document_id = $doc RETURN count(r) AS n",
+        document_id,
+        linked,
     )
-    .param("doc", doc(document_id))
     .returns(&["n"])
 }
 
@@ -212,8 +224,8 @@ mod tests {
 
     fn all_queries() -> Vec<Cypher> {
         let d = Uuid::new_v4();
-        let mut q = linked_entities(d);
-        q.extend(clear_other_versions(d, 2));
+        let mut q = vec![linked_entities(d)];
+        q.extend(clear_other_versions(d, 2, vec![]));
         q.push(upsert_document(d, "s", 2));
         q.push(upsert_chunks(
             d,
@@ -225,10 +237,10 @@ mod tests {
         q.push(link_document_entities(d, vec![]));
         q.push(upsert_relations(d, 2, vec![]));
         q.push(prune_entities(vec![]));
-        q.extend(delete_document(d));
+        q.extend(delete_document(d, vec![]));
         q.push(document_version(d));
         q.push(count_chunks(d));
-        q.push(count_relations(d));
+        q.push(count_relations(d, vec![]));
         q.push(entity_nodes(vec![]));
         q
     }
@@ -267,6 +279,12 @@ mod tests {
                 assert!(!q.text.contains(banned), "{banned} in {}", q.text);
             }
             assert!(!q.text.contains('\''), "literal string in {}", q.text);
+            // Relation edges are reached from indexed entity ids, never by a scan of all edges.
+            assert!(
+                !q.text.contains("MATCH (:Entity)-[r:RELATED_TO]"),
+                "edge scan in {}",
+                q.text
+            );
             if q.text.contains("RETURN") {
                 assert!(!q.columns.is_empty(), "{} returns no named columns", q.text);
             }
@@ -279,9 +297,9 @@ mod tests {
         let chunks = upsert_chunks(d, 7, vec![]);
         assert!(chunks.text.contains("MERGE (c:Chunk {id: row.id})"));
         assert!(chunks.params.contains(&("version", Value::from(7))));
-        let clear = clear_other_versions(d, 7);
-        assert!(clear[0].text.contains("c.version <> $version"));
-        assert!(clear[2].text.contains("r.version <> $version"));
+        let clear = clear_other_versions(d, 7, vec![]);
+        assert!(clear[0].text.contains("r.version <> $version"));
+        assert!(clear[1].text.contains("c.version <> $version"));
         let rel = upsert_relations(d, 7, vec![]);
         assert!(
             rel.text
