@@ -77,6 +77,11 @@ impl Lock {
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
     }
+
+    /// Stops extending (the lock then expires after its TTL unless released).
+    pub fn stop_extending(&self) {
+        self.extender.abort();
+    }
 }
 
 impl Drop for Lock {
