@@ -927,6 +927,9 @@ impl Writer {
         let stored = self
             .timed(Store::Postgres, "inspect", self.pg.stored(id))
             .await?;
+        let (content_sha256, stored_version) = stored.as_ref().map_or((String::new(), 0), |s| {
+            (s.content_sha256.clone(), s.version)
+        });
         let graph = self
             .timed(Store::Graph, "inspect", self.graph.inspect(id))
             .await?;
@@ -1000,7 +1003,12 @@ impl Writer {
                     })
             }
         };
-        Ok(InspectDocumentResponse { stores, consistent })
+        Ok(InspectDocumentResponse {
+            stores,
+            consistent,
+            content_sha256,
+            version: stored_version,
+        })
     }
 }
 

@@ -51,6 +51,10 @@ async fn a_write_reaches_all_four_stores_and_they_agree() {
     }
     let r = h.inspect(f.id).await;
     assert!(r.consistent, "{r:?}");
+    assert_eq!(
+        (r.version, r.content_sha256.as_str()),
+        (1, "b".repeat(64).as_str())
+    );
     let pg = view(&r, Store::Postgres);
     assert_eq!(
         (pg.version, pg.chunk_count, pg.entity_count, pg.vector_count),
