@@ -3,10 +3,11 @@
 //! database code lives here.
 
 pub mod greeting;
+pub mod ingest;
 pub mod settings;
 pub mod worker;
 
-pub use settings::WorkerSettings;
+pub use settings::{IngestSettings, WorkerSettings};
 pub use worker::{client, run};
 
 /// An error and all its causes on one line, so that the reason an activity gave (for

@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::{
     greeting::{GreetingActivities, GreetingWorkflow},
+    ingest::{DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestActivities},
     settings::WorkerSettings,
 };
 
@@ -86,7 +87,10 @@ fn runtime(settings: &WorkerSettings) -> anyhow::Result<Runtime> {
     Ok(Runtime::from_current_tokio(options)?)
 }
 
-fn worker_options(settings: &WorkerSettings) -> anyhow::Result<WorkerOptions> {
+fn worker_options(
+    settings: &WorkerSettings,
+    ingest: &IngestActivities,
+) -> anyhow::Result<WorkerOptions> {
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
             settings.max_concurrent_workflow_tasks,
@@ -101,7 +105,10 @@ fn worker_options(settings: &WorkerSettings) -> anyhow::Result<WorkerOptions> {
         .build();
     Ok(WorkerOptions::new(settings.temporal.task_queue.clone())
         .register_workflow::<GreetingWorkflow>()?
+        .register_workflow::<DocumentIngestionWorkflow>()?
+        .register_workflow::<DocumentDeletionWorkflow>()?
         .register_activities(GreetingActivities)
+        .register_activities(ingest.clone())
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(settings.graceful_shutdown_secs))
         .build())
@@ -112,6 +119,7 @@ fn worker_options(settings: &WorkerSettings) -> anyhow::Result<WorkerOptions> {
 /// keeps trying to reconnect rather than exiting.
 pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<()> {
     let runtime = runtime(&settings)?;
+    let ingest = IngestActivities::new(&settings.ingest).context("ingestion activities")?;
     tracing::info!(
         task_queue = %settings.temporal.task_queue,
         namespace = %settings.temporal.namespace,
@@ -122,7 +130,7 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         let Some(client) = connect(&settings, &shutdown).await else {
             break;
         };
-        let mut worker = Worker::new(&runtime, client, worker_options(&settings)?)?;
+        let mut worker = Worker::new(&runtime, client, worker_options(&settings, &ingest)?)?;
         let stop = worker.shutdown_handle();
         let watcher = {
             let shutdown = shutdown.clone();
