@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod services;
+
 use std::{
     io::{BufRead, BufReader},
     net::{TcpListener, TcpStream},
@@ -135,6 +137,10 @@ impl DevServer {
                 "Source=Keyword",
                 "--search-attribute",
                 "Status=Keyword",
+                "--search-attribute",
+                "Priority=Int",
+                "--search-attribute",
+                "DocumentId=Keyword",
             ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

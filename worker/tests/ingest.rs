@@ -1,0 +1,374 @@
+//! Document ingestion end to end: a real Temporal dev server, a real `apex-worker` process,
+//! the parser, extractor, embedder (the real model) and writer in this process on
+//! ephemeral ports, and the local stack's real PostgreSQL, FalkorDB, vector server and
+//! Redis.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use apex_proto::writer::v1::{InspectDocumentRequest, InspectDocumentResponse, Store};
+use apex_worker::ingest::status::{COMPLETED, FAILED, IngestStatus, PARSED, UNCHANGED};
+use apex_worker::ingest::workflow::INVALID_INPUT;
+use apex_worker::ingest::{
+    DeleteInput, DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestInput,
+    deletion_workflow_id, ingestion_workflow_id,
+};
+use futures::TryStreamExt as _;
+use support::services::Services;
+use support::{DevServer, WorkerProc, unique_queue};
+use temporalio_client::{
+    Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
+    WorkflowListOptions, WorkflowQueryOptions, WorkflowStartOptions,
+};
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+
+type IngestHandle = temporalio_client::WorkflowHandle<
+    Client,
+    <DocumentIngestionWorkflow as temporalio_common::HasWorkflowDefinition>::Run,
+>;
+
+struct Env {
+    server: DevServer,
+    worker: Option<WorkerProc>,
+    client: Client,
+    queue: String,
+    services: Services,
+    files: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let server = DevServer::start();
+    let client = server.client().await;
+    let queue = unique_queue("ingest");
+    let services = Services::start().await;
+    let vars = services.worker_env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let worker = WorkerProc::spawn_with(&server.address(), &queue, &vars);
+    worker.wait_for_line("worker polling", Duration::from_secs(60));
+    Env {
+        server,
+        worker: Some(worker),
+        client,
+        queue,
+        services,
+        files: tempfile::tempdir().expect("files"),
+    }
+}
+
+impl Env {
+    async fn stop(mut self) {
+        drop(self.worker.take());
+        self.services.stop().await;
+        drop(self.server);
+    }
+
+    /// Writes `bytes` to a file and returns an ingestion input for it.
+    fn input(&self, name: &str, bytes: &[u8]) -> IngestInput {
+        let path = self.files.path().join(name);
+        std::fs::write(&path, bytes).expect("write fixture");
+        IngestInput {
+            source: "upload".into(),
+            external_id: format!("{name}-{}", uuid::Uuid::new_v4().simple()),
+            priority: 5,
+            location: path.display().to_string(),
+            file_name: name.into(),
+            metadata: [("customer".to_owned(), "Lone Star Grocers".to_owned())].into(),
+            ..Default::default()
+        }
+    }
+
+    async fn start(&self, input: IngestInput) -> IngestHandle {
+        let id = ingestion_workflow_id(&input.resolved_document_id());
+        self.client
+            .start_workflow(
+                DocumentIngestionWorkflow::run,
+                input,
+                WorkflowStartOptions::new(self.queue.as_str(), id)
+                    .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+                    .build(),
+            )
+            .await
+            .expect("start ingestion")
+    }
+
+    async fn ingest(&self, input: IngestInput) -> IngestStatus {
+        self.start(input)
+            .await
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect("ingestion result")
+    }
+
+    async fn inspect(&self, document_id: &str) -> InspectDocumentResponse {
+        self.services
+            .writer_client()
+            .await
+            .inspect_document(InspectDocumentRequest {
+                document_id: document_id.to_owned(),
+            })
+            .await
+            .expect("inspect")
+            .into_inner()
+    }
+}
+
+async fn status(handle: &IngestHandle) -> IngestStatus {
+    handle
+        .query(
+            DocumentIngestionWorkflow::get_status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("query")
+}
+
+fn view(r: &InspectDocumentResponse, store: Store) -> apex_proto::writer::v1::StoreView {
+    r.stores
+        .iter()
+        .find(|v| v.store == store as i32)
+        .cloned()
+        .expect("store view")
+}
+
+/// The stores hold exactly what the workflow reports.
+fn assert_stored(r: &InspectDocumentResponse, s: &IngestStatus) {
+    assert!(r.consistent, "{r:?}");
+    assert_eq!(r.version, s.version);
+    assert_eq!(r.content_sha256, s.content_sha256);
+    let pg = view(r, Store::Postgres);
+    assert_eq!(pg.chunk_count, s.chunk_count);
+    assert_eq!(pg.entity_count, s.entity_count);
+    assert_eq!(view(r, Store::Vectors).vector_count, s.vector_count);
+    assert_eq!(view(r, Store::Graph).chunk_count, s.chunk_count);
+}
+
+const TEXT: &str = "Shipment SH-1001 left Laredo, TX on 2026-03-02. PRO# 48213377 \
+carried by Old Dominion Freight Line for Lone Star Grocers LLC, delivered in Dallas, TX \
+on 2026-03-05. Questions: dispatch@lonestargrocers.com or +1 214 555 0199.";
+
+fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("note.txt", TEXT.as_bytes().to_vec()),
+        (
+            "loads.csv",
+            b"load_id,origin,destination,carrier,amount\nL-100,Laredo TX,Dallas TX,ODFL,1250.00\nL-101,Memphis TN,Atlanta GA,Estes Express Lines,980.50\n".to_vec(),
+        ),
+        (
+            "page.html",
+            format!("<html><head><title>Delivery</title></head><body><h1>Delivery report</h1><p>{TEXT}</p></body></html>").into_bytes(),
+        ),
+        (
+            "readme.md",
+            format!("# Delivery\n\n{TEXT}\n\n## Notes\n\n- signed by Maria Lopez\n").into_bytes(),
+        ),
+        (
+            "event.json",
+            br#"{"shipment_id": "SH-2002", "carrier_scac": "ODFL", "status": "delivered", "city": "Dallas", "state": "TX"}"#.to_vec(),
+        ),
+        (
+            "status.edi",
+            b"ISA*00*          *00*          *02*ODFL           *ZZ*LONESTAR       *260305*1200*U*00401*000000001*0*P*>~GS*QM*ODFL*LONESTAR*20260305*1200*1*X*004010~ST*214*0001~B10*48213377*SH-1001*ODFL~L11*PO-7781*PO~N1*SH*LONE STAR GROCERS LLC~N4*DALLAS*TX*75201*US~LX*1~AT7*D1*NS***20260305*1130~MS1*DALLAS*TX*US~SE*9*0001~GE*1*1~IEA*1*000000001~".to_vec(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fixture_format_is_ingested_into_every_store() {
+    let env = env().await;
+    for (name, bytes) in fixtures() {
+        let input = env.input(name, &bytes);
+        let id = input.resolved_document_id();
+        let s = env.ingest(input).await;
+        assert_eq!(s.status, COMPLETED, "{name}: {s:?}");
+        assert_eq!(s.version, 1, "{name}");
+        assert!(s.chunk_count > 0, "{name}: {s:?}");
+        assert_eq!(s.vector_count, s.chunk_count, "{name}");
+        assert!(s.entity_count > 0, "{name}: {s:?}");
+        let steps: Vec<&str> = s.steps.iter().map(|r| r.step.as_str()).collect();
+        for step in ["fetch", "check", "parse", "extract", "embed", "write"] {
+            assert!(steps.contains(&step), "{name}: no {step} in {steps:?}");
+        }
+        assert_stored(&env.inspect(&id).await, &s);
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_document_fails_after_one_parse_attempt_with_the_parsers_reason() {
+    let env = env().await;
+    let input = env.input("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog");
+    let id = input.resolved_document_id();
+    let handle = env.start(input).await;
+    let err = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("a broken PDF fails");
+    let text = apex_worker::error_chain(&err);
+    assert!(
+        text.contains("parse failed") && text.contains("parser:"),
+        "{text}"
+    );
+    let parse_attempts = handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await
+        .expect("history")
+        .into_iter()
+        .filter_map(|e| e.attributes)
+        .filter(|a| {
+            matches!(a, Attributes::ActivityTaskScheduledEventAttributes(s)
+                if s.activity_type.as_ref().is_some_and(|t| t.name.ends_with("parse_document")))
+        })
+        .count();
+    assert_eq!(parse_attempts, 1, "scheduled once");
+    let s = status(&handle).await;
+    assert_eq!(s.status, FAILED);
+    assert!(
+        s.error.as_deref().is_some_and(|e| e.contains("parser:")),
+        "{s:?}"
+    );
+    let r = env.inspect(&id).await;
+    assert!(
+        r.stores.iter().all(|v| !v.present),
+        "nothing written: {r:?}"
+    );
+
+    // Bad workflow input is refused at once, naming what is missing.
+    let mut missing = env.input("x.txt", b"x");
+    missing.location.clear();
+    let err = env
+        .start(missing)
+        .await
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect_err("no location");
+    let text = apex_worker::error_chain(&err);
+    assert!(text.contains("location is required"), "{text}");
+    assert!(
+        text.contains(INVALID_INPUT) || text.contains("location"),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reingesting_unchanged_content_changes_nothing_and_changed_content_is_version_2() {
+    let env = env().await;
+    let first = env.input("note.txt", TEXT.as_bytes());
+    let id = first.resolved_document_id();
+    let v1 = env.ingest(first.clone()).await;
+    assert_eq!((v1.status.as_str(), v1.version), (COMPLETED, 1));
+    let before = env.inspect(&id).await;
+
+    let again = env.ingest(first.clone()).await;
+    assert_eq!((again.status.as_str(), again.version), (UNCHANGED, 1));
+    let steps: Vec<&str> = again.steps.iter().map(|r| r.step.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["fetch", "check"],
+        "no service beyond the check was called"
+    );
+    assert_eq!(before, env.inspect(&id).await, "no store write");
+
+    // New content at the same location: the next version replaces the first everywhere.
+    std::fs::write(
+        &first.location,
+        "A different memo. Invoice INV-2026-0042 from Estes Express Lines, due 2026-04-01.",
+    )
+    .expect("rewrite");
+    let v2 = env.ingest(first).await;
+    assert_eq!((v2.status.as_str(), v2.version), (COMPLETED, 2));
+    let r = env.inspect(&id).await;
+    assert_stored(&r, &v2);
+    assert_eq!(
+        view(&r, Store::Vectors).version,
+        2,
+        "no point of version 1 is left"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back() {
+    let mut env = env().await;
+    let embedder = env.services.embedder.take().expect("embedder");
+    let addr = embedder.addr;
+    embedder.stop().await;
+    let input = env.input("note.txt", TEXT.as_bytes());
+    let id = input.resolved_document_id();
+    let handle = env.start(input).await;
+    // Parsing is done and the embedding is being retried: the status says so.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(&handle).await;
+        if s.status == PARSED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reached `parsed`: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.services.embedder = Some(Services::embedder(&env.services.blob_url(), Some(addr)).await);
+    let s = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("completes once the embedder is back");
+    assert_eq!(s.status, COMPLETED);
+    let embed = s
+        .steps
+        .iter()
+        .find(|r| r.step == "embed")
+        .expect("embed step");
+    assert!(embed.attempts > 1, "the embedding was retried: {embed:?}");
+    assert_stored(&env.inspect(&id).await, &s);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_removes_the_document_and_search_attributes_find_ingestions() {
+    let env = env().await;
+    let input = env.input("note.txt", TEXT.as_bytes());
+    let id = input.resolved_document_id();
+    let s = env.ingest(input).await;
+    assert_eq!(s.status, COMPLETED);
+
+    // Visibility is eventually consistent: poll until the completed ingestion is listed.
+    // `Status` needs backticks: the server's query parser takes a bare `Status` for its own
+    // execution-status column and answers "invalid search attribute: status".
+    let query = format!(r#"Source="upload" AND `Status`="completed" AND DocumentId="{id}""#);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Vec<temporalio_client::WorkflowExecution> = env
+            .client
+            .list_workflows(query.as_str(), WorkflowListOptions::default())
+            .try_collect()
+            .await
+            .expect("list");
+        if found.iter().any(|w| w.id() == ingestion_workflow_id(&id)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never listed by {query}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let deleted = env
+        .client
+        .start_workflow(
+            DocumentDeletionWorkflow::run,
+            DeleteInput {
+                document_id: id.clone(),
+            },
+            WorkflowStartOptions::new(env.queue.as_str(), deletion_workflow_id(&id)).build(),
+        )
+        .await
+        .expect("start deletion")
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("deleted");
+    assert!(deleted.existed);
+    let r = env.inspect(&id).await;
+    assert!(r.stores.iter().all(|v| !v.present), "{r:?}");
+    assert!(r.consistent);
+    env.stop().await;
+}

@@ -1,0 +1,177 @@
+//! The four services in this test process, on 127.0.0.1 port 0, sharing one blob
+//! directory, writing to the local stack's real stores (their own FalkorDB graph and vector
+//! collection prefix). The worker process reaches them through `worker_env`.
+
+use std::net::SocketAddr;
+
+use apex_common::Shutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One running service: where it listens and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Shutdown,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let _ = self.task.await;
+    }
+}
+
+async fn listener(addr: Option<SocketAddr>) -> TcpListener {
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr"));
+    TcpListener::bind(addr).await.expect("bind service")
+}
+
+pub struct Services {
+    pub parser: Running,
+    pub extractor: Running,
+    pub embedder: Option<Running>,
+    pub writer: Running,
+    pub writer_settings: apex_writer::WriterSettings,
+    pub blob_dir: tempfile::TempDir,
+}
+
+impl Services {
+    pub async fn start() -> Self {
+        let blob_dir = tempfile::tempdir().expect("blob dir");
+        let blob_url = blob_dir.path().display().to_string();
+
+        let mut parser = apex_parser::ParserSettings::default();
+        parser.service.blob_url = blob_url.clone();
+        parser.service.metrics_addr = String::new();
+        let parser = spawn(listener(None).await, |l, s| {
+            tokio::spawn(apex_parser::run(parser, l, None, s))
+        });
+
+        let mut extractor = apex_extractor::ExtractorSettings::default();
+        extractor.service.blob_url = blob_url.clone();
+        extractor.service.metrics_addr = String::new();
+        let extractor = spawn(listener(None).await, |l, s| {
+            tokio::spawn(apex_extractor::run(extractor, l, None, s))
+        });
+
+        let embedder = Some(Self::embedder(&blob_url, None).await);
+
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let mut writer = apex_writer::WriterSettings::default();
+        writer.service.blob_url = blob_url.clone();
+        writer.service.metrics_addr = String::new();
+        writer.graph.graph = format!("apex_test_{tag}");
+        writer.vectors.collection_prefix = format!("t{tag}");
+        if let Ok(url) = std::env::var("APEX_TEST_POSTGRES_URL") {
+            writer.postgres.url = url;
+        }
+        if let Ok(url) = std::env::var("APEX_TEST_REDIS_URL") {
+            writer.redis.url = url;
+        }
+        let writer_settings = writer.clone();
+        let writer = spawn(listener(None).await, |l, s| {
+            tokio::spawn(apex_writer::run(writer, l, None, s))
+        });
+        Self {
+            parser,
+            extractor,
+            embedder,
+            writer,
+            writer_settings,
+            blob_dir,
+        }
+    }
+
+    /// Starts the embedder, on `addr` when given (to bring it back where it was).
+    pub async fn embedder(blob_url: &str, addr: Option<SocketAddr>) -> Running {
+        let mut embedder = apex_embedder::EmbedderSettings::default();
+        embedder.service.blob_url = blob_url.to_owned();
+        embedder.service.metrics_addr = String::new();
+        embedder.cache_url = String::new();
+        embedder.workers = 1;
+        spawn(listener(addr).await, |l, s| {
+            tokio::spawn(apex_embedder::run(embedder, l, None, s))
+        })
+    }
+
+    pub fn blob_url(&self) -> String {
+        self.blob_dir.path().display().to_string()
+    }
+
+    /// The worker's settings for these services.
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let url = |r: &Running| format!("http://{}", r.addr);
+        let embedder = self.embedder.as_ref().expect("embedder running");
+        vec![
+            ("APEX_WORKER__INGEST__PARSER_ADDR".into(), url(&self.parser)),
+            (
+                "APEX_WORKER__INGEST__EXTRACTOR_ADDR".into(),
+                url(&self.extractor),
+            ),
+            ("APEX_WORKER__INGEST__EMBEDDER_ADDR".into(), url(embedder)),
+            ("APEX_WORKER__INGEST__WRITER_ADDR".into(), url(&self.writer)),
+            ("APEX_WORKER__INGEST__BLOB_URL".into(), self.blob_url()),
+        ]
+    }
+
+    /// A client of the writer (to look into the stores).
+    pub async fn writer_client(
+        &self,
+    ) -> apex_proto::writer::v1::writer_service_client::WriterServiceClient<tonic::transport::Channel>
+    {
+        apex_proto::writer::v1::writer_service_client::WriterServiceClient::connect(format!(
+            "http://{}",
+            self.writer.addr
+        ))
+        .await
+        .expect("writer")
+    }
+
+    pub async fn stop(self) {
+        for r in [
+            Some(self.parser),
+            Some(self.extractor),
+            self.embedder,
+            Some(self.writer),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            r.stop().await;
+        }
+        let client = redis::Client::open(self.writer_settings.graph.url.as_str()).expect("redis");
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            let _: Result<(), _> = redis::cmd("GRAPH.DELETE")
+                .arg(&self.writer_settings.graph.graph)
+                .query_async(&mut conn)
+                .await;
+        }
+        if let Ok(qdrant) = qdrant_client::Qdrant::from_url(&self.writer_settings.vectors.url)
+            .skip_compatibility_check()
+            .build()
+            && let Ok(list) = qdrant.list_collections().await
+        {
+            let prefix = format!("{}_", self.writer_settings.vectors.collection_prefix);
+            for c in list.collections {
+                if c.name.starts_with(&prefix) {
+                    let _ = qdrant.delete_collection(c.name).await;
+                }
+            }
+        }
+    }
+}
+
+fn spawn(
+    listener: TcpListener,
+    start: impl FnOnce(TcpListener, Shutdown) -> JoinHandle<anyhow::Result<()>>,
+) -> Running {
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = Shutdown::new();
+    let task = start(listener, shutdown.clone());
+    Running {
+        addr,
+        shutdown,
+        task,
+    }
+}
