@@ -11,22 +11,19 @@ use apex_proto::writer::v1::{InspectDocumentRequest, InspectDocumentResponse, St
 use apex_worker::ingest::status::{COMPLETED, FAILED, IngestStatus, PARSED, UNCHANGED};
 use apex_worker::ingest::workflow::INVALID_INPUT;
 use apex_worker::ingest::{
-    DeleteInput, DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestInput,
-    deletion_workflow_id, ingestion_workflow_id,
+    DeleteInput, DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestInput, IngestionHandle,
+    deletion_workflow_id, ingestion_workflow_id, start_ingestion,
 };
 use futures::TryStreamExt as _;
 use support::services::Services;
 use support::{DevServer, WorkerProc, unique_queue};
 use temporalio_client::{
-    Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowListOptions, WorkflowQueryOptions, WorkflowStartOptions,
+    Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowListOptions,
+    WorkflowQueryOptions, WorkflowStartOptions,
 };
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
-type IngestHandle = temporalio_client::WorkflowHandle<
-    Client,
-    <DocumentIngestionWorkflow as temporalio_common::HasWorkflowDefinition>::Run,
->;
+type IngestHandle = IngestionHandle;
 
 struct Env {
     server: DevServer,
@@ -79,15 +76,7 @@ impl Env {
     }
 
     async fn start(&self, input: IngestInput) -> IngestHandle {
-        let id = ingestion_workflow_id(&input.resolved_document_id());
-        self.client
-            .start_workflow(
-                DocumentIngestionWorkflow::run,
-                input,
-                WorkflowStartOptions::new(self.queue.as_str(), id)
-                    .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-                    .build(),
-            )
+        start_ingestion(&self.client, &self.queue, input)
             .await
             .expect("start ingestion")
     }
@@ -98,6 +87,17 @@ impl Env {
             .get_result(WorkflowGetResultOptions::default())
             .await
             .expect("ingestion result")
+    }
+
+    /// Runs an ingestion that must fail; returns the whole error chain.
+    async fn ingest_err(&self, input: IngestInput) -> String {
+        let err = self
+            .start(input)
+            .await
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect_err("the ingestion fails");
+        apex_worker::error_chain(&err)
     }
 
     async fn inspect(&self, document_id: &str) -> InspectDocumentResponse {
@@ -370,5 +370,53 @@ async fn deletion_removes_the_document_and_search_attributes_find_ingestions() {
     let r = env.inspect(&id).await;
     assert!(r.stores.iter().all(|v| !v.present), "{r:?}");
     assert!(r.consistent);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failing_in_the_writer_fails_the_workflow_naming_it_and_a_rerun_succeeds() {
+    let env = env().await;
+    let mut input = env.input("note.txt", TEXT.as_bytes());
+    input.max_write_attempts = 2;
+    let id = input.resolved_document_id();
+    env.services.graph_proxy.refuse();
+    let err = env.ingest_err(input.clone()).await;
+    assert!(
+        err.contains("write failed") && err.contains("store graph failed"),
+        "{err}"
+    );
+    let r = env.inspect(&id).await;
+    assert!(
+        r.stores.iter().all(|v| !v.present),
+        "compensated everywhere: {r:?}"
+    );
+    env.services.graph_proxy.restore();
+    let s = env.ingest(input).await;
+    assert_eq!((s.status.as_str(), s.version), (COMPLETED, 1));
+    assert_stored(&env.inspect(&id).await, &s);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_while_one_runs_attaches_to_it() {
+    let mut env = env().await;
+    // Hold the run at the embedding step so both starts meet a running ingestion.
+    let embedder = env.services.embedder.take().expect("embedder");
+    let addr = embedder.addr;
+    embedder.stop().await;
+    let input = env.input("note.txt", TEXT.as_bytes());
+    let first = env.start(input.clone()).await;
+    let second = env.start(input).await;
+    assert_eq!(
+        first.run_id(),
+        second.run_id(),
+        "attached, not started again"
+    );
+    env.services.embedder = Some(Services::embedder(&env.services.blob_url(), Some(addr)).await);
+    let s = second
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("completes");
+    assert_eq!(s.status, COMPLETED);
     env.stop().await;
 }

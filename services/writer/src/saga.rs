@@ -930,28 +930,43 @@ impl Writer {
         let (content_sha256, stored_version) = stored.as_ref().map_or((String::new(), 0), |s| {
             (s.content_sha256.clone(), s.version)
         });
+        // PostgreSQL is the source of truth: without it there is no answer. The other
+        // stores are read as they can be; one that cannot be read says why.
         let graph = self
             .timed(Store::Graph, "inspect", self.graph.inspect(id))
-            .await?;
+            .await;
         let redis = self
             .timed(Store::Redis, "inspect", self.redis.state(id))
-            .await?;
-        let collections = match stored.and_then(|s| s.vector_collection) {
-            Some(c) => vec![c],
-            None => {
-                self.timed(Store::Vectors, "inspect", self.vectors.collections())
-                    .await?
+            .await;
+        let vector_view = async {
+            let collections = match stored.and_then(|s| s.vector_collection) {
+                Some(c) => vec![c],
+                None => {
+                    self.timed(Store::Vectors, "inspect", self.vectors.collections())
+                        .await?
+                }
+            };
+            let mut points = 0u32;
+            let mut versions: Vec<u64> = Vec::new();
+            for c in &collections {
+                let v = self
+                    .timed(Store::Vectors, "inspect", self.vectors.inspect(c, id))
+                    .await?;
+                points += v.points;
+                versions.extend(v.versions);
             }
-        };
-        let mut points = 0u32;
-        let mut versions: Vec<u64> = Vec::new();
-        for c in &collections {
-            let v = self
-                .timed(Store::Vectors, "inspect", self.vectors.inspect(c, id))
-                .await?;
-            points += v.points;
-            versions.extend(v.versions);
+            Ok::<_, ServiceError>((points, versions))
         }
+        .await;
+        let (graph_error, redis_error, vector_error) = (
+            read_error(&graph),
+            read_error(&redis),
+            read_error(&vector_view),
+        );
+        let readable = graph.is_ok() && redis.is_ok() && vector_view.is_ok();
+        let graph = graph.unwrap_or(None);
+        let redis = redis.unwrap_or(None);
+        let (points, mut versions) = vector_view.unwrap_or_default();
         versions.sort_unstable();
         versions.dedup();
 
@@ -963,6 +978,7 @@ impl Writer {
             entity_count: pg.map_or(0, |p| p.entities),
             vector_count: pg.map_or(0, |p| p.vectors),
             present: pg.is_some(),
+            error: String::new(),
         });
         stores.push(StoreView {
             store: Store::Graph as i32,
@@ -971,6 +987,7 @@ impl Writer {
             entity_count: graph.map_or(0, |g| g.entities),
             vector_count: 0,
             present: graph.is_some(),
+            error: graph_error,
         });
         stores.push(StoreView {
             store: Store::Vectors as i32,
@@ -979,6 +996,7 @@ impl Writer {
             entity_count: 0,
             vector_count: points,
             present: points > 0,
+            error: vector_error,
         });
         stores.push(StoreView {
             store: Store::Redis as i32,
@@ -987,22 +1005,24 @@ impl Writer {
             entity_count: redis.as_ref().map_or(0, |r| r.entities),
             vector_count: redis.as_ref().map_or(0, |r| r.vectors),
             present: redis.is_some(),
+            error: redis_error,
         });
-        let consistent = match pg {
-            None => graph.is_none() && points == 0 && redis.is_none(),
-            Some(p) => {
-                graph.is_some_and(|g| {
-                    g.version == p.version && g.chunks == p.chunks && g.entities == p.entities
-                }) && points == p.vectors
-                    && (points == 0 || versions == [p.version])
-                    && redis.as_ref().is_some_and(|r| {
-                        r.version == p.version
-                            && r.chunks == p.chunks
-                            && r.entities == p.entities
-                            && r.vectors == p.vectors
-                    })
-            }
-        };
+        let consistent = readable
+            && match pg {
+                None => graph.is_none() && points == 0 && redis.is_none(),
+                Some(p) => {
+                    graph.is_some_and(|g| {
+                        g.version == p.version && g.chunks == p.chunks && g.entities == p.entities
+                    }) && points == p.vectors
+                        && (points == 0 || versions == [p.version])
+                        && redis.as_ref().is_some_and(|r| {
+                            r.version == p.version
+                                && r.chunks == p.chunks
+                                && r.entities == p.entities
+                                && r.vectors == p.vectors
+                        })
+                }
+            };
         Ok(InspectDocumentResponse {
             stores,
             consistent,
@@ -1010,6 +1030,14 @@ impl Writer {
             version: stored_version,
         })
     }
+}
+
+/// Why a store could not be read, or empty.
+fn read_error<T>(r: &Result<T, ServiceError>) -> String {
+    r.as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// What makes two write requests "the same" for an idempotency key.

@@ -246,6 +246,11 @@ async fn graph_down_mid_saga_compensates_postgres_and_vectors() {
     assert_eq!(outcome(&outcomes, Store::Vectors), StepState::Compensated);
     assert_eq!(outcome(&outcomes, Store::Graph), StepState::Failed);
     assert_eq!(outcome(&outcomes, Store::Redis), StepState::Skipped);
+    // With the graph away, Inspect still answers from the others and says why not.
+    let partial = h.inspect(f.id).await;
+    assert!(!partial.consistent);
+    assert!(view(&partial, Store::Graph).error.contains("graph"), "{partial:?}");
+    assert!(view(&partial, Store::Postgres).error.is_empty());
     h.graph.restore();
     assert_absent_everywhere(&h.inspect(f.id).await);
     assert_eq!(saga_rows(&h, f.id, "compensated").await, 1);

@@ -104,6 +104,9 @@ pub struct IngestInput {
     pub file_name: String,
     pub mime_type: String,
     pub metadata: BTreeMap<String, String>,
+    /// How many times the write to the stores is tried before the ingestion fails
+    /// (0 = the default, [`workflow::WRITE_MAX_ATTEMPTS`]).
+    pub max_write_attempts: u32,
 }
 
 impl IngestInput {
@@ -115,6 +118,39 @@ impl IngestInput {
             self.document_id.trim().to_owned()
         }
     }
+}
+
+/// A handle on a document's ingestion.
+pub type IngestionHandle = temporalio_client::WorkflowHandle<
+    temporalio_client::Client,
+    <DocumentIngestionWorkflow as temporalio_common::HasWorkflowDefinition>::Run,
+>;
+
+/// Starts the ingestion of `input` on `task_queue` under `ingest-<document id>`.
+///
+/// Policy for a second start: while an ingestion of the same document runs, a new start
+/// attaches to it (the handle of the running one is returned, nothing new starts); once it
+/// has closed, a new start runs a new ingestion, which ends `unchanged` when the content
+/// has not changed.
+pub async fn start_ingestion(
+    client: &temporalio_client::Client,
+    task_queue: &str,
+    input: IngestInput,
+) -> Result<IngestionHandle, temporalio_client::errors::WorkflowStartError> {
+    use temporalio_client::{
+        WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
+    };
+    let id = ingestion_workflow_id(&input.resolved_document_id());
+    client
+        .start_workflow(
+            DocumentIngestionWorkflow::run,
+            input,
+            WorkflowStartOptions::new(task_queue, id)
+                .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+                .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+                .build(),
+        )
+        .await
 }
 
 /// Input of [`DocumentDeletionWorkflow`].

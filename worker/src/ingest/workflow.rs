@@ -270,7 +270,11 @@ impl DocumentIngestionWorkflow {
                 options(
                     Duration::from_secs(300),
                     Some(Duration::from_secs(60)),
-                    WRITE_MAX_ATTEMPTS,
+                    if input.max_write_attempts == 0 {
+                        WRITE_MAX_ATTEMPTS
+                    } else {
+                        input.max_write_attempts
+                    },
                 ),
             )
             .await

@@ -33,6 +33,8 @@ pub struct Services {
     pub embedder: Option<Running>,
     pub writer: Running,
     pub writer_settings: apex_writer::WriterSettings,
+    /// The writer reaches the graph through this proxy (cut it to fail the graph step).
+    pub graph_proxy: apex_common::fault::Proxy,
     pub blob_dir: tempfile::TempDir,
 }
 
@@ -70,6 +72,24 @@ impl Services {
             writer.redis.url = url;
         }
         let writer_settings = writer.clone();
+        let graph_addr = {
+            let u = url::Url::parse(&writer.graph.url).expect("graph url");
+            format!(
+                "{}:{}",
+                u.host_str()
+                    .unwrap_or("127.0.0.1")
+                    .replace("localhost", "127.0.0.1"),
+                u.port().unwrap_or(6380)
+            )
+            .parse()
+            .expect("graph address")
+        };
+        let graph_proxy = apex_common::fault::Proxy::start(graph_addr)
+            .await
+            .expect("graph proxy");
+        writer.graph.url = format!("redis://{}", graph_proxy.addr);
+        // Fail fast when the proxy is cut.
+        writer.graph.timeout_ms = 5_000;
         let writer = spawn(listener(None).await, |l, s| {
             tokio::spawn(apex_writer::run(writer, l, None, s))
         });
@@ -79,6 +99,7 @@ impl Services {
             embedder,
             writer,
             writer_settings,
+            graph_proxy,
             blob_dir,
         }
     }

@@ -10,8 +10,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod proxy;
-
 use std::net::SocketAddr;
 
 use apex_common::Shutdown;
@@ -27,7 +25,7 @@ use prost::Message as _;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use proxy::Proxy;
+use apex_common::fault::Proxy;
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
@@ -112,10 +110,18 @@ impl Harness {
         let mut direct = direct_settings();
         direct.service.blob_url = dir.path().display().to_string();
         configure(&mut direct);
-        let postgres = Proxy::start(socket_of(&direct.postgres.url)).await;
-        let graph = Proxy::start(socket_of(&direct.graph.url)).await;
-        let vectors = Proxy::start(socket_of(&direct.vectors.url)).await;
-        let redis = Proxy::start(socket_of(&direct.redis.url)).await;
+        let postgres = Proxy::start(socket_of(&direct.postgres.url))
+            .await
+            .expect("proxy");
+        let graph = Proxy::start(socket_of(&direct.graph.url))
+            .await
+            .expect("proxy");
+        let vectors = Proxy::start(socket_of(&direct.vectors.url))
+            .await
+            .expect("proxy");
+        let redis = Proxy::start(socket_of(&direct.redis.url))
+            .await
+            .expect("proxy");
         let mut settings = direct.clone();
         settings.postgres.url = through(&direct.postgres.url, &postgres);
         settings.graph.url = through(&direct.graph.url, &graph);

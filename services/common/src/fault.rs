@@ -1,6 +1,7 @@
-//! A TCP proxy on 127.0.0.1 that a test can cut: refuse every connection (the store is
-//! down), or cut everything the moment a client sends bytes containing a pattern (the
-//! store dies in the middle of a saga step). Nothing matching is forwarded.
+//! Fault injection for tests: a TCP proxy on 127.0.0.1 in front of a real server that a
+//! test can cut. It can refuse every connection (the server is down), or cut everything
+//! the moment a client sends bytes containing a pattern (the server dies in the middle of a
+//! call). Bytes containing the pattern are not forwarded.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,14 +31,20 @@ impl Drop for Proxy {
     }
 }
 
+fn lock(mode: &Mutex<Mode>) -> std::sync::MutexGuard<'_, Mode> {
+    mode.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 impl Proxy {
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("addr");
+    /// A proxy on a free 127.0.0.1 port forwarding to `target`.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let mode = Arc::new(Mutex::new(Mode::default()));
         let (generation, _) = watch::channel(0u64);
         let task = {
@@ -45,7 +52,7 @@ impl Proxy {
             let generation = generation.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    if mode.lock().expect("mode").refusing {
+                    if lock(&mode).refusing {
                         drop(client);
                         continue;
                     }
@@ -53,12 +60,12 @@ impl Proxy {
                 }
             })
         };
-        Self {
+        Ok(Self {
             addr,
             mode,
             generation,
             task,
-        }
+        })
     }
 
     /// `host:port` of the proxy.
@@ -68,18 +75,18 @@ impl Proxy {
 
     /// The store is down: live connections end and new ones are closed at once.
     pub fn refuse(&self) {
-        self.mode.lock().expect("mode").refusing = true;
+        lock(&self.mode).refusing = true;
         self.generation.send_modify(|g| *g += 1);
     }
 
     /// The store dies as soon as a client sends `pattern` (which is not forwarded).
     pub fn cut_on(&self, pattern: &str) {
-        self.mode.lock().expect("mode").cut_on = Some(pattern.as_bytes().to_vec());
+        lock(&self.mode).cut_on = Some(pattern.as_bytes().to_vec());
     }
 
     /// The store is back.
     pub fn restore(&self) {
-        let mut mode = self.mode.lock().expect("mode");
+        let mut mode = lock(&self.mode);
         mode.refusing = false;
         mode.cut_on = None;
     }
@@ -107,12 +114,12 @@ async fn pipe(
                 if n == 0 {
                     return;
                 }
-                let pattern = mode.lock().expect("mode").cut_on.clone();
+                let pattern = lock(&mode).cut_on.clone();
                 if let Some(p) = pattern
                     && contains(&up[..n], &p)
                 {
                     {
-                        let mut m = mode.lock().expect("mode");
+                        let mut m = lock(&mode);
                         m.refusing = true;
                         m.cut_on = None;
                     }
