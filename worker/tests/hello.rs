@@ -49,6 +49,7 @@ async fn greeting_returns_hello_name_and_its_history_holds_the_activity() {
         .await
         .expect("result");
     assert_eq!(result, "Hello, Ada!");
+    support::record_history(&handle, "greeting").await;
 
     let events = history(&handle).await;
     let scheduled: Vec<String> = events

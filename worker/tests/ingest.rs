@@ -16,10 +16,10 @@ use apex_worker::ingest::{
 };
 use futures::TryStreamExt as _;
 use support::services::Services;
-use support::{DevServer, WorkerProc, unique_queue};
+use support::{DevServer, WorkerProc, record_history, unique_queue};
 use temporalio_client::{
-    Client, WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowListOptions,
-    WorkflowQueryOptions, WorkflowStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
+    WorkflowListOptions, WorkflowQueryOptions, WorkflowStartOptions,
 };
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
@@ -34,7 +34,13 @@ struct Env {
     files: tempfile::TempDir,
 }
 
+/// Environments start one at a time: a dev server picks its ports by binding and releasing
+/// them, so a listener another test opens meanwhile (a service, a proxy, a worker's metrics
+/// port) could take one of them.
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn env() -> Env {
+    let _one_at_a_time = STARTING.lock().await;
     let server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("ingest");
@@ -223,6 +229,7 @@ async fn an_invalid_document_fails_after_one_parse_attempt_with_the_parsers_reas
         })
         .count();
     assert_eq!(parse_attempts, 1, "scheduled once");
+    record_history(&handle, "ingestion-failed-invalid-document").await;
     let s = status(&handle).await;
     assert_eq!(s.status, FAILED);
     assert!(
@@ -258,11 +265,21 @@ async fn reingesting_unchanged_content_changes_nothing_and_changed_content_is_ve
     let env = env().await;
     let first = env.input("note.txt", TEXT.as_bytes());
     let id = first.resolved_document_id();
-    let v1 = env.ingest(first.clone()).await;
+    let handle = env.start(first.clone()).await;
+    let v1 = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("v1");
+    record_history(&handle, "ingestion-completed").await;
     assert_eq!((v1.status.as_str(), v1.version), (COMPLETED, 1));
     let before = env.inspect(&id).await;
 
-    let again = env.ingest(first.clone()).await;
+    let handle = env.start(first.clone()).await;
+    let again = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("unchanged");
+    record_history(&handle, "ingestion-unchanged").await;
     assert_eq!((again.status.as_str(), again.version), (UNCHANGED, 1));
     let steps: Vec<&str> = again.steps.iter().map(|r| r.step.as_str()).collect();
     assert_eq!(
@@ -299,14 +316,32 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
     let input = env.input("note.txt", TEXT.as_bytes());
     let id = input.resolved_document_id();
     let handle = env.start(input).await;
-    // Parsing is done and the embedding is being retried: the status says so.
+    // Parsing is done and the embedding is being retried: the status says so, and the
+    // server shows the embedding activity past its first attempt.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = status(&handle).await;
-        if s.status == PARSED {
+        let retrying = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe")
+            .raw()
+            .pending_activities
+            .iter()
+            .any(|p| {
+                p.attempt > 1
+                    && p.activity_type
+                        .as_ref()
+                        .is_some_and(|t| t.name.ends_with("generate_embeddings"))
+            });
+        if retrying {
+            assert_eq!(s.status, PARSED, "{s:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "never reached `parsed`: {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the embedding was never retried: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     env.services.embedder = Some(Services::embedder(&env.services.blob_url(), Some(addr)).await);
@@ -315,6 +350,7 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
         .await
         .expect("completes once the embedder is back");
     assert_eq!(s.status, COMPLETED);
+    record_history(&handle, "ingestion-embedder-retried").await;
     let embed = s
         .steps
         .iter()
@@ -352,7 +388,7 @@ async fn deletion_removes_the_document_and_search_attributes_find_ingestions() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let deleted = env
+    let deletion = env
         .client
         .start_workflow(
             DocumentDeletionWorkflow::run,
@@ -362,10 +398,12 @@ async fn deletion_removes_the_document_and_search_attributes_find_ingestions() {
             WorkflowStartOptions::new(env.queue.as_str(), deletion_workflow_id(&id)).build(),
         )
         .await
-        .expect("start deletion")
+        .expect("start deletion");
+    let deleted = deletion
         .get_result(WorkflowGetResultOptions::default())
         .await
         .expect("deleted");
+    record_history(&deletion, "deletion").await;
     assert!(deleted.existed);
     let r = env.inspect(&id).await;
     assert!(r.stores.iter().all(|v| !v.present), "{r:?}");

@@ -249,7 +249,10 @@ async fn graph_down_mid_saga_compensates_postgres_and_vectors() {
     // With the graph away, Inspect still answers from the others and says why not.
     let partial = h.inspect(f.id).await;
     assert!(!partial.consistent);
-    assert!(view(&partial, Store::Graph).error.contains("graph"), "{partial:?}");
+    assert!(
+        view(&partial, Store::Graph).error.contains("graph"),
+        "{partial:?}"
+    );
     assert!(view(&partial, Store::Postgres).error.is_empty());
     h.graph.restore();
     assert_absent_everywhere(&h.inspect(f.id).await);

@@ -309,6 +309,26 @@ pub async fn start(client: &Client, queue: &str, input: GreetingInput) -> Greeti
         .expect("start workflow")
 }
 
+/// With `APEX_RECORD_HISTORIES=1`, saves the workflow's history as
+/// `worker/tests/histories/<name>.json` (the SDK's JSON form) for the replay test, which
+/// checks every later change of the workflow code against it.
+pub async fn record_history<W>(handle: &temporalio_client::WorkflowHandle<Client, W>, name: &str)
+where
+    W: temporalio_common::HasWorkflowDefinition,
+{
+    if std::env::var("APEX_RECORD_HISTORIES").as_deref() != Ok("1") {
+        return;
+    }
+    let json = handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .expect("history as JSON");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    std::fs::create_dir_all(&dir).expect("histories dir");
+    std::fs::write(dir.join(format!("{name}.json")), json).expect("write history");
+}
+
 /// The attributes of every event in the workflow's history.
 pub async fn history(handle: &GreetingHandle) -> Vec<Attributes> {
     handle
