@@ -61,7 +61,10 @@ pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<C
     }
 }
 
-fn runtime(settings: &WorkerSettings) -> anyhow::Result<Runtime> {
+type Meter = std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>;
+
+/// The SDK runtime, and the Prometheus meter it exports (for the worker's own metrics).
+fn runtime(settings: &WorkerSettings) -> anyhow::Result<(Runtime, Option<Meter>)> {
     let mut meter: Option<std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>> =
         None;
     if settings.temporal.metrics_enabled && !settings.metrics_addr.is_empty() {
@@ -79,12 +82,12 @@ fn runtime(settings: &WorkerSettings) -> anyhow::Result<Runtime> {
     }
     let telemetry = TelemetryOptions::builder()
         .metric_prefix("temporal_".to_owned())
-        .maybe_metrics(meter);
+        .maybe_metrics(meter.clone());
     let options = RuntimeOptions::builder()
         .telemetry_options(telemetry.build())
         .build()
         .map_err(anyhow::Error::msg)?;
-    Ok(Runtime::from_current_tokio(options)?)
+    Ok((Runtime::from_current_tokio(options)?, meter))
 }
 
 fn worker_options(
@@ -118,8 +121,10 @@ fn worker_options(
 /// in-flight activities finish within the grace period. If the server goes away the worker
 /// keeps trying to reconnect rather than exiting.
 pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<()> {
-    let runtime = runtime(&settings)?;
-    let ingest = IngestActivities::new(&settings.ingest).context("ingestion activities")?;
+    let (runtime, meter) = runtime(&settings)?;
+    let ingest = IngestActivities::new(&settings.ingest)
+        .context("ingestion activities")?
+        .with_metrics(meter);
     tracing::info!(
         task_queue = %settings.temporal.task_queue,
         namespace = %settings.temporal.namespace,

@@ -458,3 +458,48 @@ async fn a_second_start_while_one_runs_attaches_to_it() {
     assert_eq!(s.status, COMPLETED);
     env.stop().await;
 }
+
+/// The worker's `apex_ingest_warnings_total` for `kind`, from its `/metrics`.
+async fn warnings_counted(env: &Env, kind: &str) -> u64 {
+    let port = env.worker.as_ref().expect("worker").metrics_port;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .filter(|l| {
+            l.starts_with("apex_ingest_warnings_total{") && l.contains(&format!("kind=\"{kind}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_outcomes_complete_with_warnings_and_are_counted() {
+    let env = env().await;
+    let mut plain = env.input(
+        "plain.txt",
+        b"nothing here but plain lower case words about the weather and a walk",
+    );
+    plain.metadata.clear();
+    let s = env.ingest(plain).await;
+    assert_eq!(s.status, COMPLETED, "{s:?}");
+    assert_eq!(s.entity_count, 0, "{s:?}");
+    assert!(
+        s.warnings.iter().any(|w| w.contains("no entities")),
+        "{s:?}"
+    );
+    assert_eq!(warnings_counted(&env, "no_entities").await, 1);
+
+    let mut empty = env.input("empty.json", b"{}");
+    empty.metadata.clear();
+    let s = env.ingest(empty).await;
+    assert_eq!(s.status, COMPLETED, "{s:?}");
+    assert_eq!(s.chunk_count, 0, "{s:?}");
+    assert!(s.warnings.iter().any(|w| w.contains("no chunks")), "{s:?}");
+    assert_eq!(warnings_counted(&env, "no_chunks").await, 1);
+    env.stop().await;
+}

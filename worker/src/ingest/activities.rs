@@ -82,6 +82,16 @@ pub struct IngestActivities {
     fetch_max_bytes: u64,
     fetch_timeout: Duration,
     http: reqwest::Client,
+    metrics: Option<IngestMetrics>,
+}
+
+/// `apex_ingest_warnings_total{kind}`: documents that gave no chunks (`no_chunks`) or no
+/// entities from a non-empty text (`no_entities`). Served with the SDK's metrics.
+#[derive(Clone)]
+struct IngestMetrics {
+    warnings: temporalio_common::telemetry::metrics::Counter,
+    no_chunks: temporalio_common::telemetry::metrics::MetricAttributes,
+    no_entities: temporalio_common::telemetry::metrics::MetricAttributes,
 }
 
 impl IngestActivities {
@@ -94,7 +104,39 @@ impl IngestActivities {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(settings.fetch_timeout_secs))
                 .build()?,
+            metrics: None,
         })
+    }
+
+    /// Counts silent outcomes on `meter` (the worker's Prometheus exporter).
+    pub fn with_metrics(
+        mut self,
+        meter: Option<std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
+    ) -> Self {
+        use temporalio_common::telemetry::metrics::{
+            MetricKeyValue, MetricParameters, NewAttributes,
+        };
+        self.metrics = meter.map(|m| {
+            let kind = |k: &str| {
+                m.new_attributes(NewAttributes::from([MetricKeyValue::new(
+                    "kind",
+                    k.to_owned(),
+                )]))
+            };
+            IngestMetrics {
+                warnings: m.counter(
+                    MetricParameters::builder()
+                        .name("apex_ingest_warnings")
+                        .description(
+                            "Documents that gave no chunks, or no entities from non-empty text",
+                        )
+                        .build(),
+                ),
+                no_chunks: kind("no_chunks"),
+                no_entities: kind("no_entities"),
+            }
+        });
+        self
     }
 }
 
@@ -195,6 +237,9 @@ pub struct ArtifactInput {
     pub parsed: Blob,
     pub document: DocRef,
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// Characters of text in the parsed document (a document with text and no entities
+    /// is counted).
+    pub text_chars: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -369,6 +414,11 @@ impl IngestActivities {
             .map_err(|s| grpc_failure("parser", &s))?
             .into_inner();
         let summary = r.summary.unwrap_or_default();
+        if summary.chunk_count == 0
+            && let Some(m) = &self.metrics
+        {
+            m.warnings.add(1, &m.no_chunks);
+        }
         Ok(Parsed {
             artifact: r.artifact.unwrap_or_default().into(),
             format: summary.format,
@@ -387,6 +437,7 @@ impl IngestActivities {
         input: ArtifactInput,
     ) -> Result<Extracted, ActivityError> {
         let mut extractor = self.clients.extractor.clone();
+        let text_chars = input.text_chars;
         let req = request(
             &ctx,
             ExtractBlobRequest {
@@ -400,6 +451,12 @@ impl IngestActivities {
             .map_err(|s| grpc_failure("extractor", &s))?
             .into_inner();
         let summary = r.summary.unwrap_or_default();
+        if summary.entity_count == 0
+            && text_chars > 0
+            && let Some(m) = &self.metrics
+        {
+            m.warnings.add(1, &m.no_entities);
+        }
         Ok(Extracted {
             artifact: r.artifact.unwrap_or_default().into(),
             entity_count: summary.entity_count,

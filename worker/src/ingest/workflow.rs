@@ -202,6 +202,7 @@ impl DocumentIngestionWorkflow {
             parsed: parsed.artifact.clone(),
             document: document.clone(),
             metadata: input.metadata.clone(),
+            text_chars: parsed.text_chars,
         };
         let start = ctx.workflow_time();
         let (extracted, embedded) = join!(
