@@ -154,6 +154,15 @@ const TEXT: &str = "Shipment SH-1001 left Laredo, TX on 2026-03-02. PRO# 4821337
 carried by Old Dominion Freight Line for Lone Star Grocers LLC, delivered in Dallas, TX \
 on 2026-03-05. Questions: dispatch@lonestargrocers.com or +1 214 555 0199.";
 
+/// One of the parser's generated fixtures (PDF, DOCX, XLSX, email with attachments).
+fn corpus(name: &str) -> Vec<u8> {
+    apex_parser::corpus::samples()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b)
+        .expect("corpus sample")
+}
+
 fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("note.txt", TEXT.as_bytes().to_vec()),
@@ -173,6 +182,10 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             "event.json",
             br#"{"shipment_id": "SH-2002", "carrier_scac": "ODFL", "status": "delivered", "city": "Dallas", "state": "TX"}"#.to_vec(),
         ),
+        ("sample.pdf", corpus("sample.pdf")),
+        ("sample.docx", corpus("sample.docx")),
+        ("sample.xlsx", corpus("sample.xlsx")),
+        ("sample.eml", corpus("sample.eml")),
         (
             "status.edi",
             b"ISA*00*          *00*          *02*ODFL           *ZZ*LONESTAR       *260305*1200*U*00401*000000001*0*P*>~GS*QM*ODFL*LONESTAR*20260305*1200*1*X*004010~ST*214*0001~B10*48213377*SH-1001*ODFL~L11*PO-7781*PO~N1*SH*LONE STAR GROCERS LLC~N4*DALLAS*TX*75201*US~LX*1~AT7*D1*NS***20260305*1130~MS1*DALLAS*TX*US~SE*9*0001~GE*1*1~IEA*1*000000001~".to_vec(),
@@ -191,6 +204,7 @@ async fn each_fixture_format_is_ingested_into_every_store() {
         assert_eq!(s.version, 1, "{name}");
         assert!(s.chunk_count > 0, "{name}: {s:?}");
         assert_eq!(s.vector_count, s.chunk_count, "{name}");
+        // The metadata names a customer, so every document has at least that entity.
         assert!(s.entity_count > 0, "{name}: {s:?}");
         let steps: Vec<&str> = s.steps.iter().map(|r| r.step.as_str()).collect();
         for step in ["fetch", "check", "parse", "extract", "embed", "write"] {

@@ -60,11 +60,21 @@ impl ParserGrpc {
     }
 }
 
+/// Chunks and characters of text of a document and its parts (attachments), recursively:
+/// what the extractor, the embedder and the writer will see.
+fn totals(doc: &ParsedDocument) -> (u32, u64) {
+    doc.parts.iter().map(totals).fold(
+        (doc.chunks.len() as u32, doc.text.chars().count() as u64),
+        |(c, t), (pc, pt)| (c + pc, t + pt),
+    )
+}
+
 fn summary(doc: &ParsedDocument) -> ParseSummary {
+    let (chunk_count, text_chars) = totals(doc);
     ParseSummary {
         format: doc.format.clone(),
-        chunk_count: doc.chunks.len() as u32,
-        text_chars: doc.text.chars().count() as u64,
+        chunk_count,
+        text_chars,
         sha256: doc.sha256.clone(),
         warnings: doc.warnings.clone(),
         no_text_layer: doc.no_text_layer,
