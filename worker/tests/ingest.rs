@@ -40,13 +40,19 @@ struct Env {
 static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn env() -> Env {
+    env_with(&[]).await
+}
+
+/// An environment whose worker also gets `extra` settings.
+async fn env_with(extra: &[(&str, &str)]) -> Env {
     let _one_at_a_time = STARTING.lock().await;
     let server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("ingest");
     let services = Services::start().await;
     let vars = services.worker_env();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(extra);
     let worker = WorkerProc::spawn_with(&server.address(), &queue, &vars);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
     Env {
@@ -230,18 +236,15 @@ async fn an_invalid_document_fails_after_one_parse_attempt_with_the_parsers_reas
         text.contains("parse failed") && text.contains("parser:"),
         "{text}"
     );
-    let parse_attempts = handle
+    let events: Vec<Attributes> = handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .into_events()
         .await
         .expect("history")
         .into_iter()
         .filter_map(|e| e.attributes)
-        .filter(|a| {
-            matches!(a, Attributes::ActivityTaskScheduledEventAttributes(s)
-                if s.activity_type.as_ref().is_some_and(|t| t.name.ends_with("parse_document")))
-        })
-        .count();
+        .collect();
+    let parse_attempts = scheduled(&events, "parse_document");
     assert_eq!(parse_attempts, 1, "scheduled once");
     record_history(&handle, "ingestion-failed-invalid-document").await;
     let s = status(&handle).await;
@@ -515,5 +518,111 @@ async fn silent_outcomes_complete_with_warnings_and_are_counted() {
     assert_eq!(s.chunk_count, 0, "{s:?}");
     assert!(s.warnings.iter().any(|w| w.contains("no chunks")), "{s:?}");
     assert_eq!(warnings_counted(&env, "no_chunks").await, 1);
+    env.stop().await;
+}
+
+/// A one-route HTTP/1.1 server on 127.0.0.1: `GET /doc.txt` answers `body`, anything else
+/// 404. Serves until the test ends.
+async fn http_server(body: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let found = request.starts_with(b"GET /doc.txt ");
+                let (status, body): (&str, &[u8]) = if found {
+                    ("200 OK", body)
+                } else {
+                    ("404 Not Found", b"no such document")
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(body).await;
+            });
+        }
+    });
+    addr
+}
+
+fn scheduled(events: &[Attributes], activity: &str) -> usize {
+    events
+        .iter()
+        .filter(|a| {
+            matches!(a, Attributes::ActivityTaskScheduledEventAttributes(s)
+                if s.activity_type.as_ref().is_some_and(|t| t.name.ends_with(activity)))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_fetched_over_http_and_oversized_or_missing_ones_fail_at_once() {
+    let env = env_with(&[("APEX_WORKER__INGEST__FETCH_MAX_BYTES", "2000")]).await;
+    let server = http_server(TEXT.as_bytes()).await;
+
+    let mut input = env.input("unused.txt", b"");
+    input.location = format!("http://{server}/doc.txt");
+    let id = input.resolved_document_id();
+    let s = env.ingest(input).await;
+    assert_eq!(s.status, COMPLETED, "{s:?}");
+    assert_stored(&env.inspect(&id).await, &s);
+
+    for (location, reason) in [
+        (format!("http://{server}/missing.txt"), "HTTP 404"),
+        (
+            env.input("big.txt", &[b'a'; 5000]).location,
+            "over the fetch limit of 2000 bytes",
+        ),
+        (
+            env.files.path().join("absent.txt").display().to_string(),
+            "not found",
+        ),
+    ] {
+        let mut input = env.input("x.txt", b"x");
+        input.location = location.clone();
+        let handle = env.start(input).await;
+        let err = handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect_err("the fetch fails");
+        let text = apex_worker::error_chain(&err);
+        assert!(
+            text.contains("fetch failed") && text.contains(reason),
+            "{location}: {text}"
+        );
+        let events = handle
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+            .expect("history")
+            .into_iter()
+            .filter_map(|e| e.attributes)
+            .collect::<Vec<_>>();
+        let started = events
+            .iter()
+            .filter(
+                |a| matches!(a, Attributes::ActivityTaskStartedEventAttributes(s) if s.attempt > 1),
+            )
+            .count();
+        assert_eq!(started, 0, "{location}: not retried");
+        assert_eq!(
+            scheduled(&events, "parse_document"),
+            0,
+            "{location}: nothing parsed"
+        );
+    }
     env.stop().await;
 }
