@@ -30,6 +30,7 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 use super::status::{Retry, failure_type, retry_class};
 use super::{Blob, DocRef};
@@ -176,9 +177,28 @@ fn request<T>(ctx: &ActivityContext, message: T) -> tonic::Request<T> {
     req
 }
 
-/// Awaits `call`, recording a heartbeat every few seconds so a lost worker is noticed
-/// within the heartbeat timeout instead of the whole start-to-close timeout.
-async fn with_heartbeats<F: std::future::Future>(ctx: &ActivityContext, call: F) -> F::Output {
+/// The span a service call runs in: its context travels to the service as `traceparent`,
+/// so the service's spans join the activity's trace.
+fn activity_span(ctx: &ActivityContext, name: &'static str) -> tracing::Span {
+    let info = ctx.info();
+    tracing::info_span!(
+        "activity",
+        otel.name = name,
+        activity.attempt = info.attempt,
+        workflow.id = info.workflow_id.as_deref().unwrap_or_default(),
+        workflow.run_id = info.workflow_run_id.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Awaits `call` inside the activity's span, recording a heartbeat every few seconds so a
+/// lost worker is noticed within the heartbeat timeout instead of the whole start-to-close
+/// timeout.
+async fn with_heartbeats<F: std::future::Future>(
+    ctx: &ActivityContext,
+    name: &'static str,
+    call: F,
+) -> F::Output {
+    let call = call.instrument(activity_span(ctx, name));
     let every = ctx
         .info()
         .heartbeat_timeout
@@ -381,6 +401,7 @@ impl IngestActivities {
         let mut writer = self.clients.writer.clone();
         let r = writer
             .inspect_document(request(&ctx, InspectDocumentRequest { document_id }))
+            .instrument(activity_span(&ctx, "check_document"))
             .await
             .map_err(|s| grpc_failure("writer", &s))?
             .into_inner();
@@ -409,7 +430,7 @@ impl IngestActivities {
                 ..Default::default()
             },
         );
-        let r = with_heartbeats(&ctx, parser.parse_blob(req))
+        let r = with_heartbeats(&ctx, "parse_document", parser.parse_blob(req))
             .await
             .map_err(|s| grpc_failure("parser", &s))?
             .into_inner();
@@ -446,7 +467,7 @@ impl IngestActivities {
                 metadata: input.metadata.into_iter().collect(),
             },
         );
-        let r = with_heartbeats(&ctx, extractor.extract_blob(req))
+        let r = with_heartbeats(&ctx, "extract_entities", extractor.extract_blob(req))
             .await
             .map_err(|s| grpc_failure("extractor", &s))?
             .into_inner();
@@ -481,7 +502,7 @@ impl IngestActivities {
                 document: Some(input.document.into()),
             },
         );
-        let r = with_heartbeats(&ctx, embedder.embed_blob(req))
+        let r = with_heartbeats(&ctx, "generate_embeddings", embedder.embed_blob(req))
             .await
             .map_err(|s| grpc_failure("embedder", &s))?
             .into_inner();
@@ -522,7 +543,7 @@ impl IngestActivities {
                 idempotency_key: key,
             },
         );
-        let r = with_heartbeats(&ctx, writer.write_document(req))
+        let r = with_heartbeats(&ctx, "write_to_databases", writer.write_document(req))
             .await
             .map_err(|s| write_failure(&s))?
             .into_inner();
@@ -554,6 +575,7 @@ impl IngestActivities {
                     idempotency_key: key,
                 },
             ))
+            .instrument(activity_span(&ctx, "delete_document"))
             .await
             .map_err(|s| write_failure(&s))?
             .into_inner();
