@@ -168,13 +168,19 @@ fn retryable(message: String) -> ActivityError {
 /// the answer to come back), so a service stops working on a call nobody waits for.
 fn request<T>(ctx: &ActivityContext, message: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
-    if let Some(deadline) = ctx.info().deadline
-        && let Ok(left) = deadline.duration_since(SystemTime::now())
-    {
-        let margin = (left / 20).min(Duration::from_secs(2));
-        req.set_timeout(left.saturating_sub(margin).max(Duration::from_millis(100)));
+    if let Some(timeout) = call_timeout(ctx.info().deadline, SystemTime::now()) {
+        req.set_timeout(timeout);
     }
     req
+}
+
+/// The gRPC timeout for a call made at `now` by an activity that must finish by
+/// `deadline`: the time left less 5 % (at most 2 s) for the answer to come back, and at
+/// least 100 ms. `None` without a deadline.
+pub fn call_timeout(deadline: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+    let left = deadline?.duration_since(now).unwrap_or_default();
+    let margin = (left / 20).min(Duration::from_secs(2));
+    Some(left.saturating_sub(margin).max(Duration::from_millis(100)))
 }
 
 /// The span a service call runs in: its context travels to the service as `traceparent`,
@@ -664,5 +670,69 @@ impl IngestActivities {
                 self.fetch_max_bytes
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_get_the_activitys_remaining_time_less_a_margin() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(call_timeout(None, now), None);
+        assert_eq!(
+            call_timeout(Some(now + Duration::from_secs(600)), now),
+            Some(Duration::from_secs(598))
+        );
+        assert_eq!(
+            call_timeout(Some(now + Duration::from_secs(10)), now),
+            Some(Duration::from_millis(9_500))
+        );
+        // Past the deadline: the shortest timeout, never zero.
+        assert_eq!(
+            call_timeout(Some(now - Duration::from_secs(1)), now),
+            Some(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn a_failed_write_names_the_failed_store_and_keeps_the_retry_class() {
+        use apex_proto::writer::v1::StoreOutcome;
+        let details = WriteDocumentResponse {
+            outcomes: vec![
+                StoreOutcome {
+                    store: Store::Postgres as i32,
+                    state: StepState::Compensated as i32,
+                    error: String::new(),
+                },
+                StoreOutcome {
+                    store: Store::Graph as i32,
+                    state: StepState::Failed as i32,
+                    error: "down".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let status = tonic::Status::with_details(
+            tonic::Code::Unavailable,
+            "unavailable: graph: down",
+            details.encode_to_vec().into(),
+        );
+        let ActivityError::Application(failure) = write_failure(&status) else {
+            panic!("an application failure");
+        };
+        assert!(
+            failure.to_string().contains("store graph failed"),
+            "{failure}"
+        );
+        assert!(!failure.is_non_retryable());
+        let ActivityError::Application(refused) =
+            write_failure(&tonic::Status::failed_precondition("older version"))
+        else {
+            panic!("an application failure");
+        };
+        assert!(refused.is_non_retryable());
+        assert_eq!(refused.type_name(), Some("GrpcFailedPrecondition"));
     }
 }
