@@ -626,3 +626,40 @@ async fn documents_are_fetched_over_http_and_oversized_or_missing_ones_fail_at_o
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_parse_heartbeats_while_it_waits_for_the_parser() {
+    // A parser that accepts connections and never answers: the parse call waits, and the
+    // activity heartbeats while it does (at once, then every third of its 30 s heartbeat
+    // timeout; the SDK forwards them to the server at most every 24 s), so the server sees
+    // a live activity rather than waiting out the 10 min start-to-close timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = format!("http://{}", silent.local_addr().expect("addr"));
+    let env = env_with(&[("APEX_WORKER__INGEST__PARSER_ADDR", silent_addr.as_str())]).await;
+    let handle = env.start(env.input("note.txt", TEXT.as_bytes())).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let description = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe");
+        let heartbeat = description.raw().pending_activities.iter().find_map(|p| {
+            p.activity_type
+                .as_ref()
+                .filter(|t| t.name.ends_with("parse_document"))
+                .and(p.last_heartbeat_time.as_ref())
+        });
+        if heartbeat.is_some() {
+            assert_eq!(status(&handle).await.status, "fetched");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the parse never heartbeated");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    handle
+        .terminate(temporalio_client::WorkflowTerminateOptions::default())
+        .await
+        .expect("terminate");
+    drop(silent);
+    env.stop().await;
+}
