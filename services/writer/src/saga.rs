@@ -334,7 +334,7 @@ impl Writer {
         let fingerprint = fingerprint(&req);
         let key = req.idempotency_key.trim().to_owned();
         if !key.is_empty()
-            && let Some(replay) = self.replay(&key, &fingerprint).await?
+            && let Some(replay) = self.replay_write(&key, &fingerprint).await?
         {
             self.metrics.writes.with_label_values(&["replayed"]).inc();
             return Ok(replay);
@@ -358,7 +358,7 @@ impl Writer {
         let replay = if key.is_empty() {
             None
         } else {
-            self.replay(&key, &fingerprint).await.ok().flatten()
+            self.replay_write(&key, &fingerprint).await.ok().flatten()
         };
         let result = match replay {
             Some(r) => Ok(r),
@@ -376,26 +376,18 @@ impl Writer {
         self.metrics.writes.with_label_values(&[label]).inc();
         let response = result?;
         if !key.is_empty() && !response.replayed {
-            let mut record = fingerprint.into_bytes();
-            record.extend(response.encode_to_vec());
-            if let Err(e) = self
-                .redis
-                .put_idempotency_record(&key, &record, self.idempotency_ttl)
-                .await
-            {
-                tracing::warn!(key, error = %e, "idempotency record not stored; a retry rewrites");
-            }
+            self.remember(&key, fingerprint, &response).await;
         }
         Ok(response)
     }
 
     /// The stored answer for `key`, or `FAILED_PRECONDITION` when the key was used for a
-    /// different request.
-    async fn replay(
+    /// different request (another `fingerprint`).
+    async fn replay<M: prost::Message + Default>(
         &self,
         key: &str,
         fingerprint: &str,
-    ) -> Result<Option<WriteDocumentResponse>, ServiceError> {
+    ) -> Result<Option<M>, ServiceError> {
         let Some(record) = self
             .step(
                 Store::Redis,
@@ -411,11 +403,38 @@ impl Writer {
                 "idempotency key `{key}` was already used for a different request"
             )));
         }
-        let mut response = WriteDocumentResponse::decode(&record[64..]).map_err(|e| {
+        M::decode(&record[64..]).map(Some).map_err(|e| {
             ServiceError::Internal(anyhow::anyhow!("idempotency record for `{key}`: {e}"))
-        })?;
-        response.replayed = true;
-        Ok(Some(response))
+        })
+    }
+
+    /// A write's stored answer, marked `replayed`.
+    async fn replay_write(
+        &self,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<WriteDocumentResponse>, ServiceError> {
+        Ok(self
+            .replay::<WriteDocumentResponse>(key, fingerprint)
+            .await?
+            .map(|mut r| {
+                r.replayed = true;
+                r
+            }))
+    }
+
+    /// Stores `answer` under `key` with the request's fingerprint. A failure only costs a
+    /// retry its replay (it rewrites the same state), so it is logged, not returned.
+    async fn remember(&self, key: &str, fingerprint: String, answer: &impl prost::Message) {
+        let mut record = fingerprint.into_bytes();
+        record.extend(answer.encode_to_vec());
+        if let Err(e) = self
+            .redis
+            .put_idempotency_record(key, &record, self.idempotency_ttl)
+            .await
+        {
+            tracing::warn!(key, error = %e, "idempotency record not stored; a retry rewrites");
+        }
     }
 
     async fn write_locked(&self, doc: &DocumentData) -> Result<WriteDocumentResponse, SagaError> {
@@ -766,24 +785,9 @@ impl Writer {
         let key = req.idempotency_key.trim().to_owned();
         let fingerprint = hex::encode(Sha256::digest(format!("delete\u{1f}{id}")));
         if !key.is_empty()
-            && let Some(record) = self
-                .step(
-                    Store::Redis,
-                    "idempotency",
-                    self.redis.idempotency_record(&key),
-                )
-                .await?
+            && let Some(answer) = self.replay(&key, &fingerprint).await?
         {
-            if record.len() < 64 || &record[..64] != fingerprint.as_bytes() {
-                return Err(ServiceError::FailedPrecondition(format!(
-                    "idempotency key `{key}` was already used for a different request"
-                ))
-                .into());
-            }
-            return DeleteDocumentResponse::decode(&record[64..]).map_err(|e| {
-                ServiceError::Internal(anyhow::anyhow!("idempotency record for `{key}`: {e}"))
-                    .into()
-            });
+            return Ok(answer);
         }
         self.check_breakers()?;
         let lock = self.lock(id).await?;
@@ -793,15 +797,7 @@ impl Writer {
         }
         let response = result?;
         if !key.is_empty() {
-            let mut record = fingerprint.into_bytes();
-            record.extend(response.encode_to_vec());
-            if let Err(e) = self
-                .redis
-                .put_idempotency_record(&key, &record, self.idempotency_ttl)
-                .await
-            {
-                tracing::warn!(key, error = %e, "idempotency record not stored");
-            }
+            self.remember(&key, fingerprint, &response).await;
         }
         Ok(response)
     }

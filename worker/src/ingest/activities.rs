@@ -320,6 +320,17 @@ pub struct Deleted {
     pub existed: bool,
 }
 
+/// `<workflow run id>/<activity id>`: the same for every attempt of one activity, so the
+/// writer answers a retry from its record of the first.
+fn idempotency_key(ctx: &ActivityContext) -> String {
+    let info = ctx.info();
+    format!(
+        "{}/{}",
+        info.workflow_run_id.as_deref().unwrap_or_default(),
+        info.activity_id
+    )
+}
+
 /// The failing store of a failed write, from the status details the writer attaches.
 fn write_failure(status: &tonic::Status) -> ActivityError {
     let stores = WriteDocumentResponse::decode(status.details())
@@ -530,12 +541,7 @@ impl IngestActivities {
         ctx: ActivityContext,
         input: WriteInput,
     ) -> Result<Written, ActivityError> {
-        let info = ctx.info();
-        let key = format!(
-            "{}/{}",
-            info.workflow_run_id.clone().unwrap_or_default(),
-            info.activity_id
-        );
+        let key = idempotency_key(&ctx);
         let mut writer = self.clients.writer.clone();
         let req = request(
             &ctx,
@@ -566,12 +572,7 @@ impl IngestActivities {
         ctx: ActivityContext,
         document_id: String,
     ) -> Result<Deleted, ActivityError> {
-        let info = ctx.info();
-        let key = format!(
-            "{}/{}",
-            info.workflow_run_id.clone().unwrap_or_default(),
-            info.activity_id
-        );
+        let key = idempotency_key(&ctx);
         let mut writer = self.clients.writer.clone();
         let r = writer
             .delete_document(request(
