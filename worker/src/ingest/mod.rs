@@ -15,7 +15,7 @@ pub use activities::{IngestActivities, ServiceClients};
 pub use workflow::{DocumentDeletionWorkflow, DocumentIngestionWorkflow};
 
 /// The task queue of the ingestion workflows (and of the hello world).
-pub const TASK_QUEUE: &str = "apex-ingest";
+pub use apex_common::temporal::TASK_QUEUE;
 
 /// A claim check as it travels through Temporal payloads.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
