@@ -101,6 +101,20 @@ impl Env {
             .expect("ingestion result")
     }
 
+    /// Stops the embedder; returns where it listened.
+    async fn stop_embedder(&mut self) -> std::net::SocketAddr {
+        let embedder = self.services.embedder.take().expect("embedder");
+        let addr = embedder.addr;
+        embedder.stop().await;
+        addr
+    }
+
+    /// Brings the embedder back where it was.
+    async fn restart_embedder(&mut self, addr: std::net::SocketAddr) {
+        self.services.embedder =
+            Some(Services::embedder(&self.services.blob_url(), Some(addr)).await);
+    }
+
     /// Runs an ingestion that must fail; returns the whole error chain.
     async fn ingest_err(&self, input: IngestInput) -> String {
         let err = self
@@ -327,9 +341,7 @@ async fn reingesting_unchanged_content_changes_nothing_and_changed_content_is_ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back() {
     let mut env = env().await;
-    let embedder = env.services.embedder.take().expect("embedder");
-    let addr = embedder.addr;
-    embedder.stop().await;
+    let addr = env.stop_embedder().await;
     let input = env.input("note.txt", TEXT.as_bytes());
     let id = input.resolved_document_id();
     let handle = env.start(input).await;
@@ -361,7 +373,7 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    env.services.embedder = Some(Services::embedder(&env.services.blob_url(), Some(addr)).await);
+    env.restart_embedder(addr).await;
     let s = handle
         .get_result(WorkflowGetResultOptions::default())
         .await
@@ -456,9 +468,7 @@ async fn a_store_failing_in_the_writer_fails_the_workflow_naming_it_and_a_rerun_
 async fn a_second_start_while_one_runs_attaches_to_it() {
     let mut env = env().await;
     // Hold the run at the embedding step so both starts meet a running ingestion.
-    let embedder = env.services.embedder.take().expect("embedder");
-    let addr = embedder.addr;
-    embedder.stop().await;
+    let addr = env.stop_embedder().await;
     let input = env.input("note.txt", TEXT.as_bytes());
     let first = env.start(input.clone()).await;
     let second = env.start(input).await;
@@ -467,7 +477,7 @@ async fn a_second_start_while_one_runs_attaches_to_it() {
         second.run_id(),
         "attached, not started again"
     );
-    env.services.embedder = Some(Services::embedder(&env.services.blob_url(), Some(addr)).await);
+    env.restart_embedder(addr).await;
     let s = second
         .get_result(WorkflowGetResultOptions::default())
         .await

@@ -22,6 +22,18 @@ async fn saga_rows(h: &Harness, id: Uuid, state: &str) -> i64 {
     .get(0)
 }
 
+/// Rows of `table` for the document.
+async fn rows(h: &Harness, table: &str, id: Uuid) -> i64 {
+    sqlx::query(&format!(
+        "SELECT count(*) FROM {table} WHERE document_id = $1"
+    ))
+    .bind(id)
+    .fetch_one(h.observer.pg.pool())
+    .await
+    .expect("count")
+    .get(0)
+}
+
 fn assert_absent_everywhere(r: &apex_proto::writer::v1::InspectDocumentResponse) {
     for v in &r.stores {
         assert!(
@@ -153,12 +165,7 @@ async fn fifty_concurrent_writes_of_one_document_leave_one_of_everything() {
         nodes.values().all(|&n| n == 1),
         "one node per entity: {nodes:?}"
     );
-    let docs: i64 = sqlx::query("SELECT count(*) FROM documents WHERE document_id = $1")
-        .bind(f.id)
-        .fetch_one(h.observer.pg.pool())
-        .await
-        .expect("count")
-        .get(0);
+    let docs = rows(&h, "documents", f.id).await;
     assert_eq!(docs, 1);
     h.stop().await;
 }
@@ -432,12 +439,7 @@ async fn delete_removes_the_document_everywhere_and_is_idempotent() {
         nodes.values().all(|&n| n == 0),
         "no orphaned entities: {nodes:?}"
     );
-    let chunks: i64 = sqlx::query("SELECT count(*) FROM chunks WHERE document_id = $1")
-        .bind(f.id)
-        .fetch_one(h.observer.pg.pool())
-        .await
-        .expect("count")
-        .get(0);
+    let chunks = rows(&h, "chunks", f.id).await;
     assert_eq!(chunks, 0);
     let again = h
         .client

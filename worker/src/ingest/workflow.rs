@@ -62,6 +62,15 @@ fn options(
     }
 }
 
+/// Parse, extract and embed: up to 10 minutes an attempt, a heartbeat every 30 s.
+fn service_step() -> ActivityOptions {
+    options(
+        Duration::from_secs(600),
+        Some(Duration::from_secs(30)),
+        MAX_ATTEMPTS,
+    )
+}
+
 /// The reason an activity gave, without the wrappers around it.
 pub fn reason(err: &ActivityExecutionError) -> String {
     let mut cause = err.cause();
@@ -177,11 +186,7 @@ impl DocumentIngestionWorkflow {
                     mime_type: input.mime_type.clone(),
                     document: document.clone(),
                 },
-                options(
-                    Duration::from_secs(600),
-                    Some(Duration::from_secs(30)),
-                    MAX_ATTEMPTS,
-                ),
+                service_step(),
             )
             .await
             .map_err(Stop::at("parse"))?;
@@ -211,11 +216,7 @@ impl DocumentIngestionWorkflow {
                     .execute_activity(
                         IngestActivities::extract_entities,
                         artifact.clone(),
-                        options(
-                            Duration::from_secs(600),
-                            Some(Duration::from_secs(30)),
-                            MAX_ATTEMPTS,
-                        ),
+                        service_step(),
                     )
                     .await;
                 if let Ok(e) = &r {
@@ -228,11 +229,7 @@ impl DocumentIngestionWorkflow {
                     .execute_activity(
                         IngestActivities::generate_embeddings,
                         artifact.clone(),
-                        options(
-                            Duration::from_secs(600),
-                            Some(Duration::from_secs(30)),
-                            MAX_ATTEMPTS,
-                        ),
+                        service_step(),
                     )
                     .await;
                 if let Ok(e) = &r {
