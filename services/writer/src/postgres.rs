@@ -382,6 +382,55 @@ impl PgStore {
         Ok((texts, model))
     }
 
+    /// The stored chunks among `ids`, with their document, text and the entities they
+    /// mention (chunks no longer stored are left out).
+    pub async fn chunk_hits(&self, ids: &[Uuid]) -> Result<Vec<ChunkRow>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT c.chunk_id, c.document_id, d.source, c.version, c.ordinal, c.text, c.page,
+                    c.section,
+                    coalesce(array_agg(e.entity_id ORDER BY e.entity_type, e.display_name)
+                             FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_ids,
+                    coalesce(array_agg(e.entity_type ORDER BY e.entity_type, e.display_name)
+                             FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_types,
+                    coalesce(array_agg(e.display_name ORDER BY e.entity_type, e.display_name)
+                             FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_names
+             FROM chunks c
+             JOIN documents d ON d.document_id = c.document_id
+             LEFT JOIN (SELECT DISTINCT chunk_id, entity_id FROM mentions) m ON m.chunk_id = c.chunk_id
+             LEFT JOIN entities e ON e.entity_id = m.entity_id
+             WHERE c.chunk_id = ANY($1)
+             GROUP BY c.chunk_id, d.source",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| pg_error("read chunks", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let ids: Vec<Uuid> = r.get(8);
+                let types: Vec<String> = r.get(9);
+                let names: Vec<String> = r.get(10);
+                ChunkRow {
+                    chunk_id: r.get(0),
+                    document_id: r.get(1),
+                    source: r.get(2),
+                    version: r.get::<i64, _>(3) as u64,
+                    ordinal: r.get::<i32, _>(4) as u32,
+                    text: r.get(5),
+                    page: r.get::<i32, _>(6) as u32,
+                    section: r.get(7),
+                    entities: ids
+                        .into_iter()
+                        .zip(types)
+                        .zip(names)
+                        .map(|((id, t), n)| (id, t, n))
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+
     /// What PostgreSQL holds for a document.
     pub async fn inspect(&self, document_id: Uuid) -> Result<Option<PgView>, ServiceError> {
         let row = sqlx::query(
@@ -505,6 +554,21 @@ async fn stored_version(
 }
 
 /// A URL with its password replaced, for messages.
+/// A stored chunk as search shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRow {
+    pub chunk_id: Uuid,
+    pub document_id: Uuid,
+    pub source: String,
+    pub version: u64,
+    pub ordinal: u32,
+    pub text: String,
+    pub page: u32,
+    pub section: String,
+    /// (entity id, type, display name) of each entity mentioned.
+    pub entities: Vec<(Uuid, String, String)>,
+}
+
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {

@@ -911,6 +911,85 @@ impl Writer {
         })
     }
 
+    /// `SearchChunks`: the nearest stored chunks to a query vector, with text and entities.
+    pub async fn search(
+        &self,
+        req: apex_proto::writer::v1::SearchChunksRequest,
+    ) -> Result<apex_proto::writer::v1::SearchChunksResponse, ServiceError> {
+        use apex_proto::writer::v1::{ChunkHit, EntityRef, SearchChunksResponse};
+        if req.vector.is_empty() {
+            return Err(ServiceError::invalid_field(
+                "vector",
+                "the query vector is empty",
+            ));
+        }
+        if req.vector.iter().any(|v| !v.is_finite()) {
+            return Err(ServiceError::invalid_field(
+                "vector",
+                "the query vector holds a NaN or an infinity",
+            ));
+        }
+        if req.model_id.trim().is_empty() {
+            return Err(ServiceError::invalid_field(
+                "model_id",
+                "the model id is required",
+            ));
+        }
+        if req.limit > 100 {
+            return Err(ServiceError::invalid_field(
+                "limit",
+                format!("at most 100 hits, not {}", req.limit),
+            ));
+        }
+        let limit = if req.limit == 0 { 10 } else { req.limit };
+        let collection = self
+            .vectors
+            .collection_for(&req.model_id, req.vector.len() as u32);
+        let source = Some(req.source.trim()).filter(|s| !s.is_empty());
+        let nearest = self
+            .timed(
+                Store::Vectors,
+                "search",
+                self.vectors
+                    .search(&collection, req.vector, u64::from(limit), source),
+            )
+            .await?;
+        let ids: Vec<Uuid> = nearest.iter().map(|(id, _)| *id).collect();
+        let mut rows: std::collections::HashMap<Uuid, crate::postgres::ChunkRow> = self
+            .timed(Store::Postgres, "search", self.pg.chunk_hits(&ids))
+            .await?
+            .into_iter()
+            .map(|r| (r.chunk_id, r))
+            .collect();
+        let hits = nearest
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let r = rows.remove(&id)?;
+                Some(ChunkHit {
+                    chunk_id: r.chunk_id.to_string(),
+                    document_id: r.document_id.to_string(),
+                    source: r.source,
+                    version: r.version,
+                    ordinal: r.ordinal,
+                    score,
+                    text: r.text,
+                    page: r.page,
+                    section: r.section,
+                    entities: r
+                        .entities
+                        .into_iter()
+                        .map(|(id, t, n)| EntityRef {
+                            entity_id: id.to_string(),
+                            entity_type: t,
+                            name: n,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(SearchChunksResponse { hits, collection })
+    }
+
     /// `InspectDocument`: what each store holds, and whether they agree.
     pub async fn inspect(
         &self,

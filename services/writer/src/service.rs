@@ -1,11 +1,11 @@
-//! The tonic service: `WriteDocument`, `DeleteDocument`, `InspectDocument`.
+//! The tonic service: `WriteDocument`, `DeleteDocument`, `InspectDocument`, `SearchChunks`.
 
 use std::sync::Arc;
 
 use apex_proto::writer::v1::writer_service_server::WriterService;
 use apex_proto::writer::v1::{
     DeleteDocumentRequest, DeleteDocumentResponse, InspectDocumentRequest, InspectDocumentResponse,
-    WriteDocumentRequest, WriteDocumentResponse,
+    SearchChunksRequest, SearchChunksResponse, WriteDocumentRequest, WriteDocumentResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -64,6 +64,16 @@ impl WriterService for WriterGrpc {
             self.writer
                 .inspect(&request.into_inner().document_id)
                 .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(limit = request.get_ref().limit))]
+    async fn search_chunks(
+        &self,
+        request: Request<SearchChunksRequest>,
+    ) -> Result<Response<SearchChunksResponse>, Status> {
+        Ok(Response::new(
+            self.writer.search(request.into_inner()).await?,
         ))
     }
 }

@@ -11,7 +11,7 @@ use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, Distance, FieldType, Filter, PointStruct, ScrollPointsBuilder,
-    UpsertPointsBuilder, VectorParamsBuilder, vectors_config::Config,
+    SearchPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, vectors_config::Config,
 };
 use uuid::Uuid;
 
@@ -259,6 +259,50 @@ impl VectorStore {
             self.delete_in(&c, document_id).await?;
         }
         Ok(())
+    }
+
+    /// The `limit` points of `collection` nearest to `vector` (cosine), optionally only
+    /// those of `source`: (chunk id, score), best first. An absent collection has none.
+    pub async fn search(
+        &self,
+        collection: &str,
+        vector: Vec<f32>,
+        limit: u64,
+        source: Option<&str>,
+    ) -> Result<Vec<(Uuid, f32)>, ServiceError> {
+        let exists = self
+            .client
+            .collection_exists(collection)
+            .await
+            .map_err(|e| unavailable("collection exists", e))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut request = SearchPointsBuilder::new(collection, vector, limit);
+        if let Some(source) = source {
+            request = request.filter(Filter::must([Condition::matches(
+                "source",
+                source.to_owned(),
+            )]));
+        }
+        let found = self
+            .client
+            .search_points(request)
+            .await
+            .map_err(|e| unavailable("search", e))?;
+        Ok(found
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let id = match p.id?.point_id_options? {
+                    qdrant_client::qdrant::point_id::PointIdOptions::Uuid(u) => {
+                        Uuid::parse_str(&u).ok()?
+                    }
+                    qdrant_client::qdrant::point_id::PointIdOptions::Num(_) => return None,
+                };
+                Some((id, p.score))
+            })
+            .collect())
     }
 
     /// Counts the document's points in `collection` and the versions they carry.

@@ -569,3 +569,81 @@ async fn mixing_models_or_dimensions_in_one_collection_is_refused() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn search_finds_the_nearest_chunks_with_text_and_entities() {
+    use apex_proto::writer::v1::SearchChunksRequest;
+    let mut h = Harness::start(|_| {}).await;
+    let f = Fixture::new(Uuid::new_v4(), 1);
+    h.write(f.request(&h.blobs, &format!("search-{}", f.id)).await)
+        .await
+        .expect("write");
+    let mut query = vec![0.0f32; f.dimension as usize];
+    query[3] = 1.0;
+    let request = |source: &str, limit: u32, vector: Vec<f32>| SearchChunksRequest {
+        vector,
+        model_id: f.model.clone(),
+        limit,
+        source: source.to_owned(),
+    };
+    let found = h
+        .client
+        .search_chunks(request("", 3, query.clone()))
+        .await
+        .expect("search")
+        .into_inner();
+    assert_eq!(found.hits.len(), 3, "{found:?}");
+    let best = &found.hits[0];
+    assert_eq!(best.chunk_id, f.chunk_id(3).to_string());
+    assert_eq!(best.document_id, f.id.to_string());
+    assert_eq!((best.version, best.ordinal), (1, 3));
+    assert!((best.score - 1.0).abs() < 1e-4, "{}", best.score);
+    assert!(best.text.starts_with("Chunk 3 of"), "{}", best.text);
+    // Entity 3 is mentioned in chunk 3 (mentions go round-robin over the chunks).
+    let names: Vec<&str> = best.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [format!("ORG-{}-3", f.tag).to_uppercase().as_str()]);
+    assert_eq!(best.entities[0].entity_type, "ORGANIZATION");
+    assert!(found.hits[1].score < best.score);
+
+    // Another source's chunks only: none of this document's.
+    let other = h
+        .client
+        .search_chunks(request("elsewhere", 3, query.clone()))
+        .await
+        .expect("search")
+        .into_inner();
+    assert!(
+        other.hits.iter().all(|hit| hit.document_id != f.id.to_string()),
+        "{other:?}"
+    );
+    let same = h
+        .client
+        .search_chunks(request("test", 1, query.clone()))
+        .await
+        .expect("search")
+        .into_inner();
+    assert_eq!(same.hits[0].chunk_id, f.chunk_id(3).to_string());
+
+    // Bad queries name the field.
+    for (bad, field) in [
+        (request("", 101, query.clone()), "at most 100"),
+        (request("", 3, Vec::new()), "empty"),
+        (request("", 3, vec![f32::NAN; 384]), "NaN"),
+    ] {
+        let status = h.client.search_chunks(bad).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(field), "{}", status.message());
+    }
+    // A model nothing was written with: no collection, no hits, no error.
+    let none = h
+        .client
+        .search_chunks(SearchChunksRequest {
+            model_id: "never/used".into(),
+            ..request("", 3, query)
+        })
+        .await
+        .expect("search")
+        .into_inner();
+    assert!(none.hits.is_empty());
+    h.stop().await;
+}

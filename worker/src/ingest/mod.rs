@@ -3,6 +3,7 @@
 //! gRPC call (or, for `fetch_document`, one read of the bytes into the blob store).
 
 pub mod activities;
+pub mod stages;
 pub mod status;
 pub mod workflow;
 
@@ -11,7 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use activities::{IngestActivities, ServiceClients};
+pub use activities::IngestActivities;
+pub use stages::{ServiceClients, StageError, Stages};
 pub use workflow::{DocumentDeletionWorkflow, DocumentIngestionWorkflow};
 
 /// The task queue of the ingestion workflows (and of the hello world).
