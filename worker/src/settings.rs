@@ -61,6 +61,13 @@ impl Default for IngestSettings {
 }
 
 impl IngestSettings {
+    /// Problems with these values, each naming its key under `ingest.`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        self.validate(&mut p);
+        p
+    }
+
     fn validate(&self, p: &mut Vec<String>) {
         for (key, addr) in [
             ("ingest.parser_addr", &self.parser_addr),

@@ -1,4 +1,37 @@
-//! The Apex Ingest HTTP gateway. Built by the gateway issue; so far it holds the rollout
-//! decision ([`rollout::RolloutCoordinator`]).
+//! The Apex Ingest HTTP gateway: uploads (`POST /v1/documents`), status, deletion, search,
+//! health and metrics. Each document goes to the Temporal path or the legacy path as the
+//! [`rollout::RolloutCoordinator`] decides from a percentage every replica shares (Redis).
 
+pub mod app;
+pub mod error;
+pub mod formats;
+pub mod legacy;
+pub mod metrics;
+pub mod openapi;
 pub mod rollout;
+pub mod settings;
+pub mod shared;
+
+use std::sync::Arc;
+
+use apex_common::Shutdown;
+use tokio::net::TcpListener;
+
+pub use app::{Gateway, router};
+pub use settings::GatewaySettings;
+
+/// Serves the gateway on `listener` until `shutdown`; requests in progress finish first.
+pub async fn run(
+    settings: GatewaySettings,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let gateway = Arc::new(Gateway::new(settings).await?);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, percent = gateway.rollout.percent(), "gateway serving");
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -613,7 +613,10 @@ async fn search_finds_the_nearest_chunks_with_text_and_entities() {
         .expect("search")
         .into_inner();
     assert!(
-        other.hits.iter().all(|hit| hit.document_id != f.id.to_string()),
+        other
+            .hits
+            .iter()
+            .all(|hit| hit.document_id != f.id.to_string()),
         "{other:?}"
     );
     let same = h

@@ -1,0 +1,238 @@
+//! The legacy path: the same stages the workflow runs, called directly and in sequence from
+//! the gateway, through the same services and the same writer (no Temporal). It keeps the
+//! workflow's decisions (unchanged content ends early; the version is the stored one plus
+//! one) so both paths leave the same store state for the same document. What it lacks is
+//! what Temporal adds: durability across a gateway restart, and retries beyond a few
+//! attempts per stage.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use apex_common::retry::backoff;
+use apex_worker::ingest::DocRef;
+use apex_worker::ingest::IngestInput;
+use apex_worker::ingest::stages::{
+    ArtifactInput, FetchInput, ParseInput, StageError, Stages, WriteInput,
+};
+use apex_worker::ingest::status::{
+    COMPLETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED, PENDING,
+    StepRecord, UNCHANGED,
+};
+
+/// Runs ingestions on the legacy path.
+#[derive(Debug, Clone)]
+pub struct Legacy {
+    stages: Stages,
+    attempts: u32,
+    call_timeout: Duration,
+}
+
+/// Where an ingestion stopped.
+struct Stop {
+    step: &'static str,
+    error: StageError,
+}
+
+impl Legacy {
+    pub fn new(stages: Stages, attempts: u32, call_timeout: Duration) -> Self {
+        Self {
+            stages,
+            attempts: attempts.max(1),
+            call_timeout,
+        }
+    }
+
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// Calls `call` until it succeeds, fails for good, or the attempts run out; returns the
+    /// result and the attempts made.
+    async fn attempt<T, F, Fut>(&self, mut call: F) -> (Result<T, StageError>, u32)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StageError>>,
+    {
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            match call().await {
+                Ok(v) => return (Ok(v), n),
+                Err(e) if e.retryable && n < self.attempts => {
+                    let jitter = f32::from(uuid::Uuid::new_v4().as_bytes()[0]) / 256.0;
+                    let wait = backoff(
+                        Duration::from_millis(500),
+                        Duration::from_secs(30),
+                        n - 1,
+                        jitter,
+                    );
+                    tracing::warn!(attempt = n, error = %e, retry_in_ms = wait.as_millis() as u64, "legacy stage failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return (Err(e), n),
+            }
+        }
+    }
+
+    /// Ingests `input`, calling `report` with the status after every step. The final status
+    /// is `completed`, `unchanged` or `failed` (with the reason in `error`).
+    pub async fn ingest<R, Fut>(&self, input: &IngestInput, mut report: R) -> IngestStatus
+    where
+        R: FnMut(IngestStatus) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut status = IngestStatus {
+            status: PENDING.to_owned(),
+            document_id: input.resolved_document_id(),
+            source: input.source.clone(),
+            ..Default::default()
+        };
+        match self.run(input, &mut status, &mut report).await {
+            Ok(()) => {}
+            Err(stop) => {
+                status.error = Some(format!("{} failed: {}", stop.step, stop.error.message));
+                status.status = FAILED.to_owned();
+            }
+        }
+        report(status.clone()).await;
+        status
+    }
+
+    async fn run<R, Fut>(
+        &self,
+        input: &IngestInput,
+        status: &mut IngestStatus,
+        report: &mut R,
+    ) -> Result<(), Stop>
+    where
+        R: FnMut(IngestStatus) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let stop = |step: &'static str| move |error: StageError| Stop { step, error };
+        let timeout = Some(self.call_timeout);
+        let document_id = status.document_id.clone();
+
+        let start = Instant::now();
+        let (fetched, n) = self
+            .attempt(|| {
+                self.stages.fetch(FetchInput {
+                    location: input.location.clone(),
+                    mime_type: input.mime_type.clone(),
+                })
+            })
+            .await;
+        let fetched = fetched.map_err(stop("fetch"))?;
+        step(status, "fetch", start, n);
+        status.content_sha256 = fetched.sha256.clone();
+        status.status = FETCHED.to_owned();
+        report(status.clone()).await;
+
+        let start = Instant::now();
+        let (stored, n) = self
+            .attempt(|| self.stages.check(document_id.clone(), timeout))
+            .await;
+        let stored = stored.map_err(stop("check"))?;
+        step(status, "check", start, n);
+        if stored.present && stored.content_sha256 == fetched.sha256 {
+            status.version = stored.version;
+            status.status = UNCHANGED.to_owned();
+            return Ok(());
+        }
+        status.version = if stored.present {
+            stored.version + 1
+        } else {
+            1
+        };
+        let document = DocRef {
+            document_id: document_id.clone(),
+            source: input.source.clone(),
+            version: status.version,
+        };
+
+        let start = Instant::now();
+        let (parsed, n) = self
+            .attempt(|| {
+                self.stages.parse(
+                    ParseInput {
+                        source: fetched.clone(),
+                        file_name: input.file_name.clone(),
+                        mime_type: input.mime_type.clone(),
+                        document: document.clone(),
+                    },
+                    timeout,
+                )
+            })
+            .await;
+        let parsed = parsed.map_err(stop("parse"))?;
+        step(status, "parse", start, n);
+        status.chunk_count = parsed.chunk_count;
+        if parsed.chunk_count == 0 {
+            status.warnings.push(format!(
+                "the document yielded no chunks (format {}, {} characters of text)",
+                parsed.format, parsed.text_chars
+            ));
+        }
+        status.status = PARSED.to_owned();
+        report(status.clone()).await;
+
+        let artifact = ArtifactInput {
+            parsed: parsed.artifact.clone(),
+            document: document.clone(),
+            metadata: input.metadata.clone(),
+            text_chars: parsed.text_chars,
+        };
+        let start = Instant::now();
+        let ((extracted, ne), (embedded, nv)) = tokio::join!(
+            self.attempt(|| self.stages.extract(artifact.clone(), timeout)),
+            self.attempt(|| self.stages.embed(artifact.clone(), timeout)),
+        );
+        let extracted = extracted.map_err(stop("extract"))?;
+        step(status, "extract", start, ne);
+        status.entity_count = extracted.entity_count;
+        if extracted.entity_count == 0 && parsed.text_chars > 0 {
+            status.warnings.push(format!(
+                "no entities were found in {} characters of text",
+                parsed.text_chars
+            ));
+        }
+        status.status = ENTITIES_EXTRACTED.to_owned();
+        let embedded = embedded.map_err(stop("embed"))?;
+        step(status, "embed", start, nv);
+        status.vector_count = embedded.vector_count;
+        status.status = EMBEDDED.to_owned();
+        report(status.clone()).await;
+
+        // One key for every attempt of this write, so a retry after a lost answer is
+        // answered from the writer's record of the first.
+        let key = format!("legacy/{}/{}", document_id, uuid::Uuid::new_v4());
+        let start = Instant::now();
+        let (written, n) = self
+            .attempt(|| {
+                self.stages.write(
+                    WriteInput {
+                        document: document.clone(),
+                        metadata: input.metadata.clone(),
+                        content_sha256: fetched.sha256.clone(),
+                        parsed: parsed.artifact.clone(),
+                        entities: Some(extracted.artifact.clone()),
+                        vectors: Some(embedded.artifact.clone()),
+                    },
+                    key.clone(),
+                    timeout,
+                )
+            })
+            .await;
+        written.map_err(stop("write"))?;
+        step(status, "write", start, n);
+        status.status = COMPLETED.to_owned();
+        Ok(())
+    }
+}
+
+fn step(status: &mut IngestStatus, name: &str, start: Instant, attempts: u32) {
+    status.steps.push(StepRecord {
+        step: name.to_owned(),
+        millis: start.elapsed().as_millis() as u64,
+        attempts,
+    });
+}

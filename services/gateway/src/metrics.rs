@@ -1,0 +1,151 @@
+//! The gateway's Prometheus metrics and the middleware that times every request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::app::Gateway;
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub accepted: IntCounterVec,
+    pub finished: IntCounterVec,
+    pub rejected: IntCounter,
+    pub fallbacks: IntCounter,
+    pub temporal_unreachable: IntCounter,
+    pub in_flight: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+    // Names are unique within this registry, so registering cannot collide.
+    let _ = registry.register(Box::new(m.clone()));
+    m
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"))
+        };
+        let counter = |name: &str, help: &str| {
+            IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"))
+        };
+        Self {
+            requests: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_requests_total",
+                    "HTTP requests by route and status",
+                    &["route", "status"],
+                ),
+            ),
+            request_seconds: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("apex_gateway_request_seconds", "HTTP request time")
+                        .buckets(vec![
+                            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                        ]),
+                    &["route"],
+                )
+                .unwrap_or_else(|e| panic!("metric: {e}")),
+            ),
+            accepted: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_ingestions_accepted_total",
+                    "Ingestions accepted, by the path they took",
+                    &["path"],
+                ),
+            ),
+            finished: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_ingestions_finished_total",
+                    "Ingestions this gateway saw end, by path and final status",
+                    &["path", "status"],
+                ),
+            ),
+            rejected: register(
+                &registry,
+                counter(
+                    "apex_gateway_rejected_busy_total",
+                    "Uploads refused with 429 because max_in_flight ingestions were running",
+                ),
+            ),
+            fallbacks: register(
+                &registry,
+                counter(
+                    "apex_gateway_fallbacks_total",
+                    "Documents meant for Temporal that took the legacy path because Temporal was unreachable",
+                ),
+            ),
+            temporal_unreachable: register(
+                &registry,
+                counter(
+                    "apex_gateway_temporal_unreachable_total",
+                    "Starts that failed because Temporal could not be reached",
+                ),
+            ),
+            in_flight: register(
+                &registry,
+                IntGauge::new(
+                    "apex_gateway_in_flight",
+                    "Ingestions accepted by this gateway and not finished",
+                )
+                .unwrap_or_else(|e| panic!("metric: {e}")),
+            ),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> anyhow::Result<String> {
+        Ok(apex_common::metrics::render(&self.registry))
+    }
+}
+
+/// Counts and times each request under its route template (not the raw path, so ids do
+/// not explode the label set), inside a span whose context reaches the services.
+pub async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format!("{} {route}", request.method()),
+        http.method = %request.method(),
+        http.route = %route,
+        http.status = tracing::field::Empty,
+    );
+    let start = Instant::now();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.status", status);
+    g.metrics
+        .requests
+        .with_label_values(&[&route, &status.to_string()])
+        .inc();
+    g.metrics
+        .request_seconds
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,111 @@
+//! Settings of the gateway binary (`APEX_GATEWAY__…`, or a TOML file named by
+//! `APEX_GATEWAY_CONFIG`). `TEMPORAL_ROLLOUT` is accepted for `temporal.rollout`.
+
+use apex_common::{
+    Settings,
+    settings::{TelemetrySettings, check_socket_addr},
+    temporal::TemporalSettings,
+};
+use apex_worker::IngestSettings;
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway reads at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GatewaySettings {
+    /// HTTP listen address (API, `/metrics`, `/livez`, `/readyz`, `/openapi.json`).
+    pub listen_addr: String,
+    pub temporal: TemporalSettings,
+    pub telemetry: TelemetrySettings,
+    /// The services, the blob store and the fetch limits, as the worker has them: the
+    /// legacy path calls the same services the activities call.
+    pub ingest: IngestSettings,
+    /// Where the rollout percentage and the legacy path's statuses live (shared by every
+    /// gateway replica).
+    pub redis_url: String,
+    /// The Redis key holding the rollout percentage (absent: `temporal.rollout`).
+    pub rollout_key: String,
+    /// Run a document on the legacy path when Temporal cannot be reached, instead of
+    /// answering 503.
+    pub fallback_to_legacy: bool,
+    /// Ingestions accepted and not finished, per gateway; beyond it uploads get 429.
+    pub max_in_flight: usize,
+    /// What a 429 asks the client to wait.
+    pub retry_after_secs: u64,
+    /// Largest document accepted in an upload.
+    pub max_upload_bytes: u64,
+    /// Attempts per stage on the legacy path (transient failures only).
+    pub legacy_max_attempts: u32,
+    /// Deadline of one service call on the legacy path.
+    pub legacy_call_timeout_secs: u64,
+    /// How long a legacy ingestion's status is kept in Redis.
+    pub status_ttl_secs: u64,
+    /// How long the gateway waits for Temporal to accept a start (or a query) before it
+    /// counts Temporal as unreachable.
+    pub temporal_timeout_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:8080".to_owned(),
+            temporal: TemporalSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            ingest: IngestSettings::default(),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            rollout_key: crate::shared::ROLLOUT_KEY.to_owned(),
+            fallback_to_legacy: true,
+            max_in_flight: 256,
+            retry_after_secs: 2,
+            max_upload_bytes: 64 * 1024 * 1024,
+            legacy_max_attempts: 3,
+            legacy_call_timeout_secs: 300,
+            status_ttl_secs: 7 * 24 * 3600,
+            temporal_timeout_ms: 3_000,
+        }
+    }
+}
+
+impl Settings for GatewaySettings {
+    const ENV_PREFIX: &'static str = "APEX_GATEWAY";
+
+    fn aliases() -> &'static [(&'static str, &'static str)] {
+        &[
+            ("TEMPORAL_ROLLOUT", "temporal.rollout"),
+            ("TEMPORAL_ADDRESS", "temporal.address"),
+            ("TEMPORAL_NAMESPACE", "temporal.namespace"),
+        ]
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut p = self.temporal.validate("temporal");
+        p.extend(self.telemetry.validate("telemetry"));
+        check_socket_addr("listen_addr", &self.listen_addr, &mut p);
+        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+            p.push(format!(
+                "redis_url must be a redis:// URL, not `{}`",
+                self.redis_url
+            ));
+        }
+        if self.rollout_key.trim().is_empty() {
+            p.push("rollout_key must not be empty".to_owned());
+        }
+        if self.max_in_flight == 0 {
+            p.push("max_in_flight must be at least 1".to_owned());
+        }
+        if self.max_upload_bytes == 0 {
+            p.push("max_upload_bytes must be at least 1".to_owned());
+        }
+        if self.legacy_max_attempts == 0 {
+            p.push("legacy_max_attempts must be at least 1".to_owned());
+        }
+        if self.legacy_call_timeout_secs == 0 {
+            p.push("legacy_call_timeout_secs must be at least 1".to_owned());
+        }
+        if self.temporal_timeout_ms < 100 {
+            p.push("temporal_timeout_ms must be at least 100".to_owned());
+        }
+        p.extend(self.ingest.problems());
+        p
+    }
+}
