@@ -1,10 +1,12 @@
 //! `apex`: the command line of Apex Ingest. It runs the local stack (`up`, `down`, `status`,
-//! `logs`, `doctor`) and the hello-world workflow (`hello`). It does not ingest anything yet.
+//! `logs`, `doctor`), ingests through the gateway (`ingest`, `document`, `search`), moves the
+//! rollout (`rollout get|set`) and runs the hello-world workflow (`hello`).
 
 // A binary crate: `pub` items in its modules are crate-visible by construction.
 #![allow(unreachable_pub)]
 
 mod doctor;
+mod gateway;
 mod hello;
 mod probe;
 mod process;
@@ -36,8 +38,56 @@ enum Cmd {
     Up { components: Vec<String> },
     /// Stop what `up` started (or the named components).
     Down { components: Vec<String> },
-    /// Health of every component.
-    Status,
+    /// Health of every component; with a document id, that document's ingestion status.
+    Status {
+        /// A document id (as `apex ingest` prints it).
+        document: Option<String>,
+        #[arg(long, env = "APEX_GATEWAY_URL")]
+        gateway: Option<String>,
+    },
+    /// Upload files, directories (walked) or http(s) URLs through the gateway.
+    Ingest {
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        #[arg(long, default_value = "upload")]
+        source: String,
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// Metadata attached to every document: `--metadata key=value`, repeatable.
+        #[arg(long = "metadata", value_parser = parse_key_value)]
+        metadata: Vec<(String, String)>,
+        /// Follow each document until it is completed, unchanged or failed.
+        #[arg(long)]
+        wait: bool,
+        /// Uploads at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Longest wait per document with --wait, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        #[arg(long, env = "APEX_GATEWAY_URL")]
+        gateway: Option<String>,
+    },
+    /// Search what was ingested.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, env = "APEX_GATEWAY_URL")]
+        gateway: Option<String>,
+    },
+    /// The share of documents that go through Temporal (the rest take the legacy path).
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutCmd,
+        /// The Redis every gateway reads the percentage from (default: the local stack's).
+        #[arg(long, env = "APEX_ROLLOUT_REDIS_URL")]
+        redis_url: Option<String>,
+        #[arg(long, default_value = apex_gateway::shared::ROLLOUT_KEY)]
+        key: String,
+    },
     /// Print a component's log.
     Logs {
         component: String,
@@ -57,6 +107,22 @@ enum Cmd {
         #[arg(long, default_value = "default")]
         namespace: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCmd {
+    /// Print the percentage.
+    Get,
+    /// Set the percentage (0–100); every gateway uses it from its next document. 0 is the
+    /// emergency rollback.
+    Set { percent: String },
+}
+
+fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(k, _)| !k.trim().is_empty())
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{raw}` is not key=value"))
 }
 
 fn components(names: &[String]) -> Result<Vec<Component>, String> {
@@ -87,7 +153,63 @@ async fn main() -> ExitCode {
             Ok(only) => stack::down(&settings, &only).map(|()| true),
             Err(e) => Err(anyhow::anyhow!(e)),
         },
-        Cmd::Status => stack::status(&settings).await,
+        Cmd::Status { document: None, .. } => stack::status(&settings).await,
+        Cmd::Status {
+            document: Some(id),
+            gateway,
+        } => gateway::status(&gateway.unwrap_or_else(|| settings.gateway_url()), &id).await,
+        Cmd::Ingest {
+            inputs,
+            source,
+            priority,
+            metadata,
+            wait,
+            concurrency,
+            timeout_secs,
+            gateway,
+        } => {
+            let opts = gateway::IngestOptions {
+                gateway: gateway.unwrap_or_else(|| settings.gateway_url()),
+                source,
+                priority,
+                metadata: metadata.into_iter().collect(),
+                wait,
+                concurrency,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            };
+            match gateway::expand(&inputs) {
+                Ok(files) => gateway::ingest(files, opts).await.map(|outcomes| {
+                    gateway::print_summary(&outcomes, wait);
+                    outcomes.iter().all(|o| !o.failed())
+                }),
+                Err(e) => Err(e),
+            }
+        }
+        Cmd::Search {
+            query,
+            limit,
+            source,
+            gateway,
+        } => {
+            gateway::search(
+                &gateway.unwrap_or_else(|| settings.gateway_url()),
+                &query,
+                limit,
+                source.as_deref(),
+            )
+            .await
+        }
+        Cmd::Rollout {
+            action,
+            redis_url,
+            key,
+        } => {
+            let url = redis_url.unwrap_or_else(|| settings.redis_url());
+            match action {
+                RolloutCmd::Get => gateway::rollout_get(&url, &key).await,
+                RolloutCmd::Set { percent } => gateway::rollout_set(&url, &key, &percent).await,
+            }
+        }
         Cmd::Logs { component, lines } => match components(&[component]) {
             Ok(c) => stack::log_path(&settings, c[0]).map(|path| {
                 println!("==> {} <==", path.display());

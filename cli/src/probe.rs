@@ -124,9 +124,9 @@ pub async fn http(url: &str) -> ProbeResult {
     .await
 }
 
-/// A Qdrant gRPC server answers its own `HealthCheck` and reports `qdrant.Points` SERVING on
-/// the standard gRPC health service.
-pub async fn qdrant(url: &str) -> ProbeResult {
+/// A gRPC server reports `service` SERVING on the standard gRPC health service (Qdrant
+/// reports `qdrant.Points`; the Apex services their own names).
+pub async fn grpc_health(url: &str, service: &str) -> ProbeResult {
     bounded(async {
         let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
             .map_err(|e| e.to_string())?
@@ -136,16 +136,16 @@ pub async fn qdrant(url: &str) -> ProbeResult {
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {
-                service: "qdrant.Points".to_owned(),
+                service: service.to_owned(),
             })
             .await
             .map_err(|e| e.message().to_owned())?
             .into_inner()
             .status;
         if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-            Ok("qdrant.Points SERVING".to_owned())
+            Ok(format!("{service} SERVING"))
         } else {
-            Err(format!("qdrant.Points health status {status}"))
+            Err(format!("{service} health status {status}"))
         }
     })
     .await

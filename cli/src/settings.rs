@@ -29,6 +29,12 @@ pub struct StackSettings {
     pub vectors_port: u16,
     pub worker_metrics_port: u16,
     pub prometheus_port: u16,
+    /// The gRPC services (their `/metrics` ports are 9101–9104) and the HTTP gateway.
+    pub parser_port: u16,
+    pub extractor_port: u16,
+    pub embedder_port: u16,
+    pub writer_port: u16,
+    pub gateway_port: u16,
     /// Seconds to wait for a component to become healthy.
     pub start_timeout_secs: u64,
 }
@@ -53,6 +59,11 @@ impl Default for StackSettings {
             vectors_port: 6334,
             worker_metrics_port: 9105,
             prometheus_port: 9090,
+            parser_port: 50051,
+            extractor_port: 50052,
+            embedder_port: 50053,
+            writer_port: 50054,
+            gateway_port: 8080,
             start_timeout_secs: 90,
         }
     }
@@ -87,6 +98,11 @@ impl Settings for StackSettings {
             ("vectors_port", self.vectors_port),
             ("worker_metrics_port", self.worker_metrics_port),
             ("prometheus_port", self.prometheus_port),
+            ("parser_port", self.parser_port),
+            ("extractor_port", self.extractor_port),
+            ("embedder_port", self.embedder_port),
+            ("writer_port", self.writer_port),
+            ("gateway_port", self.gateway_port),
         ];
         for (i, (name, port)) in ports.iter().enumerate() {
             if *port == 0 {
@@ -130,6 +146,19 @@ impl StackSettings {
 
     pub fn temporal_ui(&self) -> String {
         format!("http://127.0.0.1:{}", self.temporal_ui_port)
+    }
+
+    /// The blob store every service, the worker and the gateway share.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.state().join("blobs")
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.redis_port)
     }
 
     pub fn postgres_url(&self) -> String {

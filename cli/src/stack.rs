@@ -24,20 +24,61 @@ pub enum Component {
     Graph,
     Vectors,
     Temporal,
+    Parser,
+    Extractor,
+    Embedder,
+    Writer,
     Worker,
+    Gateway,
     Prometheus,
 }
 
 impl Component {
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 12] = [
         Component::Postgres,
         Component::Redis,
         Component::Graph,
         Component::Vectors,
         Component::Temporal,
+        Component::Parser,
+        Component::Extractor,
+        Component::Embedder,
+        Component::Writer,
         Component::Worker,
+        Component::Gateway,
         Component::Prometheus,
     ];
+
+    /// The gRPC service's binary, port, `/metrics` port and health name.
+    fn grpc_service(self, s: &StackSettings) -> Option<(&'static str, u16, u16, &'static str)> {
+        match self {
+            Self::Parser => Some((
+                "apex-parser",
+                s.parser_port,
+                9101,
+                "apex.parser.v1.ParserService",
+            )),
+            Self::Extractor => Some((
+                "apex-extractor",
+                s.extractor_port,
+                9102,
+                "apex.extractor.v1.ExtractorService",
+            )),
+            Self::Embedder => Some((
+                "apex-embedder",
+                s.embedder_port,
+                9103,
+                "apex.embedder.v1.EmbedderService",
+            )),
+            Self::Writer => Some((
+                "apex-writer",
+                s.writer_port,
+                9104,
+                "apex.writer.v1.WriterService",
+            )),
+            _ => None,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,7 +87,12 @@ impl Component {
             Self::Graph => "graph",
             Self::Vectors => "vectors",
             Self::Temporal => "temporal",
+            Self::Parser => "parser",
+            Self::Extractor => "extractor",
+            Self::Embedder => "embedder",
+            Self::Writer => "writer",
             Self::Worker => "worker",
+            Self::Gateway => "gateway",
             Self::Prometheus => "prometheus",
         }
     }
@@ -62,7 +108,12 @@ impl Component {
             Self::Graph => format!("127.0.0.1:{} (bolt {})", s.graph_port, s.bolt_port),
             Self::Vectors => format!("http://127.0.0.1:{} (Qdrant gRPC)", s.vectors_port),
             Self::Temporal => format!("127.0.0.1:{} (UI {})", s.temporal_port, s.temporal_ui()),
+            Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
+                let port = self.grpc_service(s).map_or(0, |g| g.1);
+                format!("http://127.0.0.1:{port} (gRPC)")
+            }
             Self::Worker => format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port),
+            Self::Gateway => format!("{} (HTTP API)", s.gateway_url()),
             Self::Prometheus => format!("http://127.0.0.1:{}", s.prometheus_port),
         }
     }
@@ -77,7 +128,18 @@ impl Component {
                 let bolt = probe::bolt(s.bolt_port).await?;
                 Ok(format!("{resp}; {bolt}"))
             }
-            Self::Vectors => probe::qdrant(&format!("http://127.0.0.1:{}", s.vectors_port)).await,
+            Self::Vectors => {
+                probe::grpc_health(
+                    &format!("http://127.0.0.1:{}", s.vectors_port),
+                    "qdrant.Points",
+                )
+                .await
+            }
+            Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
+                let (_, port, _, name) = self.grpc_service(s).ok_or("not a gRPC service")?;
+                probe::grpc_health(&format!("http://127.0.0.1:{port}"), name).await
+            }
+            Self::Gateway => probe::http(&format!("{}/readyz", s.gateway_url())).await,
             Self::Temporal => {
                 let frontend = probe::temporal(&s.temporal_address()).await?;
                 let ui = probe::http(&s.temporal_ui())
@@ -351,20 +413,73 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
             .env("APEX_VECTORD__TELEMETRY__LOG_FORMAT", "json");
             cmd
         }
-        Component::Worker => {
-            let exe = std::env::current_exe()?.with_file_name("apex-worker");
-            if !exe.exists() {
-                bail!(
-                    "{} is not built: run `cargo build --workspace`",
-                    exe.display()
-                );
+        Component::Parser | Component::Extractor | Component::Embedder | Component::Writer => {
+            let Some((bin, port, metrics, _)) = c.grpc_service(s) else {
+                bail!("{} is not a gRPC service", c.name());
+            };
+            let mut cmd = Command::new(sibling(bin)?);
+            let prefix = format!("APEX_{}", c.name().to_ascii_uppercase());
+            cmd.env(
+                format!("{prefix}__LISTEN_ADDR"),
+                format!("127.0.0.1:{port}"),
+            )
+            .env(
+                format!("{prefix}__METRICS_ADDR"),
+                format!("127.0.0.1:{metrics}"),
+            )
+            .env(format!("{prefix}__BLOB_URL"), s.blob_dir())
+            .env(format!("{prefix}__TELEMETRY__LOG_FORMAT"), "json");
+            match c {
+                Component::Parser => {
+                    cmd.env(
+                        "APEX_PARSER__TOKENIZER_PATH",
+                        s.model_dir().join("tokenizer.json"),
+                    );
+                }
+                Component::Embedder => {
+                    cmd.env("APEX_EMBEDDER__MODEL_DIR", s.model_dir())
+                        .env("APEX_EMBEDDER__CACHE_URL", s.redis_url())
+                        .env(
+                            "APEX_EMBEDDER__ONNXRUNTIME_LIBRARY",
+                            s.tools().join("lib/libonnxruntime.so"),
+                        );
+                }
+                Component::Writer => {
+                    cmd.env("APEX_WRITER__POSTGRES__URL", s.postgres_url())
+                        .env(
+                            "APEX_WRITER__GRAPH__URL",
+                            format!("redis://127.0.0.1:{}", s.graph_port),
+                        )
+                        .env(
+                            "APEX_WRITER__VECTORS__URL",
+                            format!("http://127.0.0.1:{}", s.vectors_port),
+                        )
+                        .env("APEX_WRITER__REDIS__URL", s.redis_url());
+                }
+                _ => {}
             }
-            let mut cmd = Command::new(exe);
+            cmd
+        }
+        Component::Worker => {
+            let mut cmd = Command::new(sibling("apex-worker")?);
             cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
                 .env(
                     "APEX_WORKER__METRICS_ADDR",
                     format!("127.0.0.1:{}", s.worker_metrics_port),
                 );
+            service_addresses(&mut cmd, "APEX_WORKER", s);
+            cmd
+        }
+        Component::Gateway => {
+            let mut cmd = Command::new(sibling("apex-gateway")?);
+            cmd.env("APEX_GATEWAY__TEMPORAL__ADDRESS", s.temporal_address())
+                .env(
+                    "APEX_GATEWAY__LISTEN_ADDR",
+                    format!("127.0.0.1:{}", s.gateway_port),
+                )
+                .env("APEX_GATEWAY__REDIS_URL", s.redis_url())
+                .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");
+            service_addresses(&mut cmd, "APEX_GATEWAY", s);
             cmd
         }
         Component::Prometheus => {
@@ -386,6 +501,35 @@ fn command_for(c: Component, s: &StackSettings, state: &Path) -> anyhow::Result<
     Ok(cmd)
 }
 
+/// A binary built next to this one.
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name(name);
+    if !exe.exists() {
+        bail!(
+            "{} is not built: run `cargo build --workspace`",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
+/// Where the worker's activities and the gateway's legacy path find the services and the
+/// shared blob store.
+fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
+    for (key, port) in [
+        ("PARSER_ADDR", s.parser_port),
+        ("EXTRACTOR_ADDR", s.extractor_port),
+        ("EMBEDDER_ADDR", s.embedder_port),
+        ("WRITER_ADDR", s.writer_port),
+    ] {
+        cmd.env(
+            format!("{prefix}__INGEST__{key}"),
+            format!("http://127.0.0.1:{port}"),
+        );
+    }
+    cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
+}
+
 /// Search attributes registered on the dev server at start.
 pub const SEARCH_ATTRIBUTES: [&str; 4] = [
     "Source=Keyword",
@@ -396,8 +540,8 @@ pub const SEARCH_ATTRIBUTES: [&str; 4] = [
 
 fn prometheus_config(s: &StackSettings) -> String {
     format!(
-        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-        s.temporal_metrics_port, s.worker_metrics_port
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:9101', '127.0.0.1:9102', '127.0.0.1:9103', '127.0.0.1:9104']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        s.temporal_metrics_port, s.worker_metrics_port, s.gateway_port
     )
 }
 

@@ -280,3 +280,164 @@ pub fn samples() -> Vec<(&'static str, Vec<u8>)> {
         ("sample.txt", windows_1252_text()),
     ]
 }
+
+/// Logistics documents of the extractor's held-out set: (name, format, annotated text).
+const DEMO_TEXTS: &[(&str, &str, &str)] = &[
+    (
+        "rate-confirmation",
+        "docx",
+        include_str!("../../extractor/eval-heldout/01-rate-confirmation-email.txt"),
+    ),
+    (
+        "arrival-notice-genoa",
+        "pdf",
+        include_str!("../../extractor/eval-heldout/03-ocean-arrival-notice-genoa.txt"),
+    ),
+    (
+        "freight-invoice-canada",
+        "txt",
+        include_str!("../../extractor/eval-heldout/04-canada-freight-invoice-210.txt"),
+    ),
+    (
+        "sepa-remittance",
+        "txt",
+        include_str!("../../extractor/eval-heldout/05-sepa-remittance-advice.txt"),
+    ),
+    (
+        "eld-alerts",
+        "txt",
+        include_str!("../../extractor/eval-heldout/07-eld-telematics-alerts.txt"),
+    ),
+    (
+        "dispatch-sms",
+        "txt",
+        include_str!("../../extractor/eval-heldout/08-sms-dispatch-thread.txt"),
+    ),
+    (
+        "customs-brokerage-mexico",
+        "docx",
+        include_str!("../../extractor/eval-heldout/10-mexico-customs-brokerage.txt"),
+    ),
+    (
+        "straight-bill-of-lading",
+        "pdf",
+        include_str!("../../extractor/eval-heldout/11-straight-bill-of-lading.txt"),
+    ),
+    (
+        "pod-osd-report",
+        "pdf",
+        include_str!("../../extractor/eval-heldout/12-pod-osd-report.txt"),
+    ),
+    (
+        "uk-haulage-invoice",
+        "eml",
+        include_str!("../../extractor/eval-heldout/15-uk-haulage-invoice-email.txt"),
+    ),
+    (
+        "auto-transport-dispatch",
+        "md",
+        include_str!("../../extractor/eval-heldout/16-auto-transport-dispatch.txt"),
+    ),
+];
+
+/// `[[TYPE|text]]` annotations replaced by their text.
+pub fn strip_annotations(annotated: &str) -> String {
+    let mut out = String::with_capacity(annotated.len());
+    let mut rest = annotated;
+    while let Some(start) = rest.find("[[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match (after.find('|'), after.find("]]")) {
+            (Some(bar), Some(end)) if bar < end => {
+                out.push_str(&after[bar + 1..end]);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str("[[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The demo corpus: every format of [`samples`] plus logistics documents (arrival notices,
+/// invoices, bills of lading, dispatch threads) rendered as PDF, DOCX, e-mail, Markdown and
+/// text. Made by the project, nothing downloaded.
+pub fn demo() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = samples()
+        .into_iter()
+        .map(|(name, bytes)| (name.to_owned(), bytes))
+        .collect();
+    for (name, format, annotated) in DEMO_TEXTS {
+        let text = strip_annotations(annotated);
+        let title = name.replace('-', " ");
+        let bytes = match *format {
+            "pdf" => {
+                let lines: Vec<&str> = text.lines().collect();
+                let pages: Vec<String> = lines.chunks(40).map(|p| p.join("\n")).collect();
+                let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+                pdf(&pages, &title)
+            }
+            "docx" => {
+                let paragraphs: Vec<String> = text
+                    .split("\n\n")
+                    .map(|p| xml_escape(&p.replace('\n', " ")))
+                    .filter(|p| !p.trim().is_empty())
+                    .collect();
+                docx_from(&title, &paragraphs)
+            }
+            "md" => format!("# {title}\n\n{text}").into_bytes(),
+            "eml" => text.replace('\n', "\r\n").into_bytes(),
+            _ => text.into_bytes(),
+        };
+        let file = format!("{name}.{format}");
+        out.push((file, bytes));
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod demo_tests {
+    use super::*;
+
+    #[test]
+    fn annotations_are_stripped_to_their_text() {
+        assert_eq!(
+            strip_annotations("To [[PERSON|Chen Wei]] at [[LOCATION|Genoa]]."),
+            "To Chen Wei at Genoa."
+        );
+        assert_eq!(strip_annotations("a [[b c"), "a [[b c");
+    }
+
+    #[test]
+    fn the_demo_corpus_has_many_formats_and_no_markup() {
+        let docs = demo();
+        assert!(docs.len() >= 20, "{}", docs.len());
+        let mut exts: Vec<&str> = docs
+            .iter()
+            .filter_map(|(n, _)| n.rsplit_once('.').map(|(_, e)| e))
+            .collect();
+        exts.sort_unstable();
+        exts.dedup();
+        for e in [
+            "pdf", "docx", "xlsx", "eml", "edi", "html", "md", "json", "csv", "txt",
+        ] {
+            assert!(exts.contains(&e), "no .{e} in {exts:?}");
+        }
+        for (name, bytes) in &docs {
+            assert!(!bytes.is_empty(), "{name}");
+            if name.ends_with(".txt") || name.ends_with(".md") {
+                let text = String::from_utf8_lossy(bytes);
+                assert!(!text.contains("[["), "{name} keeps annotations");
+            }
+        }
+    }
+}

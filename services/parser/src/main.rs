@@ -30,6 +30,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Write the demo corpus (mixed formats, made by the project) into a directory.
+    Corpus { dir: std::path::PathBuf },
 }
 
 #[tokio::main]
@@ -46,6 +48,15 @@ async fn main() -> anyhow::Result<()> {
             }));
             let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_parser::run(settings, listener, metrics, Shutdown::on_signals()).await
+        }
+        Command::Corpus { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let docs = apex_parser::corpus::demo();
+            for (name, bytes) in &docs {
+                std::fs::write(dir.join(name), bytes)?;
+            }
+            println!("{} documents written to {}", docs.len(), dir.display());
+            Ok(())
         }
         Command::Bench(args) => {
             let parser = Parser::new(settings)?;
