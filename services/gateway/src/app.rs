@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use apex_common::error::ErrorCode;
 use apex_proto::embedder::v1::EmbedRequest;
 use apex_proto::writer::v1::SearchChunksRequest;
-use apex_worker::ingest::status::{FAILED, IngestStatus};
+use apex_worker::ingest::status::{DELETED, FAILED, IngestStatus};
 use apex_worker::ingest::{
     DocumentIngestionWorkflow, IngestInput, Stages, document_id, ingestion_workflow_id,
     start_ingestion,
@@ -87,6 +87,16 @@ impl TemporalLink {
                 Err(why)
             }
         }
+    }
+}
+
+impl TemporalLink {
+    /// Temporal failed a call: forget the client, and answer the next second's callers at
+    /// once with `why` instead of letting each wait out a timeout.
+    async fn mark_down(&self, why: &str) {
+        let mut state = self.state.lock().await;
+        state.client = None;
+        state.failed = Some((Instant::now(), why.to_owned()));
     }
 }
 
@@ -538,6 +548,7 @@ async fn create_document(
         match start_on_temporal(&g, &input, permit).await {
             Ok(wid) => workflow_id = Some(wid),
             Err((why, permit)) => {
+                g.temporal.mark_down(&why).await;
                 g.metrics.temporal_unreachable.inc();
                 if !g.settings.fallback_to_legacy {
                     return Err(ApiError::unavailable(format!(
@@ -763,11 +774,12 @@ async fn document_status(
         None
     });
     match &record {
-        Some(r) if r.path == "legacy" => {
+        // The legacy path's status, or a deletion on either path, lives in the record.
+        Some(r) if r.path == "legacy" || r.status.as_ref().is_some_and(|s| s.status == DELETED) => {
             if let Some(status) = &r.status {
                 return Ok(Json(status_body(
                     status,
-                    "legacy",
+                    &r.path,
                     json!({ "fallback": r.fallback.as_ref().map(|reason| json!({ "reason": reason })) }),
                 )));
             }
@@ -830,12 +842,13 @@ async fn delete_document(
     if path == Path::Temporal {
         match delete_on_temporal(&g, &id).await {
             Ok(existed) => {
-                let _ = g.shared.forget(&id).await;
+                remember_deletion(&g, &id, Path::Temporal).await;
                 return Ok(Json(json!({
                     "document_id": id, "deleted": existed, "path": "temporal",
                 })));
             }
             Err(why) if g.settings.fallback_to_legacy => {
+                g.temporal.mark_down(&why).await;
                 g.metrics.temporal_unreachable.inc();
                 g.metrics.fallbacks.inc();
                 path = Path::Legacy;
@@ -859,13 +872,31 @@ async fn delete_document(
             });
             ApiError::new(code, e.message)
         })?;
-    let _ = g.shared.forget(&id).await;
+    remember_deletion(&g, &id, path).await;
     Ok(Json(json!({
         "document_id": id,
         "deleted": deleted.existed,
         "path": path.as_str(),
         "fallback": fallback.map(|reason| json!({ "reason": reason })),
     })))
+}
+
+/// Records the deletion, so the status says `deleted` rather than what the last
+/// (finished) ingestion workflow said.
+async fn remember_deletion(g: &Gateway, id: &str, path: Path) {
+    let record = DocumentRecord {
+        path: path.as_str().to_owned(),
+        accepted_at_ms: now_ms(),
+        status: Some(IngestStatus {
+            status: DELETED.to_owned(),
+            document_id: id.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = g.shared.put_record(id, &record).await {
+        tracing::warn!(document = %id, error = %e, "cannot record the deletion in redis");
+    }
 }
 
 async fn delete_on_temporal(g: &Gateway, id: &str) -> Result<bool, String> {

@@ -124,11 +124,6 @@ impl Shared {
             .await?;
         Ok(())
     }
-
-    pub async fn forget(&self, document_id: &str) -> anyhow::Result<()> {
-        let _: i64 = self.conn.clone().del(document_key(document_id)).await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
