@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
+.PHONY: demo test loadtest bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
 
 bootstrap:
 	deploy/local/bootstrap
@@ -23,12 +23,29 @@ down:
 status doctor:
 	$(APEX) $@
 
+DEMO_CORPUS := .apex/demo-corpus
+DEMO_SOURCE := demo
+
+# The main job: the whole mesh up, a mixed-format corpus made by the project ingested through
+# the gateway (and the rollout's path), a summary, two searches, and where to look next.
 demo: up
 	@echo
-	@echo "== hello world through Temporal =="
-	$(APEX) hello "Apex Ingest"
+	@echo "== demo corpus (made by apex-parser corpus) =="
+	$(CARGO_TARGET_DIR)/debug/apex-parser corpus $(DEMO_CORPUS)
 	@echo
-	@echo "Temporal UI: http://127.0.0.1:8233   Prometheus: http://127.0.0.1:9090"
+	@echo "== rollout =="
+	$(APEX) rollout get
+	@echo
+	@echo "== ingest through the gateway =="
+	$(APEX) ingest $(DEMO_CORPUS) --source $(DEMO_SOURCE) --wait
+	@echo
+	@echo "== search =="
+	$(APEX) search "container arrival at the port of Genoa" --source $(DEMO_SOURCE) --limit 3
+	@echo
+	$(APEX) search "haulage invoice from Felixstowe to Birmingham" --source $(DEMO_SOURCE) --limit 3
+	@echo
+	@echo "Temporal UI, the demo's workflows: http://127.0.0.1:8233/namespaces/default/workflows?query=Source%3D%22$(DEMO_SOURCE)%22"
+	@echo "Gateway API: http://127.0.0.1:8080/openapi.json   Prometheus: http://127.0.0.1:9090"
 	@echo "Stop everything with: make down"
 
 # Brings the stack up, runs every test, stops what it started (also on failure), and ends
@@ -43,6 +60,13 @@ test: build
 	     END { printf "%d passed, %d failed\n", p, f }' "$$log"; \
 	rm -f "$$log"; \
 	exit $$rc
+
+# Load test of both paths through the gateway of the running stack (make up first):
+# LOADTEST_ARGS="--concurrency 100 --documents 300 --path both". Figures go to
+# docs/benchmarks.md; the JSON report to .apex/loadtest/report.json.
+LOADTEST_ARGS ?= --concurrency 100 --documents 300 --path both
+loadtest: up
+	$(CARGO_TARGET_DIR)/debug/apex-loadtest ingest $(LOADTEST_ARGS)
 
 # Vector database benchmark (release build; starts its own server on 127.0.0.1 unless
 # BENCH_ARGS="--url http://127.0.0.1:6334"). Figures go to docs/benchmarks.md.

@@ -115,7 +115,10 @@ enum RolloutCmd {
     Get,
     /// Set the percentage (0–100); every gateway uses it from its next document. 0 is the
     /// emergency rollback.
-    Set { percent: String },
+    Set {
+        #[arg(allow_hyphen_values = true)]
+        percent: String,
+    },
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {

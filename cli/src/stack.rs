@@ -139,7 +139,10 @@ impl Component {
                 let (_, port, _, name) = self.grpc_service(s).ok_or("not a gRPC service")?;
                 probe::grpc_health(&format!("http://127.0.0.1:{port}"), name).await
             }
-            Self::Gateway => probe::http(&format!("{}/readyz", s.gateway_url())).await,
+            // Liveness: the gateway serves only once it has reached Redis; its readiness
+            // (`/readyz`) also depends on the writer and Temporal, which `status` shows
+            // on their own lines.
+            Self::Gateway => probe::http(&format!("{}/livez", s.gateway_url())).await,
             Self::Temporal => {
                 let frontend = probe::temporal(&s.temporal_address()).await?;
                 let ui = probe::http(&s.temporal_ui())
@@ -540,8 +543,8 @@ pub const SEARCH_ATTRIBUTES: [&str; 4] = [
 
 fn prometheus_config(s: &StackSettings) -> String {
     format!(
-        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:9101', '127.0.0.1:9102', '127.0.0.1:9103', '127.0.0.1:9104']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-        s.temporal_metrics_port, s.worker_metrics_port, s.gateway_port
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:9101', '127.0.0.1:9102', '127.0.0.1:9103', '127.0.0.1:9104']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:9106']\n",
+        s.temporal_metrics_port, s.worker_metrics_port
     )
 }
 

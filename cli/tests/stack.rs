@@ -37,7 +37,12 @@ fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
         "graph",
         "vectors",
         "temporal",
+        "parser",
+        "extractor",
+        "embedder",
+        "writer",
         "worker",
+        "gateway",
         "prometheus",
     ] {
         assert!(

@@ -100,6 +100,28 @@ impl TemporalLink {
     }
 }
 
+/// One in-flight ingestion's place: counted in `apex_gateway_in_flight` while held.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self {
+            _permit: permit,
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// Everything a request handler needs.
 pub struct Gateway {
     pub settings: GatewaySettings,
@@ -417,6 +439,7 @@ async fn create_document(
             g.settings.retry_after_secs,
         ));
     };
+    let permit = Slot::new(permit, &g.metrics.in_flight);
     let limit = g.settings.max_upload_bytes;
     let content_type = request
         .headers()
@@ -586,8 +609,8 @@ async fn create_document(
 async fn start_on_temporal(
     g: &AppState,
     input: &IngestInput,
-    permit: OwnedSemaphorePermit,
-) -> Result<String, (String, OwnedSemaphorePermit)> {
+    permit: Slot,
+) -> Result<String, (String, Slot)> {
     let client = match g.temporal.client().await {
         Ok(c) => c,
         Err(why) => return Err((why, permit)),
@@ -645,12 +668,7 @@ async fn start_on_temporal(
 }
 
 /// Runs the ingestion on the legacy path in the background, its status kept in Redis.
-async fn start_on_legacy(
-    g: &AppState,
-    input: IngestInput,
-    fallback: Option<String>,
-    permit: OwnedSemaphorePermit,
-) {
+async fn start_on_legacy(g: &AppState, input: IngestInput, fallback: Option<String>, permit: Slot) {
     let id = input.resolved_document_id();
     let record = DocumentRecord {
         path: Path::Legacy.as_str().to_owned(),

@@ -26,12 +26,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let metrics_listener = if settings.metrics_addr.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&settings.metrics_addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.metrics_addr))?,
+        )
+    };
     let gateway = Arc::new(Gateway::new(settings).await?);
+    let metrics = metrics_listener.map(|l| {
+        tokio::spawn(apex_common::metrics::serve_metrics(
+            gateway.metrics.registry.clone(),
+            l,
+            shutdown.clone(),
+        ))
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, percent = gateway.rollout.percent(), "gateway serving");
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
+    if let Some(m) = metrics {
+        m.await??;
+    }
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct GatewaySettings {
     /// HTTP listen address (API, `/metrics`, `/livez`, `/readyz`, `/openapi.json`).
     pub listen_addr: String,
+    /// A second `/metrics` listener, on the port the other binaries' metrics use (9106);
+    /// empty = only on `listen_addr`.
+    pub metrics_addr: String,
     pub temporal: TemporalSettings,
     pub telemetry: TelemetrySettings,
     /// The services, the blob store and the fetch limits, as the worker has them: the
@@ -49,6 +52,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:8080".to_owned(),
+            metrics_addr: "127.0.0.1:9106".to_owned(),
             temporal: TemporalSettings::default(),
             telemetry: TelemetrySettings::default(),
             ingest: IngestSettings::default(),
@@ -81,6 +85,9 @@ impl Settings for GatewaySettings {
         let mut p = self.temporal.validate("temporal");
         p.extend(self.telemetry.validate("telemetry"));
         check_socket_addr("listen_addr", &self.listen_addr, &mut p);
+        if !self.metrics_addr.is_empty() {
+            check_socket_addr("metrics_addr", &self.metrics_addr, &mut p);
+        }
         if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
             p.push(format!(
                 "redis_url must be a redis:// URL, not `{}`",

@@ -50,6 +50,7 @@ impl Gateway {
         let mut settings = GatewaySettings {
             rollout_key: format!("apex:test:rollout:{}", uuid::Uuid::new_v4()),
             temporal_timeout_ms: 1_500,
+            metrics_addr: String::new(),
             ..Default::default()
         };
         settings.ingest.blob_url = stack_blobs().display().to_string();
