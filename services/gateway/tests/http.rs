@@ -651,3 +651,91 @@ async fn the_api_describes_itself_and_reports_health_and_metrics() {
     );
     g.stop().await;
 }
+
+/// Serves `body` as `text/plain` to every request on a free port; returns its URL.
+async fn serve_once_per_request(body: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/documents/note.txt",
+        listener.local_addr().expect("addr")
+    );
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
+    let (url, server) = serve_once_per_request(NOTE).await;
+    let g = Gateway::start(|_| {}).await;
+    for (percent, path) in [(100u8, "temporal"), (0, "legacy")] {
+        g.set_rollout(percent).await;
+        let external_id = format!("{url}#{path}");
+        let response = g
+            .http
+            .post(format!("{}/v1/documents", g.url))
+            .json(&serde_json::json!({
+                "url": url,
+                "source": g.source,
+                "priority": 5,
+                "external_id": external_id,
+                "metadata": {"customer": "harbor-point"},
+            }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let accepted: Value = response.json().await.expect("json");
+        assert_eq!(accepted["path"], path, "{accepted}");
+        // The bytes are not known before the fetch.
+        assert!(accepted["content_sha256"].is_null(), "{accepted}");
+        let id = accepted["document_id"].as_str().expect("id");
+        let done = g.wait_done(id).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        assert!(done["chunk_count"].as_u64() >= Some(1), "{done}");
+    }
+    // An http URL nobody serves fails the ingestion with the reason, on the legacy path at once.
+    let response = g
+        .http
+        .post(format!("{}/v1/documents", g.url))
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/none.txt", "source": g.source}))
+        .send()
+        .await
+        .expect("POST");
+    let accepted: Value = response.json().await.expect("json");
+    let done = g
+        .wait_done(accepted["document_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("fetch failed")),
+        "{done}"
+    );
+    // Not an http URL.
+    let refused = g
+        .http
+        .post(format!("{}/v1/documents", g.url))
+        .json(&serde_json::json!({"url": "ftp://example.com/a.pdf"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    g.stop().await;
+    server.abort();
+}
