@@ -131,6 +131,14 @@ pub struct Gateway {
     pub metrics: Metrics,
     temporal: TemporalLink,
     in_flight: Arc<Semaphore>,
+    /// Legacy ingestions running in this process (they end with it), and the last record
+    /// of each, so a shutdown can wait for them and say which it had to stop.
+    legacy_tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    legacy_running: std::sync::Mutex<std::collections::HashMap<String, DocumentRecord>>,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for Gateway {
@@ -175,6 +183,8 @@ impl Gateway {
                 state: Mutex::new(LinkState::default()),
             },
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            legacy_tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            legacy_running: std::sync::Mutex::new(std::collections::HashMap::new()),
             settings,
             legacy,
             shared,
@@ -185,6 +195,45 @@ impl Gateway {
 
     fn stages(&self) -> &Stages {
         self.legacy.stages()
+    }
+
+    /// After the HTTP server has stopped: waits up to `grace` for the legacy ingestions
+    /// still running, then stops the rest and records each as failed with the reason, so no
+    /// status is left claiming progress that will never come.
+    pub async fn drain(&self, grace: Duration) {
+        let mut tasks = std::mem::take(&mut *locked(&self.legacy_tasks));
+        if tasks.is_empty() {
+            return;
+        }
+        tracing::info!(
+            running = tasks.len(),
+            grace_secs = grace.as_secs(),
+            "waiting for legacy ingestions"
+        );
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_ok() {
+            return;
+        }
+        tasks.abort_all();
+        let stopped: Vec<(String, DocumentRecord)> = locked(&self.legacy_running).drain().collect();
+        for (id, mut record) in stopped {
+            let mut status = record.status.take().unwrap_or_default();
+            status.error = Some(format!(
+                "the gateway stopped before this legacy ingestion finished (after {} s of shutdown grace, at status {}); upload it again",
+                grace.as_secs(),
+                status.status
+            ));
+            status.status = FAILED.to_owned();
+            record.status = Some(status);
+            tracing::warn!(document = %id, "legacy ingestion stopped by shutdown");
+            self.metrics
+                .finished
+                .with_label_values(&["legacy", FAILED])
+                .inc();
+            if let Err(e) = self.shared.put_record(&id, &record).await {
+                tracing::warn!(document = %id, error = %e, "cannot record the stopped ingestion");
+            }
+        }
     }
 
     /// The percentage every replica shares (Redis), or the last one known when Redis
@@ -685,24 +734,28 @@ async fn start_on_legacy(g: &AppState, input: IngestInput, fallback: Option<Stri
     if let Err(e) = g.shared.put_record(&id, &record).await {
         tracing::warn!(document = %id, error = %e, "cannot record the status in redis");
     }
+    locked(&g.legacy_running).insert(id.clone(), record.clone());
     let gateway = Arc::clone(g);
-    tokio::spawn(async move {
+    let task = async move {
         let _permit = permit;
-        let shared = gateway.shared.clone();
         let final_status = gateway
             .legacy
             .ingest(&input, |status| {
-                let shared = shared.clone();
+                let gateway = Arc::clone(&gateway);
                 let mut record = record.clone();
                 let id = id.clone();
                 async move {
                     record.status = Some(status);
-                    if let Err(e) = shared.put_record(&id, &record).await {
+                    if let Some(r) = locked(&gateway.legacy_running).get_mut(&id) {
+                        *r = record.clone();
+                    }
+                    if let Err(e) = gateway.shared.put_record(&id, &record).await {
                         tracing::warn!(document = %id, error = %e, "cannot record the status in redis");
                     }
                 }
             })
             .await;
+        locked(&gateway.legacy_running).remove(&final_status.document_id);
         if let Some(error) = &final_status.error {
             tracing::warn!(document = %final_status.document_id, %error, "legacy ingestion failed");
         }
@@ -711,7 +764,11 @@ async fn start_on_legacy(g: &AppState, input: IngestInput, fallback: Option<Stri
             .finished
             .with_label_values(&["legacy", &final_status.status])
             .inc();
-    });
+    };
+    let mut tasks = locked(&g.legacy_tasks);
+    // Reap the finished ones so the set holds only running ingestions.
+    while tasks.try_join_next().is_some() {}
+    tasks.spawn(task);
 }
 
 fn status_body(status: &IngestStatus, path: &str, extra: Value) -> Value {

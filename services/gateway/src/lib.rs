@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 pub use app::{Gateway, router};
 pub use settings::GatewaySettings;
 
-/// Serves the gateway on `listener` until `shutdown`; requests in progress finish first.
+/// Serves the gateway on `listener` until `shutdown`; requests in progress finish first,
+/// then legacy ingestions get `shutdown_grace_secs` to end (see [`Gateway::drain`]).
 pub async fn run(
     settings: GatewaySettings,
     listener: TcpListener,
@@ -45,9 +46,11 @@ pub async fn run(
     });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, percent = gateway.rollout.percent(), "gateway serving");
-    axum::serve(listener, router(gateway))
+    let grace = std::time::Duration::from_secs(gateway.settings.shutdown_grace_secs);
+    axum::serve(listener, router(Arc::clone(&gateway)))
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
+    gateway.drain(grace).await;
     if let Some(m) = metrics {
         m.await??;
     }

@@ -43,6 +43,9 @@ pub struct GatewaySettings {
     pub legacy_call_timeout_secs: u64,
     /// How long a legacy ingestion's status is kept in Redis.
     pub status_ttl_secs: u64,
+    /// On SIGTERM, how long legacy ingestions in progress may run on; those still running
+    /// then are stopped and recorded as failed.
+    pub shutdown_grace_secs: u64,
     /// How long the gateway waits for Temporal to accept a start (or a query) before it
     /// counts Temporal as unreachable.
     pub temporal_timeout_ms: u64,
@@ -66,6 +69,7 @@ impl Default for GatewaySettings {
             legacy_call_timeout_secs: 300,
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
+            shutdown_grace_secs: 30,
         }
     }
 }

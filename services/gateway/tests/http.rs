@@ -413,6 +413,7 @@ async fn beyond_max_in_flight_uploads_get_429_with_retry_after() {
         s.retry_after_secs = 3;
         s.ingest.embedder_addr = format!("http://{silent_addr}");
         s.legacy_call_timeout_secs = 600;
+        s.shutdown_grace_secs = 1;
     })
     .await;
     g.set_rollout(0).await;
@@ -448,7 +449,20 @@ async fn beyond_max_in_flight_uploads_get_429_with_retry_after() {
         .expect("json");
     assert_eq!(status["path"], "legacy");
     assert_ne!(status["status"], "failed", "{status}");
+    // Stopping the gateway waits out its grace, then records the ingestion it had to stop
+    // as failed, with the reason, instead of leaving it "in progress" for ever.
+    let shared = g.shared.clone();
+    let id = first["document_id"].as_str().expect("id").to_owned();
     g.stop().await;
+    let record = shared.record(&id).await.expect("redis").expect("record");
+    let stopped = record.status.expect("status");
+    assert_eq!(stopped.status, "failed");
+    assert!(
+        stopped.error.as_deref().is_some_and(
+            |e| e.contains("the gateway stopped before this legacy ingestion finished")
+        ),
+        "{stopped:?}"
+    );
     held.abort();
 }
 
