@@ -38,6 +38,7 @@ fn stack_blobs() -> PathBuf {
 
 struct Gateway {
     url: String,
+    rollout_key: String,
     http: reqwest::Client,
     shared: Shared,
     source: String,
@@ -66,10 +67,12 @@ impl Gateway {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let rollout_key = settings.rollout_key.clone();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(apex_gateway::run(settings, listener, shutdown.clone()));
         let gateway = Self {
             url,
+            rollout_key,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -526,6 +529,17 @@ async fn the_rollout_routes_by_percentage_deterministically_and_changes_at_runti
             .await,
         4.0
     );
+    // A second replica reading the same key routes the same documents the same way.
+    let key = g.rollout_key.clone();
+    let replica = Gateway::start(|s| s.rollout_key = key).await;
+    let rollout: Value = replica.get("/v1/rollout").await.json().await.expect("json");
+    assert_eq!(rollout["temporal_percent"], 50);
+    for (id, expected) in [(&below[1], "temporal"), (&above[1], "legacy")] {
+        let accepted = replica.accept(upload(id, 99)).await;
+        assert_eq!(accepted["path"], expected, "replica, {id}");
+        replica.wait_done(id).await;
+    }
+    replica.stop().await;
     g.stop().await;
 }
 
@@ -722,6 +736,28 @@ async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
         assert_eq!(done["status"], "completed", "{done}");
         assert!(done["chunk_count"].as_u64() >= Some(1), "{done}");
     }
+    // An object-store key: a file on this machine, read by the ingestion itself.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("dock-note.md");
+    std::fs::write(
+        &file,
+        "# Dock 4\n\nThe reefer from Memphis arrived two hours late.\n",
+    )
+    .expect("write");
+    let accepted: Value = g
+        .http
+        .post(format!("{}/v1/documents", g.url))
+        .json(&serde_json::json!({"key": format!("file://{}", file.display()), "source": g.source}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    let done = g
+        .wait_done(accepted["document_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
     // An http URL nobody serves fails the ingestion with the reason, on the legacy path at once.
     let response = g
         .http
