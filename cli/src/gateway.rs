@@ -323,6 +323,18 @@ pub async fn ingest(inputs: Vec<String>, opts: IngestOptions) -> anyhow::Result<
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
+    // One clear error up front instead of one per file.
+    let live = http
+        .get(format!("{}/livez", opts.gateway))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    if !live.as_ref().is_ok_and(|r| r.status().is_success()) {
+        bail!(
+            "no gateway answers at {} (start the stack with `apex up`, or pass --gateway / APEX_GATEWAY_URL)",
+            opts.gateway
+        );
+    }
     let multi = MultiProgress::new();
     let overall = multi.add(ProgressBar::new(inputs.len() as u64));
     overall.set_style(

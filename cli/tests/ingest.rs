@@ -99,6 +99,18 @@ fn ingest_waits_reports_each_file_and_names_the_refused_ones() {
         "{}",
         text(&missing)
     );
+    let nowhere = apex(&[
+        "ingest",
+        &dir.path().join("load.txt").display().to_string(),
+        "--gateway",
+        "http://127.0.0.1:9",
+    ]);
+    assert!(!nowhere.status.success());
+    assert!(
+        text(&nowhere).contains("no gateway answers at http://127.0.0.1:9"),
+        "{}",
+        text(&nowhere)
+    );
     let bad = apex(&["status", "not-an-id"]);
     assert!(!bad.status.success());
     assert!(
