@@ -525,8 +525,9 @@ fn truncate_end(s: &str, max: usize) -> String {
     }
 }
 
-/// `apex rollout get`: the percentage every gateway reads.
-pub async fn rollout_get(redis_url: &str, key: &str) -> anyhow::Result<bool> {
+/// `apex rollout get`: the percentage every gateway reads, and, when the gateway answers,
+/// its decisions and each path's outcomes so far (to compare error rates).
+pub async fn rollout_get(redis_url: &str, key: &str, gateway: &str) -> anyhow::Result<bool> {
     let shared = apex_gateway::shared::Shared::connect(redis_url, key, Duration::from_secs(60))
         .await
         .with_context(|| format!("cannot reach redis at {redis_url}"))?;
@@ -535,6 +536,33 @@ pub async fn rollout_get(redis_url: &str, key: &str) -> anyhow::Result<bool> {
         None => println!(
             "temporal rollout: not set; gateways use their TEMPORAL_ROLLOUT setting (default 100)"
         ),
+    }
+    let view = reqwest::Client::new()
+        .get(format!("{gateway}/v1/rollout"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    if let Ok(r) = view
+        && r.status().is_success()
+        && let Ok(v) = r.json::<Value>().await
+    {
+        println!(
+            "gateway {gateway} (since its start): {} fallbacks to legacy",
+            field_u64(&v, "fallbacks")
+        );
+        for path in ["temporal", "legacy"] {
+            let o = &v["outcomes"][path];
+            let rate = o["error_rate"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.2}%", r * 100.0));
+            println!(
+                "  {path:<8} routed {:>6}  completed {:>6}  unchanged {:>6}  failed {:>5}  error rate {rate}",
+                field_u64(&v["decisions"], path),
+                field_u64(o, "completed"),
+                field_u64(o, "unchanged"),
+                field_u64(o, "failed"),
+            );
+        }
     }
     Ok(true)
 }

@@ -87,6 +87,8 @@ enum Cmd {
         redis_url: Option<String>,
         #[arg(long, default_value = apex_gateway::shared::ROLLOUT_KEY)]
         key: String,
+        #[arg(long, env = "APEX_GATEWAY_URL")]
+        gateway: Option<String>,
     },
     /// Print a component's log.
     Logs {
@@ -206,10 +208,12 @@ async fn main() -> ExitCode {
             action,
             redis_url,
             key,
+            gateway,
         } => {
             let url = redis_url.unwrap_or_else(|| settings.redis_url());
+            let gateway = gateway.unwrap_or_else(|| settings.gateway_url());
             match action {
-                RolloutCmd::Get => gateway::rollout_get(&url, &key).await,
+                RolloutCmd::Get => gateway::rollout_get(&url, &key, &gateway).await,
                 RolloutCmd::Set { percent } => gateway::rollout_set(&url, &key, &percent).await,
             }
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use apex_common::error::ErrorCode;
 use apex_proto::embedder::v1::EmbedRequest;
 use apex_proto::writer::v1::SearchChunksRequest;
-use apex_worker::ingest::status::{DELETED, FAILED, IngestStatus};
+use apex_worker::ingest::status::{COMPLETED, DELETED, FAILED, IngestStatus, UNCHANGED};
 use apex_worker::ingest::{
     DocumentIngestionWorkflow, IngestInput, Stages, document_id, ingestion_workflow_id,
     start_ingestion,
@@ -745,6 +745,17 @@ async fn start_on_legacy(g: &AppState, input: IngestInput, fallback: Option<Stri
                 let mut record = record.clone();
                 let id = id.clone();
                 async move {
+                    let done = matches!(status.status.as_str(), COMPLETED | UNCHANGED | FAILED);
+                    if done {
+                        // Counted before the final status is visible, so whoever reads
+                        // that status finds it counted too.
+                        locked(&gateway.legacy_running).remove(&id);
+                        gateway
+                            .metrics
+                            .finished
+                            .with_label_values(&["legacy", &status.status])
+                            .inc();
+                    }
                     record.status = Some(status);
                     if let Some(r) = locked(&gateway.legacy_running).get_mut(&id) {
                         *r = record.clone();
@@ -755,15 +766,9 @@ async fn start_on_legacy(g: &AppState, input: IngestInput, fallback: Option<Stri
                 }
             })
             .await;
-        locked(&gateway.legacy_running).remove(&final_status.document_id);
         if let Some(error) = &final_status.error {
             tracing::warn!(document = %final_status.document_id, %error, "legacy ingestion failed");
         }
-        gateway
-            .metrics
-            .finished
-            .with_label_values(&["legacy", &final_status.status])
-            .inc();
     };
     let mut tasks = locked(&g.legacy_tasks);
     // Reap the finished ones so the set holds only running ingestions.
@@ -1094,14 +1099,37 @@ async fn search(
     })))
 }
 
+/// This gateway's view of the rollout: the percentage, the decisions so far and how the
+/// ingestions it saw end went on each path (to compare their error rates).
 async fn rollout_get(State(g): State<AppState>) -> Json<Value> {
     g.refresh_rollout().await;
+    let outcomes = |path: Path| {
+        let count = |status: &str| {
+            g.metrics
+                .finished
+                .with_label_values(&[path.as_str(), status])
+                .get()
+        };
+        let (completed, unchanged, failed) = (count(COMPLETED), count(UNCHANGED), count(FAILED));
+        let ended = completed + unchanged + failed;
+        json!({
+            "completed": completed,
+            "unchanged": unchanged,
+            "failed": failed,
+            "error_rate": if ended == 0 { Value::Null } else { json!(failed as f64 / ended as f64) },
+        })
+    };
     Json(json!({
         "temporal_percent": g.rollout.percent(),
         "fallback_to_legacy": g.settings.fallback_to_legacy,
         "decisions": {
             "temporal": g.rollout.decided(Path::Temporal),
             "legacy": g.rollout.decided(Path::Legacy),
+        },
+        "fallbacks": g.metrics.fallbacks.get(),
+        "outcomes": {
+            "temporal": outcomes(Path::Temporal),
+            "legacy": outcomes(Path::Legacy),
         },
     }))
 }

@@ -529,6 +529,16 @@ async fn the_rollout_routes_by_percentage_deterministically_and_changes_at_runti
             .await,
         4.0
     );
+    // The rollout view compares the paths' outcomes (legacy ones are counted before their
+    // final status is visible; the Temporal ones when this gateway sees the workflow close).
+    let rollout: Value = g.get("/v1/rollout").await.json().await.expect("json");
+    assert_eq!(rollout["decisions"]["legacy"], 4, "{rollout}");
+    assert_eq!(rollout["outcomes"]["legacy"]["completed"], 4, "{rollout}");
+    assert_eq!(rollout["outcomes"]["legacy"]["failed"], 0, "{rollout}");
+    assert_eq!(
+        rollout["outcomes"]["legacy"]["error_rate"], 0.0,
+        "{rollout}"
+    );
     // A second replica reading the same key routes the same documents the same way.
     let key = g.rollout_key.clone();
     let replica = Gateway::start(|s| s.rollout_key = key).await;
