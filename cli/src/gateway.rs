@@ -355,11 +355,7 @@ pub async fn ingest(inputs: Vec<String>, opts: IngestOptions) -> anyhow::Result<
         let name = Path::new(&input)
             .file_name()
             .map_or_else(|| input.clone(), |n| n.to_string_lossy().into_owned());
-        bar.set_prefix(if name.len() > 40 {
-            format!("…{}", &name[name.len() - 39..])
-        } else {
-            name
-        });
+        bar.set_prefix(truncate(&name, 40));
         ingest_one(http.clone(), Arc::clone(&opts), input, bar)
     }))
     .buffer_unordered(opts.concurrency.max(1));

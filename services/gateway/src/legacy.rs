@@ -1,9 +1,10 @@
 //! The legacy path: the same stages the workflow runs, called directly and in sequence from
 //! the gateway, through the same services and the same writer (no Temporal). It keeps the
 //! workflow's decisions (unchanged content ends early; the version is the stored one plus
-//! one) so both paths leave the same store state for the same document. What it lacks is
-//! what Temporal adds: durability across a gateway restart, and retries beyond a few
-//! attempts per stage.
+//! one) and its per-step deadlines, so both paths leave the same store state for the same
+//! document (the gateway lets one document have one ingestion at a time, on either path).
+//! What it lacks is what Temporal adds: durability across a gateway restart, and retries
+//! beyond a few attempts per step.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,13 +19,13 @@ use apex_worker::ingest::status::{
     COMPLETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED, PENDING,
     StepRecord, UNCHANGED,
 };
+use apex_worker::ingest::workflow::{CHECK_TIMEOUT, FETCH_TIMEOUT, SERVICE_TIMEOUT, WRITE_TIMEOUT};
 
 /// Runs ingestions on the legacy path.
 #[derive(Debug, Clone)]
 pub struct Legacy {
     stages: Stages,
     attempts: u32,
-    call_timeout: Duration,
 }
 
 /// Where an ingestion stopped.
@@ -34,12 +35,18 @@ struct Stop {
 }
 
 impl Legacy {
-    pub fn new(stages: Stages, attempts: u32, call_timeout: Duration) -> Self {
+    pub fn new(stages: Stages, attempts: u32) -> Self {
         Self {
             stages,
             attempts: attempts.max(1),
-            call_timeout,
         }
+    }
+
+    /// The longest one ingestion can take: every attempt of every step at its deadline
+    /// (extract and embed run side by side), plus the waits between attempts.
+    pub fn longest(&self) -> Duration {
+        let one = FETCH_TIMEOUT + CHECK_TIMEOUT + SERVICE_TIMEOUT * 2 + WRITE_TIMEOUT;
+        one * self.attempts + Duration::from_secs(30) * 5 * self.attempts
     }
 
     pub fn stages(&self) -> &Stages {
@@ -47,8 +54,14 @@ impl Legacy {
     }
 
     /// Calls `call` until it succeeds, fails for good, or the attempts run out; returns the
-    /// result and the attempts made.
-    async fn attempt<T, F, Fut>(&self, mut call: F) -> (Result<T, StageError>, u32)
+    /// result and the attempts made. Each attempt has `deadline` (the workflow's for the
+    /// step), enforced here as well as sent to the service: a service that never answers
+    /// is a transient failure, not a hang.
+    async fn attempt<T, F, Fut>(
+        &self,
+        deadline: Duration,
+        mut call: F,
+    ) -> (Result<T, StageError>, u32)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StageError>>,
@@ -56,7 +69,15 @@ impl Legacy {
         let mut n = 0u32;
         loop {
             n += 1;
-            match call().await {
+            let result = tokio::time::timeout(deadline, call())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StageError::transient(format!(
+                        "no answer within {} s",
+                        deadline.as_secs()
+                    )))
+                });
+            match result {
                 Ok(v) => return (Ok(v), n),
                 Err(e) if e.retryable && n < self.attempts => {
                     let jitter = f32::from(uuid::Uuid::new_v4().as_bytes()[0]) / 256.0;
@@ -109,12 +130,13 @@ impl Legacy {
         Fut: Future<Output = ()>,
     {
         let stop = |step: &'static str| move |error: StageError| Stop { step, error };
-        let timeout = Some(self.call_timeout);
+        // The deadline sent to a service: the step's, less a margin for the answer.
+        let sent = |d: Duration| Some(d - d / 20);
         let document_id = status.document_id.clone();
 
         let start = Instant::now();
         let (fetched, n) = self
-            .attempt(|| {
+            .attempt(FETCH_TIMEOUT, || {
                 self.stages.fetch(FetchInput {
                     location: input.location.clone(),
                     mime_type: input.mime_type.clone(),
@@ -129,7 +151,9 @@ impl Legacy {
 
         let start = Instant::now();
         let (stored, n) = self
-            .attempt(|| self.stages.check(document_id.clone(), timeout))
+            .attempt(CHECK_TIMEOUT, || {
+                self.stages.check(document_id.clone(), sent(CHECK_TIMEOUT))
+            })
             .await;
         let stored = stored.map_err(stop("check"))?;
         step(status, "check", start, n);
@@ -151,7 +175,7 @@ impl Legacy {
 
         let start = Instant::now();
         let (parsed, n) = self
-            .attempt(|| {
+            .attempt(SERVICE_TIMEOUT, || {
                 self.stages.parse(
                     ParseInput {
                         source: fetched.clone(),
@@ -159,7 +183,7 @@ impl Legacy {
                         mime_type: input.mime_type.clone(),
                         document: document.clone(),
                     },
-                    timeout,
+                    sent(SERVICE_TIMEOUT),
                 )
             })
             .await;
@@ -183,8 +207,12 @@ impl Legacy {
         };
         let start = Instant::now();
         let ((extracted, ne), (embedded, nv)) = tokio::join!(
-            self.attempt(|| self.stages.extract(artifact.clone(), timeout)),
-            self.attempt(|| self.stages.embed(artifact.clone(), timeout)),
+            self.attempt(SERVICE_TIMEOUT, || {
+                self.stages.extract(artifact.clone(), sent(SERVICE_TIMEOUT))
+            }),
+            self.attempt(SERVICE_TIMEOUT, || {
+                self.stages.embed(artifact.clone(), sent(SERVICE_TIMEOUT))
+            }),
         );
         let extracted = extracted.map_err(stop("extract"))?;
         step(status, "extract", start, ne);
@@ -207,7 +235,7 @@ impl Legacy {
         let key = format!("legacy/{}/{}", document_id, uuid::Uuid::new_v4());
         let start = Instant::now();
         let (written, n) = self
-            .attempt(|| {
+            .attempt(WRITE_TIMEOUT, || {
                 self.stages.write(
                     WriteInput {
                         document: document.clone(),
@@ -218,7 +246,7 @@ impl Legacy {
                         vectors: Some(embedded.artifact.clone()),
                     },
                     key.clone(),
-                    timeout,
+                    sent(WRITE_TIMEOUT),
                 )
             })
             .await;

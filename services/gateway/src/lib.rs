@@ -3,14 +3,17 @@
 //! [`rollout::RolloutCoordinator`] decides from a percentage every replica shares (Redis).
 
 pub mod app;
+pub mod documents;
 pub mod error;
 pub mod formats;
 pub mod legacy;
 pub mod metrics;
 pub mod openapi;
 pub mod rollout;
+pub mod search;
 pub mod settings;
 pub mod shared;
+pub mod upload;
 
 use std::sync::Arc;
 

@@ -39,8 +39,10 @@ pub struct GatewaySettings {
     pub max_upload_bytes: u64,
     /// Attempts per stage on the legacy path (transient failures only).
     pub legacy_max_attempts: u32,
-    /// Deadline of one service call on the legacy path.
-    pub legacy_call_timeout_secs: u64,
+    /// Whether JSON uploads may name files on the machine (`file:///…`, `/path`), read by
+    /// the gateway or the worker. Off by default: anyone who can call the API could
+    /// otherwise have any readable file ingested and searchable.
+    pub allow_local_files: bool,
     /// How long a legacy ingestion's status is kept in Redis.
     pub status_ttl_secs: u64,
     /// On SIGTERM, how long legacy ingestions in progress may run on; those still running
@@ -66,7 +68,7 @@ impl Default for GatewaySettings {
             retry_after_secs: 2,
             max_upload_bytes: 64 * 1024 * 1024,
             legacy_max_attempts: 3,
-            legacy_call_timeout_secs: 300,
+            allow_local_files: false,
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
             shutdown_grace_secs: 30,
@@ -109,9 +111,6 @@ impl Settings for GatewaySettings {
         }
         if self.legacy_max_attempts == 0 {
             p.push("legacy_max_attempts must be at least 1".to_owned());
-        }
-        if self.legacy_call_timeout_secs == 0 {
-            p.push("legacy_call_timeout_secs must be at least 1".to_owned());
         }
         if self.temporal_timeout_ms < 100 {
             p.push("temporal_timeout_ms must be at least 100".to_owned());

@@ -13,6 +13,52 @@ use apex_worker::ingest::status::IngestStatus;
 /// The default key of the rollout percentage.
 pub const ROLLOUT_KEY: &str = "apex:rollout:temporal_percent";
 
+/// The key of a document's ingestion claim.
+fn claim_key(document_id: &str) -> String {
+    format!("apex:gateway:active:{document_id}")
+}
+
+/// An ingestion in progress, claimed in Redis so that one document has at most one
+/// ingestion at a time across paths and gateway replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Unique per ingestion; only its holder may release or change the claim.
+    pub token: String,
+    /// SHA-256 of the bytes being ingested (empty when not known yet: a URL or key).
+    pub sha256: String,
+    /// `temporal` or `legacy`.
+    pub path: String,
+    pub at_ms: u64,
+}
+
+impl Claim {
+    fn encode(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.token, self.path, self.at_ms, self.sha256
+        )
+    }
+
+    fn decode(raw: &str) -> Option<Self> {
+        let mut parts = raw.splitn(4, ' ');
+        Some(Self {
+            token: parts.next()?.to_owned(),
+            path: parts.next()?.to_owned(),
+            at_ms: parts.next()?.parse().ok()?,
+            sha256: parts.next().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Deletes or replaces the claim only while it is still the caller's (its token first).
+const RELEASE: &str = r"
+if string.find(redis.call('GET', KEYS[1]) or '', ARGV[1] .. ' ', 1, true) == 1 then
+  if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0";
+
 /// The key of a document's gateway record.
 fn document_key(document_id: &str) -> String {
     format!("apex:gateway:document:{document_id}")
@@ -32,6 +78,8 @@ pub struct DocumentRecord {
     pub status: Option<IngestStatus>,
     /// Unix milliseconds of acceptance.
     pub accepted_at_ms: u64,
+    /// Unix milliseconds of the last write of this record.
+    pub updated_at_ms: u64,
 }
 
 /// A connection to the shared Redis.
@@ -95,12 +143,95 @@ impl Shared {
         Ok(())
     }
 
+    /// Removes the stored percentage: gateways go back to their `temporal.rollout`.
+    pub async fn clear_rollout(&self) -> anyhow::Result<()> {
+        let _: i64 = self.conn.clone().del(&self.rollout_key).await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         let pong: String = redis::cmd("PING")
             .query_async(&mut self.conn.clone())
             .await?;
         anyhow::ensure!(pong == "PONG", "unexpected answer to PING: {pong}");
         Ok(())
+    }
+
+    /// Claims the document for `claim`; `Ok(None)` when claimed, else the claim held now.
+    pub async fn claim(
+        &self,
+        document_id: &str,
+        claim: &Claim,
+        ttl: Duration,
+    ) -> anyhow::Result<Option<Claim>> {
+        let key = claim_key(document_id);
+        for _ in 0..3 {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(claim.encode())
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            if set.is_some() {
+                return Ok(None);
+            }
+            let held: Option<String> = self.conn.clone().get(&key).await?;
+            // Released between the two calls: try again.
+            if let Some(raw) = held {
+                return Ok(Some(Claim::decode(&raw).ok_or_else(|| {
+                    anyhow::anyhow!("unreadable claim `{raw}` at {key}")
+                })?));
+            }
+        }
+        anyhow::bail!("the claim on {document_id} changed hands three times in a row")
+    }
+
+    /// Replaces the claim `held` (a stale one) by `claim`; false when it changed meanwhile.
+    pub async fn take_over(
+        &self,
+        document_id: &str,
+        held: &Claim,
+        claim: &Claim,
+        ttl: Duration,
+    ) -> anyhow::Result<bool> {
+        let done: i64 = redis::Script::new(RELEASE)
+            .key(claim_key(document_id))
+            .arg(&held.token)
+            .arg(claim.encode())
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Changes the caller's own claim (its path, after a fallback).
+    pub async fn update_claim(
+        &self,
+        document_id: &str,
+        claim: &Claim,
+        ttl: Duration,
+    ) -> anyhow::Result<bool> {
+        self.take_over(document_id, claim, claim, ttl).await
+    }
+
+    /// Ends the caller's claim; a claim someone else holds now is left alone.
+    pub async fn release(&self, document_id: &str, claim: &Claim) -> anyhow::Result<()> {
+        let _: i64 = redis::Script::new(RELEASE)
+            .key(claim_key(document_id))
+            .arg(&claim.token)
+            .arg("")
+            .arg(0)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The claim on a document, if any.
+    pub async fn claimed(&self, document_id: &str) -> anyhow::Result<Option<Claim>> {
+        let raw: Option<String> = self.conn.clone().get(claim_key(document_id)).await?;
+        Ok(raw.as_deref().and_then(Claim::decode))
     }
 
     pub async fn record(&self, document_id: &str) -> anyhow::Result<Option<DocumentRecord>> {
@@ -113,12 +244,16 @@ impl Shared {
         document_id: &str,
         record: &DocumentRecord,
     ) -> anyhow::Result<()> {
+        let mut record = record.clone();
+        record.updated_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let () = self
             .conn
             .clone()
             .set_ex(
                 document_key(document_id),
-                serde_json::to_string(record)?,
+                serde_json::to_string(&record)?,
                 self.ttl.as_secs().max(1),
             )
             .await?;
@@ -129,6 +264,23 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_round_trip_through_their_encoding() {
+        let c = Claim {
+            token: "t-1".into(),
+            sha256: "ab".repeat(32),
+            path: "legacy".into(),
+            at_ms: 42,
+        };
+        assert_eq!(Claim::decode(&c.encode()), Some(c.clone()));
+        let unknown = Claim {
+            sha256: String::new(),
+            ..c
+        };
+        assert_eq!(Claim::decode(&unknown.encode()), Some(unknown));
+        assert_eq!(Claim::decode("garbage"), None);
+    }
 
     #[test]
     fn percentages_outside_0_to_100_are_refused() {

@@ -254,6 +254,13 @@ async fn an_upload_completes_on_temporal_and_is_searchable() {
         .await
         .expect("json");
     assert_eq!(status["status"], "deleted", "{status}");
+    let again = g
+        .http
+        .delete(format!("{}/v1/documents/{id}", g.url))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
     // A document nobody ingested is not found.
     let unknown = uuid::Uuid::new_v4();
     assert_eq!(
@@ -355,6 +362,28 @@ async fn bad_uploads_get_a_clear_4xx_and_nothing_is_written() {
         .await
         .expect("POST");
     assert_eq!(unknown_field.status(), StatusCode::BAD_REQUEST);
+    for (key, says) in [
+        ("file:///etc/passwd", "allow_local_files is off"),
+        ("/etc/passwd", "allow_local_files is off"),
+        ("ftp://example.com/a.pdf", "not an object-store key"),
+    ] {
+        let response = g
+            .http
+            .post(format!("{}/v1/documents", g.url))
+            .json(&serde_json::json!({"key": key, "document_id": id}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{key}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["details"]["field"], "key", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{body}"
+        );
+    }
 
     // Nothing was stored, routed or written.
     let stored: Vec<_> = walk(blobs.path());
@@ -415,7 +444,6 @@ async fn beyond_max_in_flight_uploads_get_429_with_retry_after() {
         s.max_in_flight = 1;
         s.retry_after_secs = 3;
         s.ingest.embedder_addr = format!("http://{silent_addr}");
-        s.legacy_call_timeout_secs = 600;
         s.shutdown_grace_secs = 1;
     })
     .await;
@@ -719,7 +747,7 @@ async fn serve_once_per_request(body: &'static str) -> (String, tokio::task::Joi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
     let (url, server) = serve_once_per_request(NOTE).await;
-    let g = Gateway::start(|_| {}).await;
+    let g = Gateway::start(|s| s.allow_local_files = true).await;
     for (percent, path) in [(100u8, "temporal"), (0, "legacy")] {
         g.set_rollout(percent).await;
         let external_id = format!("{url}#{path}");
@@ -798,4 +826,87 @@ async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     g.stop().await;
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
+    // The embedder never answers, so the first ingestion stays in flight.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let g = Gateway::start(|s| {
+        s.ingest.embedder_addr = format!("http://{silent_addr}");
+        s.shutdown_grace_secs = 1;
+        s.retry_after_secs = 5;
+    })
+    .await;
+    g.set_rollout(0).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let first = g
+        .accept(
+            g.form("one.txt", "text/plain", NOTE.as_bytes().to_vec())
+                .text("document_id", id.clone()),
+        )
+        .await;
+    assert_eq!(first["attached"], false);
+    // The same bytes again, the id spelt in capitals: the same document, attached.
+    let same = g
+        .accept(
+            g.form("one.txt", "text/plain", NOTE.as_bytes().to_vec())
+                .text("document_id", id.to_uppercase()),
+        )
+        .await;
+    assert_eq!(same["document_id"], id.as_str());
+    assert_eq!(same["attached"], true, "{same}");
+    assert_eq!(same["path"], "legacy");
+    // Other bytes for the same document wait for the first: 409 with Retry-After.
+    let other = g
+        .post(
+            g.form("one.txt", "text/plain", b"a different note".to_vec())
+                .text("document_id", id.clone()),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        other
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = other.json().await.expect("json");
+    assert_eq!(error_code(&body), "already_exists");
+    assert_eq!(body["error"]["details"]["path"], "legacy", "{body}");
+    // So does a deletion.
+    let delete = g
+        .http
+        .delete(format!("{}/v1/documents/{id}", g.url))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(delete.status(), StatusCode::CONFLICT);
+    let shared = g.shared.clone();
+    g.stop().await;
+    held.abort();
+    // The stopped ingestion gave the document back: a new gateway takes new bytes for it.
+    assert!(shared.claimed(&id).await.expect("redis").is_none());
+    let again = Gateway::start(|_| {}).await;
+    again.set_rollout(0).await;
+    let accepted = again
+        .accept(
+            again
+                .form("one.txt", "text/plain", b"a different note".to_vec())
+                .text("document_id", id.clone()),
+        )
+        .await;
+    assert_eq!(accepted["attached"], false);
+    assert_eq!(again.wait_done(&id).await["status"], "completed");
+    again.stop().await;
 }

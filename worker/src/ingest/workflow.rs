@@ -39,6 +39,13 @@ pub const INVALID_INPUT: &str = "InvalidIngestInput";
 pub const MAX_ATTEMPTS: u32 = 5;
 pub const WRITE_MAX_ATTEMPTS: u32 = 10;
 
+/// Time per attempt of each step (the gateway's legacy path uses the same).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Parse, extract and embed.
+pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(600);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
 fn retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_millis(500))
@@ -64,11 +71,7 @@ fn options(
 
 /// Parse, extract and embed: up to 10 minutes an attempt, a heartbeat every 30 s.
 fn service_step() -> ActivityOptions {
-    options(
-        Duration::from_secs(600),
-        Some(Duration::from_secs(30)),
-        MAX_ATTEMPTS,
-    )
+    options(SERVICE_TIMEOUT, Some(Duration::from_secs(30)), MAX_ATTEMPTS)
 }
 
 /// The reason an activity gave, without the wrappers around it.
@@ -141,7 +144,7 @@ impl DocumentIngestionWorkflow {
                     location: input.location.clone(),
                     mime_type: input.mime_type.clone(),
                 },
-                options(Duration::from_secs(300), None, MAX_ATTEMPTS),
+                options(FETCH_TIMEOUT, None, MAX_ATTEMPTS),
             )
             .await
             .map_err(Stop::at("fetch"))?;
@@ -154,7 +157,7 @@ impl DocumentIngestionWorkflow {
             .execute_activity(
                 IngestActivities::check_document,
                 document_id.to_owned(),
-                options(Duration::from_secs(30), None, WRITE_MAX_ATTEMPTS),
+                options(CHECK_TIMEOUT, None, WRITE_MAX_ATTEMPTS),
             )
             .await
             .map_err(Stop::at("check"))?;
@@ -266,7 +269,7 @@ impl DocumentIngestionWorkflow {
                     vectors: Some(embedded.artifact),
                 },
                 options(
-                    Duration::from_secs(300),
+                    WRITE_TIMEOUT,
                     Some(Duration::from_secs(60)),
                     if input.max_write_attempts == 0 {
                         WRITE_MAX_ATTEMPTS
@@ -377,7 +380,7 @@ impl DocumentDeletionWorkflow {
                 IngestActivities::delete_document,
                 document_id,
                 options(
-                    Duration::from_secs(300),
+                    WRITE_TIMEOUT,
                     Some(Duration::from_secs(60)),
                     WRITE_MAX_ATTEMPTS,
                 ),
