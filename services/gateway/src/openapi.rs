@@ -29,7 +29,7 @@ pub fn document() -> Value {
                             "source": {"type": "string", "default": "upload"},
                             "priority": {"type": "integer", "default": 0},
                             "metadata": {"type": "string", "description": "a JSON object of strings"},
-                            "external_id": {"type": "string", "description": "the document's id in its source; default the file name"},
+                            "external_id": {"type": "string", "description": "the document's id in its source; default the SHA-256 of the bytes"},
                             "document_id": {"type": "string", "format": "uuid"}
                         }}},
                     "application/json": {"schema": {"$ref": "#/components/schemas/UploadByReference"}}
@@ -38,6 +38,7 @@ pub fn document() -> Value {
                     "202": {"description": "Accepted", "headers": {"Location": {"schema": {"type": "string"}}},
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
                     "400": error_response("Empty file, bad field, malformed body"),
+                    "409": error_response("The document is being ingested with other bytes, or deleted; see Retry-After"),
                     "413": error_response("Over max_upload_bytes"),
                     "415": error_response("Not a format the parser reads, or a body that is neither multipart nor JSON"),
                     "429": error_response("max_in_flight ingestions are running; see Retry-After"),
@@ -51,7 +52,8 @@ pub fn document() -> Value {
                     "responses": {
                         "200": {"description": "Status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}},
                         "400": error_response("Not a UUID"),
-                        "404": error_response("No such document")
+                        "404": error_response("No such document"),
+                        "503": error_response("Redis, or Temporal for a document on the Temporal path, cannot be asked")
                     }
                 },
                 "delete": {
@@ -62,7 +64,9 @@ pub fn document() -> Value {
                                 "document_id": {"type": "string"}, "deleted": {"type": "boolean"},
                                 "path": {"type": "string", "enum": ["temporal", "legacy"]}}}}}},
                         "400": error_response("Not a UUID"),
-                        "503": error_response("A store is down")
+                        "404": error_response("No such document"),
+                        "409": error_response("The document is being ingested; see Retry-After"),
+                        "503": error_response("A store is down, or Temporal unreachable without fallback")
                     }
                 }
             },
@@ -98,7 +102,7 @@ pub fn document() -> Value {
                 }}}},
             "UploadByReference": {"type": "object", "properties": {
                 "url": {"type": "string", "description": "http(s) URL the ingestion fetches"},
-                "key": {"type": "string", "description": "object-store key: s3://bucket/key, file:///path or blob:<key>"},
+                "key": {"type": "string", "description": "object-store key: blob:<key>, s3://, gs://, az://; file:///path only when the gateway allows local files"},
                 "source": {"type": "string"}, "priority": {"type": "integer"},
                 "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
                 "external_id": {"type": "string"}, "document_id": {"type": "string", "format": "uuid"},
@@ -110,7 +114,8 @@ pub fn document() -> Value {
                 "path": {"type": "string", "enum": ["temporal", "legacy"]},
                 "fallback": {"type": ["object", "null"], "properties": {"reason": {"type": "string"}}},
                 "workflow_id": {"type": ["string", "null"]},
-                "content_sha256": {"type": ["string", "null"]}}},
+                "content_sha256": {"type": ["string", "null"]},
+                "attached": {"type": "boolean", "description": "true when the same bytes were already being ingested: nothing new started"}}},
             "Status": {"type": "object", "properties": {
                 "document_id": {"type": "string"}, "path": {"type": ["string", "null"]},
                 "status": {"type": "string", "enum": ["pending", "fetched", "parsed", "entities_extracted", "embedded", "completed", "unchanged", "failed"]},
