@@ -133,7 +133,7 @@ fn error_message(status: reqwest::StatusCode, body: &str) -> String {
         .unwrap_or_else(|| format!("{}: {}", status.as_u16(), body.trim()))
 }
 
-/// Uploads one input; on 429 waits what `Retry-After` says and tries again.
+/// Uploads one input; on 429 or 409 waits what `Retry-After` says and tries again.
 async fn upload(
     http: &reqwest::Client,
     opts: &IngestOptions,
@@ -175,7 +175,11 @@ async fn upload(
             .await
             .with_context(|| format!("cannot reach the gateway at {}", opts.gateway))?;
         let status = response.status();
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        // Busy gateway (429), or this document being ingested with other bytes (409):
+        // wait what the gateway asks and try again.
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::CONFLICT
+        {
             let wait = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -195,7 +199,7 @@ async fn upload(
         }
         return Ok(serde_json::from_str(&body)?);
     }
-    bail!("the gateway stayed busy (429) through 30 attempts")
+    bail!("the gateway stayed busy (429/409) through 30 attempts")
 }
 
 /// `GET /v1/documents/{id}`.
