@@ -2,22 +2,9 @@
 //! (`apex up`: services, worker, gateway). Each run uses its own source, so it only sees its
 //! own documents.
 
-use std::process::{Command, Output};
+mod common;
 
-fn apex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apex"))
-        .args(args)
-        .output()
-        .expect("run apex")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{apex, text};
 
 const NOTE: &str = "Keystone Interstate Freight picked up load L-771204 in Toledo, Ohio on \
 March 9, 2026 for delivery to Great Lakes Industrial Supply in Nashville, Tennessee.";

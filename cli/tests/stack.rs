@@ -5,22 +5,11 @@
 //! One test function on purpose: it stops and restarts a component, which must not race
 //! with other checks of the same stack.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn apex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apex"))
-        .args(args)
-        .output()
-        .expect("run apex")
-}
+mod common;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{apex, text};
 
 #[test]
 fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {

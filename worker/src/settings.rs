@@ -115,11 +115,7 @@ impl Settings for WorkerSettings {
     const ENV_PREFIX: &'static str = "APEX_WORKER";
 
     fn aliases() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("TEMPORAL_ROLLOUT", "temporal.rollout"),
-            ("TEMPORAL_ADDRESS", "temporal.address"),
-            ("TEMPORAL_NAMESPACE", "temporal.namespace"),
-        ]
+        apex_common::temporal::ENV_ALIASES
     }
 
     fn validate(&self) -> Vec<String> {

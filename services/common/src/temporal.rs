@@ -3,6 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Plain environment variables every binary with [`TemporalSettings`] under `temporal`
+/// accepts: (variable, dotted key).
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("TEMPORAL_ROLLOUT", "temporal.rollout"),
+    ("TEMPORAL_ADDRESS", "temporal.address"),
+    ("TEMPORAL_NAMESPACE", "temporal.namespace"),
+];
+
 /// The task queue every Apex workflow and activity runs on.
 pub const TASK_QUEUE: &str = "apex-ingest";
 

@@ -80,11 +80,7 @@ impl Settings for GatewaySettings {
     const ENV_PREFIX: &'static str = "APEX_GATEWAY";
 
     fn aliases() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("TEMPORAL_ROLLOUT", "temporal.rollout"),
-            ("TEMPORAL_ADDRESS", "temporal.address"),
-            ("TEMPORAL_NAMESPACE", "temporal.namespace"),
-        ]
+        apex_common::temporal::ENV_ALIASES
     }
 
     fn validate(&self) -> Vec<String> {

@@ -413,6 +413,21 @@ async fn bad_uploads_get_a_clear_4xx_and_nothing_is_written() {
     g.stop().await;
 }
 
+/// A server that accepts connections and never answers (a hung service).
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    (addr, held)
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -430,16 +445,7 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 async fn beyond_max_in_flight_uploads_get_429_with_retry_after() {
     // An embedder that accepts connections and never answers: the first ingestion stays in
     // flight on the legacy path until the gateway stops.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let silent_addr = silent.local_addr().expect("addr");
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let (silent_addr, held) = silent_server().await;
     let g = Gateway::start(|s| {
         s.max_in_flight = 1;
         s.retry_after_secs = 3;
@@ -831,16 +837,7 @@ async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
     // The embedder never answers, so the first ingestion stays in flight.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let silent_addr = silent.local_addr().expect("addr");
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let (silent_addr, held) = silent_server().await;
     let g = Gateway::start(|s| {
         s.ingest.embedder_addr = format!("http://{silent_addr}");
         s.shutdown_grace_secs = 1;
