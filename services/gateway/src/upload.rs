@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apex_common::error::ErrorCode;
-use apex_worker::ingest::status::{COMPLETED, FAILED, IngestStatus, PENDING, UNCHANGED};
+use apex_worker::ingest::status::{COMPLETED, DELETED, FAILED, IngestStatus, PENDING, UNCHANGED};
 use apex_worker::ingest::{
     DocumentIngestionWorkflow, IngestInput, ingestion_workflow_id, start_ingestion,
 };
@@ -348,6 +348,10 @@ impl Accepted<'_> {
     }
 }
 
+/// How long a claim may stand without its ingestion's record: the time between taking
+/// the claim and starting the ingestion (storing the upload included).
+const CLAIM_START_MS: u64 = 60_000;
+
 /// What to do about a claim someone else holds.
 pub(crate) enum Held {
     /// The same bytes are being ingested: answer with that ingestion.
@@ -386,11 +390,22 @@ pub(crate) async fn judge(
                 .await
                 {
                     Ok(Ok(d)) => {
-                        d.raw().workflow_execution_info.as_ref().map(|i| i.status)
-                            == Some(WorkflowExecutionStatus::Running as i32)
+                        let info = d.raw().workflow_execution_info.as_ref();
+                        let running =
+                            info.map(|i| i.status) == Some(WorkflowExecutionStatus::Running as i32);
+                        // A closed run that began before the claim is an earlier
+                        // ingestion: the claimer may be about to start its own.
+                        let earlier = info.and_then(|i| i.start_time.as_ref()).is_some_and(|t| {
+                            (t.seconds.max(0) as u64) * 1000
+                                + u64::from(t.nanos.max(0) as u32 / 1_000_000)
+                                + 1_000
+                                < held.at_ms
+                        });
+                        running || (earlier && now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS)
                     }
+                    // Not started (yet): the claimer may be about to start it.
                     Ok(Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_))) => {
-                        false
+                        now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS
                     }
                     _ => true,
                 }
@@ -402,9 +417,16 @@ pub(crate) async fn judge(
             .record(id)
             .await
             .map_err(|e| ApiError::unavailable(format!("redis: {e}")))?;
-        !record
-            .and_then(|r| r.status)
-            .is_some_and(|s| matches!(s.status.as_str(), COMPLETED | UNCHANGED | FAILED))
+        // The record of this claim's ingestion (written after the claim was taken) says
+        // whether it still runs. Without one, the claimer is between taking the claim and
+        // starting, or vanished there (a dropped request): give it a short while.
+        let fresh = now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS;
+        match record.and_then(|r| r.status.map(|s| (r.accepted_at_ms, s))) {
+            Some((accepted, s)) if accepted + 1_000 >= held.at_ms => {
+                !matches!(s.status.as_str(), COMPLETED | UNCHANGED | FAILED | DELETED)
+            }
+            _ => fresh,
+        }
     };
     if alive {
         return Ok(if same {

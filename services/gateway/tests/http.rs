@@ -9,7 +9,7 @@ use apex_common::Shutdown;
 use apex_common::fault::Proxy;
 use apex_gateway::GatewaySettings;
 use apex_gateway::rollout::bucket;
-use apex_gateway::shared::Shared;
+use apex_gateway::shared::{Claim, Shared};
 use apex_proto::writer::v1::InspectDocumentRequest;
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
 use reqwest::StatusCode;
@@ -905,5 +905,50 @@ async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
         .await;
     assert_eq!(accepted["attached"], false);
     assert_eq!(again.wait_done(&id).await["status"], "completed");
+
+    // A claim whose holder vanished before starting (a dropped request, a killed gateway)
+    // is taken over once it is older than the start window; a fresh one is respected.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    for (path, age_ms, taken) in [
+        ("temporal", 120_000u64, true),
+        ("legacy", 120_000, true),
+        ("temporal", 0, false),
+    ] {
+        let ghost_id = uuid::Uuid::new_v4().to_string();
+        let ghost = Claim {
+            token: format!("ghost-{path}"),
+            sha256: String::new(),
+            path: path.to_owned(),
+            at_ms: now - age_ms,
+        };
+        assert!(
+            again
+                .shared
+                .claim(&ghost_id, &ghost, Duration::from_secs(600))
+                .await
+                .expect("claim")
+                .is_none()
+        );
+        let response = again
+            .post(
+                again
+                    .form(
+                        "ghost.txt",
+                        "text/plain",
+                        format!("ghost {ghost_id}").into_bytes(),
+                    )
+                    .text("document_id", ghost_id.clone()),
+            )
+            .await;
+        if taken {
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "{path}");
+            assert_eq!(again.wait_done(&ghost_id).await["status"], "completed");
+        } else {
+            assert_eq!(response.status(), StatusCode::CONFLICT, "{path}");
+        }
+    }
     again.stop().await;
 }
