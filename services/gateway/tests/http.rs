@@ -178,6 +178,13 @@ async fn writer() -> WriterServiceClient<tonic::transport::Channel> {
         .expect("the stack's writer (apex up)")
 }
 
+fn retry_after(response: &reqwest::Response) -> Option<&str> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
@@ -462,13 +469,7 @@ async fn beyond_max_in_flight_uploads_get_429_with_retry_after() {
         .post(g.form("second.txt", "text/plain", b"another note".to_vec()))
         .await;
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        second
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("3")
-    );
+    assert_eq!(retry_after(&second), Some("3"));
     let body: Value = second.json().await.expect("json");
     assert_eq!(error_code(&body), "resource_exhausted");
     assert_eq!(body["error"]["details"]["max_in_flight"], 1);
@@ -871,13 +872,7 @@ async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
         )
         .await;
     assert_eq!(other.status(), StatusCode::CONFLICT);
-    assert_eq!(
-        other
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
-        Some("5")
-    );
+    assert_eq!(retry_after(&other), Some("5"));
     let body: Value = other.json().await.expect("json");
     assert_eq!(error_code(&body), "already_exists");
     assert_eq!(body["error"]["details"]["path"], "legacy", "{body}");

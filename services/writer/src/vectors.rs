@@ -103,12 +103,7 @@ impl VectorStore {
         if self.is_ready(name) {
             return Ok(());
         }
-        let exists = self
-            .client
-            .collection_exists(name)
-            .await
-            .map_err(|e| unavailable("collection exists", e))?;
-        if !exists {
+        if !self.exists(name).await? {
             let created = self
                 .client
                 .create_collection(CreateCollectionBuilder::new(name).vectors_config(
@@ -218,12 +213,7 @@ impl VectorStore {
 
     /// Deletes the document's points in one collection; an absent collection is fine.
     pub async fn delete_in(&self, collection: &str, document_id: Uuid) -> Result<(), ServiceError> {
-        let exists = self
-            .client
-            .collection_exists(collection)
-            .await
-            .map_err(|e| unavailable("collection exists", e))?;
-        if !exists {
+        if !self.exists(collection).await? {
             return Ok(());
         }
         self.client
@@ -261,6 +251,13 @@ impl VectorStore {
         Ok(())
     }
 
+    async fn exists(&self, collection: &str) -> Result<bool, ServiceError> {
+        self.client
+            .collection_exists(collection)
+            .await
+            .map_err(|e| unavailable("collection exists", e))
+    }
+
     /// The `limit` points of `collection` nearest to `vector` (cosine), optionally only
     /// those of `source`: (chunk id, score), best first. An absent collection has none.
     pub async fn search(
@@ -270,12 +267,7 @@ impl VectorStore {
         limit: u64,
         source: Option<&str>,
     ) -> Result<Vec<(Uuid, f32)>, ServiceError> {
-        let exists = self
-            .client
-            .collection_exists(collection)
-            .await
-            .map_err(|e| unavailable("collection exists", e))?;
-        if !exists {
+        if !self.exists(collection).await? {
             return Ok(Vec::new());
         }
         let mut request = SearchPointsBuilder::new(collection, vector, limit);
@@ -311,12 +303,7 @@ impl VectorStore {
         collection: &str,
         document_id: Uuid,
     ) -> Result<VectorView, ServiceError> {
-        let exists = self
-            .client
-            .collection_exists(collection)
-            .await
-            .map_err(|e| unavailable("collection exists", e))?;
-        if !exists {
+        if !self.exists(collection).await? {
             return Ok(VectorView::default());
         }
         let count = self
