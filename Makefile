@@ -6,13 +6,15 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-.PHONY: demo test loadtest bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
+# make fresh-check (not part of make test; about an hour): `make demo` then `make test` in a
+# Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
+.PHONY: demo test fresh-check loadtest bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
 
 bootstrap:
 	deploy/local/bootstrap
 
 build: bootstrap
-	$(CARGO) build --locked --workspace --bins
+	deploy/local/build
 
 up: build
 	$(APEX) up
@@ -103,6 +105,9 @@ bench-writer: build
 eval-extractor:
 	$(CARGO) run --locked --release -p apex-extractor -- eval
 	$(CARGO) run --locked --release -p apex-extractor -- eval --dir services/extractor/eval-heldout
+
+fresh-check:
+	deploy/fresh/fresh-check $(FRESH_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,5 +1,8 @@
 //! `apex doctor`: the pre-flight check. Every tool the stack needs is installed and every
-//! component answers, or the line says what is missing and how to fix it.
+//! component answers, or the line says what is missing and how to fix it. The first lines are
+//! what the build itself needs ([`build`]), so a machine that cannot build says so here too.
+
+mod build;
 
 use std::{path::Path, process::Command};
 
@@ -64,9 +67,19 @@ const UP: &str = "run `apex up` (see `apex logs <component>` if it fails)";
 pub async fn run(s: &StackSettings) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(check(
-        "protoc",
-        version_of(Path::new("protoc"), "--version"),
-        BOOTSTRAP,
+        "protoc + well-known types",
+        build::protoc_well_known_types(Path::new(&build::protoc_program())),
+        build::BOOTSTRAP_BUILD,
+    ));
+    checks.push(check(
+        "C compiler",
+        build::c_compiler(),
+        build::BOOTSTRAP_BUILD,
+    ));
+    checks.push(check(
+        "C++ compiler",
+        build::cxx_compiler(),
+        build::BOOTSTRAP_BUILD,
     ));
     checks.push(check(
         "postgresql server >= 12",
