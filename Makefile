@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/apex-target
 APEX := $(CARGO_TARGET_DIR)/debug/apex
 CARGO := cargo
 
-# make fresh-check (not part of make test; about an hour): `make demo` then `make test` in a
+# make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
 .PHONY: demo test fresh-check loadtest bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
 
@@ -87,7 +87,7 @@ fuzz-parser: bootstrap
 
 # Extractor: chunks/s on 256-token chunks, one thread and every core (release build).
 bench-extractor: bootstrap
-	$(CARGO) run --locked --release -p apex-extractor -- bench $(BENCH_ARGS)
+	$(CARGO) run --locked --release -p apex-extractor --features bench -- bench $(BENCH_ARGS)
 
 # Embedder: chunks/s of candle and of ONNX Runtime from Rust, against Python + ONNX Runtime on
 # the same graph, token windows and cores (release build).
@@ -111,7 +111,7 @@ fresh-check:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

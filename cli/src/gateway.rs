@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use apex_ingestion::rollout::{Rollout, parse_percent};
 use futures::StreamExt as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -233,7 +234,7 @@ fn field_str(v: &Value, key: &str) -> String {
 }
 
 fn terminal(status: &str) -> bool {
-    matches!(status, "completed" | "unchanged" | "failed")
+    apex_ingestion::status::is_final(status)
 }
 
 async fn ingest_one(
@@ -528,10 +529,10 @@ fn truncate_end(s: &str, max: usize) -> String {
 /// `apex rollout get`: the percentage every gateway reads, and, when the gateway answers,
 /// its decisions and each path's outcomes so far (to compare error rates).
 pub async fn rollout_get(redis_url: &str, key: &str, gateway: &str) -> anyhow::Result<bool> {
-    let shared = apex_gateway::shared::Shared::connect(redis_url, key, Duration::from_secs(60))
+    let rollout = Rollout::connect(redis_url, key)
         .await
         .with_context(|| format!("cannot reach redis at {redis_url}"))?;
-    match shared.rollout().await? {
+    match rollout.get().await? {
         Some(p) => println!("temporal rollout: {p}% (the rest takes the legacy path)"),
         None => println!(
             "temporal rollout: not set; gateways use their TEMPORAL_ROLLOUT setting (default 100)"
@@ -569,12 +570,12 @@ pub async fn rollout_get(redis_url: &str, key: &str, gateway: &str) -> anyhow::R
 
 /// `apex rollout set <percent>`: every gateway uses it from its next document on.
 pub async fn rollout_set(redis_url: &str, key: &str, percent: &str) -> anyhow::Result<bool> {
-    let p = apex_gateway::shared::parse_percent(percent).map_err(anyhow::Error::msg)?;
-    let shared = apex_gateway::shared::Shared::connect(redis_url, key, Duration::from_secs(60))
+    let p = parse_percent(percent).map_err(anyhow::Error::msg)?;
+    let rollout = Rollout::connect(redis_url, key)
         .await
         .with_context(|| format!("cannot reach redis at {redis_url}"))?;
-    let before = shared.rollout().await?;
-    shared.set_rollout(p).await?;
+    let before = rollout.get().await?;
+    rollout.set(p).await?;
     println!(
         "temporal rollout: {} -> {p}%{}",
         before.map_or_else(|| "unset".to_owned(), |b| format!("{b}%")),

@@ -3,29 +3,25 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use apex_worker::greeting::{GreetingInput, GreetingWorkflow};
+use apex_ingestion::workflows::{Greeting, GreetingInput, GreetingStatusQuery};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions};
 
 use crate::settings::StackSettings;
 
 pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> anyhow::Result<bool> {
-    let client = apex_worker::client(&s.temporal_address(), namespace).await?;
+    let client = apex_ingestion::workflows::client(&s.temporal_address(), namespace).await?;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     let id = format!("hello-{nanos:x}");
     let handle = client
         .start_workflow(
-            GreetingWorkflow::run,
+            Greeting,
             input,
             WorkflowStartOptions::new(apex_common::temporal::TASK_QUEUE, &id).build(),
         )
         .await?;
     let outcome = handle.get_result(WorkflowGetResultOptions::default()).await;
     let status = handle
-        .query(
-            GreetingWorkflow::get_status,
-            (),
-            WorkflowQueryOptions::default(),
-        )
+        .query(GreetingStatusQuery, (), WorkflowQueryOptions::default())
         .await;
     let link = format!("{}/namespaces/{namespace}/workflows/{id}", s.temporal_ui());
     let ok = match outcome {
@@ -34,7 +30,7 @@ pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> an
             true
         }
         Err(e) => {
-            println!("workflow failed: {}", apex_worker::error_chain(&e));
+            println!("workflow failed: {}", apex_ingestion::error_chain(&e));
             false
         }
     };

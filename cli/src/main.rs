@@ -16,7 +16,7 @@ mod stack;
 use std::process::ExitCode;
 
 use apex_common::settings::load_or_exit;
-use apex_worker::greeting::GreetingInput;
+use apex_ingestion::workflows::GreetingInput;
 use clap::{Parser, Subcommand};
 
 use crate::{settings::StackSettings, stack::Component};
@@ -85,7 +85,7 @@ enum Cmd {
         /// The Redis every gateway reads the percentage from (default: the local stack's).
         #[arg(long, env = "APEX_ROLLOUT_REDIS_URL")]
         redis_url: Option<String>,
-        #[arg(long, default_value = apex_gateway::shared::ROLLOUT_KEY)]
+        #[arg(long, default_value = apex_ingestion::rollout::ROLLOUT_KEY)]
         key: String,
         #[arg(long, env = "APEX_GATEWAY_URL")]
         gateway: Option<String>,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use apex_common::Settings;
+use apex_common::{Settings, ports};
 use serde::{Deserialize, Serialize};
 
 /// Layout and ports of the local stack. Defaults follow `ARCHITECTURE.md`.
@@ -57,13 +57,13 @@ impl Default for StackSettings {
             graph_port: 6380,
             bolt_port: 7687,
             vectors_port: 6334,
-            worker_metrics_port: 9105,
+            worker_metrics_port: ports::WORKER_METRICS,
             prometheus_port: 9090,
-            parser_port: 50051,
-            extractor_port: 50052,
-            embedder_port: 50053,
-            writer_port: 50054,
-            gateway_port: 8080,
+            parser_port: ports::PARSER.grpc,
+            extractor_port: ports::EXTRACTOR.grpc,
+            embedder_port: ports::EMBEDDER.grpc,
+            writer_port: ports::WRITER.grpc,
+            gateway_port: ports::GATEWAY_HTTP,
             start_timeout_secs: 90,
         }
     }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use apex_common::ports;
 
 use crate::{
     probe::{self, ProbeResult},
@@ -55,25 +56,25 @@ impl Component {
             Self::Parser => Some((
                 "apex-parser",
                 s.parser_port,
-                9101,
+                ports::PARSER.metrics,
                 "apex.parser.v1.ParserService",
             )),
             Self::Extractor => Some((
                 "apex-extractor",
                 s.extractor_port,
-                9102,
+                ports::EXTRACTOR.metrics,
                 "apex.extractor.v1.ExtractorService",
             )),
             Self::Embedder => Some((
                 "apex-embedder",
                 s.embedder_port,
-                9103,
+                ports::EMBEDDER.metrics,
                 "apex.embedder.v1.EmbedderService",
             )),
             Self::Writer => Some((
                 "apex-writer",
                 s.writer_port,
-                9104,
+                ports::WRITER.metrics,
                 "apex.writer.v1.WriterService",
             )),
             _ => None,
@@ -534,17 +535,18 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
 }
 
 /// Search attributes registered on the dev server at start.
-pub const SEARCH_ATTRIBUTES: [&str; 4] = [
-    "Source=Keyword",
-    "Priority=Int",
-    "DocumentId=Keyword",
-    "Status=Keyword",
-];
+pub use apex_ingestion::workflows::SEARCH_ATTRIBUTES;
 
 fn prometheus_config(s: &StackSettings) -> String {
     format!(
-        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:9101', '127.0.0.1:9102', '127.0.0.1:9103', '127.0.0.1:9104']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:9106']\n",
-        s.temporal_metrics_port, s.worker_metrics_port
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        s.temporal_metrics_port,
+        s.worker_metrics_port,
+        ports::PARSER.metrics,
+        ports::EXTRACTOR.metrics,
+        ports::EMBEDDER.metrics,
+        ports::WRITER.metrics,
+        ports::GATEWAY_METRICS,
     )
 }
 

@@ -51,7 +51,7 @@ struct IngestArgs {
     /// The Redis holding the rollout percentage the gateways read.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    #[arg(long, default_value = apex_gateway::shared::ROLLOUT_KEY)]
+    #[arg(long, default_value = apex_ingestion::rollout::ROLLOUT_KEY)]
     rollout_key: String,
     /// Where the JSON report goes.
     #[arg(long, default_value = ".apex/loadtest/report.json")]
@@ -324,14 +324,12 @@ async fn one(
 
 async fn phase(
     http: &reqwest::Client,
-    shared: &apex_gateway::shared::Shared,
+    shared: &apex_ingestion::rollout::Rollout,
     args: &IngestArgs,
     path: &'static str,
     ids: &mut Vec<String>,
 ) -> anyhow::Result<PathReport> {
-    shared
-        .set_rollout(if path == "temporal" { 100 } else { 0 })
-        .await?;
+    shared.set(if path == "temporal" { 100 } else { 0 }).await?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     eprintln!(
@@ -490,14 +488,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<bool> {
             live.text().await.unwrap_or_default()
         );
     }
-    let shared = apex_gateway::shared::Shared::connect(
-        &args.redis_url,
-        &args.rollout_key,
-        Duration::from_secs(3600),
-    )
-    .await
-    .with_context(|| format!("cannot reach redis at {}", args.redis_url))?;
-    let before = shared.rollout().await?;
+    let shared = apex_ingestion::rollout::Rollout::connect(&args.redis_url, &args.rollout_key)
+        .await
+        .with_context(|| format!("cannot reach redis at {}", args.redis_url))?;
+    let before = shared.get().await?;
     let paths: &[&'static str] = match args.path {
         PathChoice::Temporal => &["temporal"],
         PathChoice::Legacy => &["legacy"],
@@ -524,8 +518,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<bool> {
     // Put the rollout back as it was, whatever happened (unset stays unset, so every
     // gateway goes back to its own TEMPORAL_ROLLOUT).
     let restored = match before {
-        Some(p) => shared.set_rollout(p).await,
-        None => shared.clear_rollout().await,
+        Some(p) => shared.set(p).await,
+        None => shared.clear().await,
     };
     if let Err(e) = &restored {
         eprintln!(

@@ -31,6 +31,10 @@ pub mod embedder {
 pub mod writer {
     pub mod v1 {
         tonic::include_proto!("apex.writer.v1");
+
+        /// The full name under which a failed write's per-store outcomes (a
+        /// `WriteDocumentResponse`) travel in the error status's details.
+        pub const WRITE_OUTCOMES: &str = "apex.writer.v1.WriteDocumentResponse";
     }
 }
 

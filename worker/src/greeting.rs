@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::{
@@ -14,42 +13,9 @@ use temporalio_sdk::{
     activities::{ActivityContext, ActivityError},
 };
 
-/// Failure type of a greeting for an empty name; never retried.
-pub const VALIDATION_ERROR: &str = "ValidationError";
-
-/// How many attempts the `greet` activity gets before the workflow fails.
-pub const GREET_MAX_ATTEMPTS: u32 = 5;
-
-/// Input of [`GreetingWorkflow`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct GreetingInput {
-    pub name: String,
-    /// Demonstrates retries: the activity fails transiently on its first N attempts.
-    pub fail_first_attempts: u32,
-    /// Demonstrates a long activity: it takes this long before answering.
-    pub delay_ms: u64,
-}
-
-impl GreetingInput {
-    /// A plain greeting of `name`.
-    pub fn named(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
-    }
-}
-
-/// What `get_status` answers.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct GreetingStatus {
-    /// `pending`, `running`, `completed` or `failed`.
-    pub status: String,
-    pub name: String,
-    pub greeting: Option<String>,
-    pub error: Option<String>,
-}
+pub use apex_ingestion::workflows::{
+    GREET_MAX_ATTEMPTS, GreetingInput, GreetingStatus, VALIDATION_ERROR,
+};
 
 #[workflow]
 #[derive(Default)]

@@ -158,18 +158,4 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
     Ok(())
 }
 
-/// A client for `namespace` at `address`, for starters, tests and the CLI (no retries).
-pub async fn client(address: &str, namespace: &str) -> anyhow::Result<Client> {
-    let url = Url::from_str(address)?;
-    let conn = Connection::connect(
-        ConnectionOptions::new(url)
-            .identity("apex-cli".to_owned())
-            .build(),
-    )
-    .await
-    .with_context(|| format!("cannot reach temporal at {address}"))?;
-    Ok(Client::new(
-        conn,
-        ClientOptions::new(namespace.to_owned()).build(),
-    )?)
-}
+pub use apex_ingestion::workflows::client;

@@ -11,8 +11,8 @@ use apex_proto::writer::v1::{InspectDocumentRequest, InspectDocumentResponse, St
 use apex_worker::ingest::status::{COMPLETED, FAILED, IngestStatus, PARSED, UNCHANGED};
 use apex_worker::ingest::workflow::INVALID_INPUT;
 use apex_worker::ingest::{
-    DeleteInput, DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestInput, IngestionHandle,
-    deletion_workflow_id, ingestion_workflow_id, start_ingestion,
+    DeleteInput, DocumentDeletionWorkflow, IngestInput, IngestionHandle, deletion_workflow_id,
+    ingestion_workflow_id, start_ingestion,
 };
 use futures::TryStreamExt as _;
 use support::services::Services;
@@ -142,7 +142,7 @@ impl Env {
 async fn status(handle: &IngestHandle) -> IngestStatus {
     handle
         .query(
-            DocumentIngestionWorkflow::get_status,
+            apex_ingestion::workflows::IngestionStatus,
             (),
             WorkflowQueryOptions::default(),
         )

@@ -84,17 +84,19 @@ pub fn server(request_timeout: Duration) -> Server {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
 }
 
-/// Health and reflection services for a binary that serves `services` (full gRPC names).
-/// Every named service starts NOT_SERVING; call [`mark_serving`] once dependencies answer.
-pub async fn health_and_reflection(
+/// The standard services every binary of the mesh serves besides its own.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+pub const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Health for a binary that serves `services` (full gRPC names). Every named service starts
+/// NOT_SERVING; call [`mark_serving`] once dependencies answer.
+pub async fn health(
     services: &[&str],
-) -> anyhow::Result<(
+) -> (
     HealthReporter,
     tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-)> {
+) {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in services {
         reporter
@@ -104,11 +106,107 @@ pub async fn health_and_reflection(
     reporter
         .set_service_status("", ServingStatus::NotServing)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    (reporter, health)
+}
+
+/// A reflection builder that describes exactly what this binary serves: its own `services`
+/// (the mesh's descriptor set holds all four services' contracts, so without naming them every
+/// binary would list the others' too, which then answer UNIMPLEMENTED), health and reflection.
+fn reflection_builder(services: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(apex_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in services
+        .iter()
+        .copied()
+        .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
+    {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
+/// `server` with health and reflection for a binary that serves `services`. Reflection is
+/// served over v1 and v1alpha: grpcurl and current clients speak v1, older grpcurl, Postman
+/// and Python's grpcio-reflection v1alpha.
+pub async fn with_health_and_reflection(
+    mut server: Server,
+    services: &[&str],
+) -> anyhow::Result<(HealthReporter, Router)> {
+    let (reporter, health) = health(services).await;
+    let v1 = reflection_builder(services)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    Ok((reporter, health, reflection))
+    let v1alpha = reflection_builder(services)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let router = server
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha);
+    Ok((reporter, router))
+}
+
+/// The services a server lists over reflection v1 and over v1alpha, each sorted: what
+/// `grpcurl list` shows with a current and with an older client.
+pub async fn reflected_services(
+    channel: tonic::transport::Channel,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let response = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner()
+        .message()
+        .await?
+        .and_then(|m| m.message_response);
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response
+    else {
+        anyhow::bail!("reflection v1: no service list in {response:?}");
+    };
+    let mut current: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    current.sort();
+
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let response = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner()
+        .message()
+        .await?
+        .and_then(|m| m.message_response);
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response
+    else {
+        anyhow::bail!("reflection v1alpha: no service list in {response:?}");
+    };
+    let mut alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    alpha.sort();
+    Ok((current, alpha))
+}
+
+/// What [`reflected_services`] must answer for a binary serving `services`.
+pub fn expected_reflection(services: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = services
+        .iter()
+        .copied()
+        .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
+        .map(str::to_owned)
+        .collect();
+    all.sort();
+    all
 }
 
 /// Sets every named service (and the server as a whole, "") to `status`.
@@ -188,12 +286,10 @@ mod tests {
 
     #[tokio::test]
     async fn server_reports_serving_then_not_serving_after_shutdown() {
-        let (reporter, health, reflection) = health_and_reflection(&["apex.test.v1.Test"])
-            .await
-            .expect("health");
-        let router = server(Duration::from_secs(5))
-            .add_service(health)
-            .add_service(reflection);
+        let (reporter, router) =
+            with_health_and_reflection(server(Duration::from_secs(5)), &["apex.test.v1.Test"])
+                .await
+                .expect("health");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
@@ -210,6 +306,14 @@ mod tests {
             .connect()
             .await
             .expect("connect");
+        // Reflection lists this binary's service, health and reflection itself, over both
+        // protocol versions, and nothing of the rest of the mesh.
+        let (v1, v1alpha) = reflected_services(channel.clone())
+            .await
+            .expect("reflection");
+        assert_eq!(v1, expected_reflection(&["apex.test.v1.Test"]));
+        assert_eq!(v1alpha, v1);
+        assert!(!v1.iter().any(|s| s.starts_with("apex.parser")), "{v1:?}");
         let mut client = HealthClient::new(channel);
         let mut watch = client
             .watch(HealthCheckRequest {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fault;
 pub mod grpc;
 pub mod metrics;
+pub mod ports;
 pub mod retry;
 pub mod rng;
 pub mod service;

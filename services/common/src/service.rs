@@ -32,10 +32,10 @@ pub struct ServiceSettings {
 
 impl ServiceSettings {
     /// Defaults for a service on the given ports.
-    pub fn with_ports(grpc_port: u16, metrics_port: u16) -> Self {
+    pub fn with_ports(ports: crate::ports::ServicePorts) -> Self {
         Self {
-            listen_addr: format!("127.0.0.1:{grpc_port}"),
-            metrics_addr: format!("127.0.0.1:{metrics_port}"),
+            listen_addr: format!("127.0.0.1:{}", ports.grpc),
+            metrics_addr: format!("127.0.0.1:{}", ports.metrics),
             request_timeout_secs: 60,
             max_message_bytes: grpc::DEFAULT_MAX_MESSAGE_BYTES,
             blob_url: ".apex/blobs".to_owned(),
@@ -79,10 +79,10 @@ pub async fn serve_services(
     registry: prometheus::Registry,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let (reporter, health, reflection) = grpc::health_and_reflection(services).await?;
-    let router = add(grpc::server(settings.request_timeout())
-        .add_service(health)
-        .add_service(reflection));
+    let (reporter, router) =
+        grpc::with_health_and_reflection(grpc::server(settings.request_timeout()), services)
+            .await?;
+    let router = add(router);
     let metrics =
         metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
     grpc::serve(router, listener, reporter, services, shutdown).await?;

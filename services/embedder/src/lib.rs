@@ -68,7 +68,7 @@ fn tools_dir() -> PathBuf {
 impl Default for EmbedderSettings {
     fn default() -> Self {
         Self {
-            service: ServiceSettings::with_ports(50053, 9103),
+            service: ServiceSettings::with_ports(apex_common::ports::EMBEDDER),
             model_dir: tools_dir().join("models/all-MiniLM-L6-v2"),
             onnxruntime_library: tools_dir().join("lib/libonnxruntime.so"),
             engine: EngineChoice::Auto,

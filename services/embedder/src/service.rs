@@ -250,7 +250,7 @@ impl EmbedderGrpc {
     /// how many came from the cache.
     pub async fn embed_texts(&self, texts: &[String]) -> Result<(Vec<Vector>, u32), ServiceError> {
         if texts.len() > self.settings.max_texts {
-            return Err(ServiceError::ResourceExhausted(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "{} texts in one request; the limit is {} (max_texts)",
                 texts.len(),
                 self.settings.max_texts
@@ -260,7 +260,7 @@ impl EmbedderGrpc {
             if t.len() > self.settings.max_text_chars
                 && t.chars().count() > self.settings.max_text_chars
             {
-                return Err(ServiceError::ResourceExhausted(format!(
+                return Err(ServiceError::TooLarge(format!(
                     "texts[{i}] has {} characters; the limit is {} (max_text_chars)",
                     t.chars().count(),
                     self.settings.max_text_chars

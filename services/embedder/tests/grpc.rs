@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 struct Server {
     client: EmbedderServiceClient<Channel>,
+    channel: Channel,
     metrics: std::net::SocketAddr,
     blobs: BlobStore,
     shutdown: Shutdown,
@@ -51,7 +52,8 @@ async fn start(configure: impl FnOnce(&mut EmbedderSettings)) -> Server {
         .await
         .expect("connect");
     Server {
-        client: EmbedderServiceClient::new(channel),
+        client: EmbedderServiceClient::new(channel.clone()),
+        channel,
         metrics,
         blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
         shutdown,
@@ -380,4 +382,20 @@ async fn the_candle_encoder_gives_the_same_vectors() {
     }
     onnx.stop().await;
     candle.stop().await;
+}
+
+/// grpcurl against the embedder lists the embedder, health and reflection, over reflection v1
+/// and v1alpha, and none of the other services whose contracts share the descriptor set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_only_the_embedder() {
+    let server = start(|_| {}).await;
+    let (v1, v1alpha) = apex_common::grpc::reflected_services(server.channel.clone())
+        .await
+        .expect("reflection");
+    assert_eq!(
+        v1,
+        apex_common::grpc::expected_reflection(&["apex.embedder.v1.EmbedderService"])
+    );
+    assert_eq!(v1alpha, v1);
+    server.stop().await;
 }

@@ -5,6 +5,7 @@
 //! The optional LLM engine (an OpenAI-compatible API) replaces the rule-based named layer
 //! and falls back to it per chunk.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod edi;
 pub mod engine;
@@ -49,7 +50,7 @@ pub struct ExtractorSettings {
 impl Default for ExtractorSettings {
     fn default() -> Self {
         Self {
-            service: ServiceSettings::with_ports(50052, 9102),
+            service: ServiceSettings::with_ports(apex_common::ports::EXTRACTOR),
             max_chunks: 20_000,
             max_chunk_chars: 100_000,
             max_metadata_entries: 256,

@@ -32,7 +32,14 @@ enum Command {
         errors: bool,
     },
     /// Chunks per second of the default engine on 256-token chunks.
+    #[cfg(feature = "bench")]
     Bench(apex_extractor::bench::BenchArgs),
+    /// Chunks per second (built with `--features bench`: `make bench-extractor`).
+    #[cfg(not(feature = "bench"))]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// Call a running extractor with a text file (or stdin) as one chunk and print the
     /// entities and relations.
     Call {
@@ -171,9 +178,15 @@ async fn main() -> anyhow::Result<()> {
             addr,
             metadata,
         } => call(&file, &addr, metadata).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => {
             let engine = user_engine(&settings).await?;
             tokio::task::spawn_blocking(move || apex_extractor::bench::run(&engine, &args)).await?
         }
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => anyhow::bail!(
+            "this apex-extractor was built without the benchmark: run `make bench-extractor` \
+             (cargo run --release -p apex-extractor --features bench -- bench)"
+        ),
     }
 }

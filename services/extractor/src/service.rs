@@ -49,7 +49,7 @@ fn check_request(
     metadata: &HashMap<String, String>,
 ) -> Result<(), ServiceError> {
     if chunks.len() > settings.max_chunks {
-        return Err(ServiceError::ResourceExhausted(format!(
+        return Err(ServiceError::TooLarge(format!(
             "{} chunks in one request; the limit is {} (max_chunks)",
             chunks.len(),
             settings.max_chunks
@@ -77,7 +77,7 @@ fn check_request(
         if c.text.len() > settings.max_chunk_chars
             && c.text.chars().count() > settings.max_chunk_chars
         {
-            return Err(ServiceError::ResourceExhausted(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "chunks[{i}] has {} characters; the limit is {} (max_chunk_chars)",
                 c.text.chars().count(),
                 settings.max_chunk_chars
@@ -85,7 +85,7 @@ fn check_request(
         }
     }
     if metadata.len() > settings.max_metadata_entries {
-        return Err(ServiceError::ResourceExhausted(format!(
+        return Err(ServiceError::TooLarge(format!(
             "{} metadata entries; the limit is {} (max_metadata_entries)",
             metadata.len(),
             settings.max_metadata_entries
@@ -101,7 +101,7 @@ fn check_request(
         if k.chars().count() > settings.max_metadata_value_chars
             || v.chars().count() > settings.max_metadata_value_chars
         {
-            return Err(ServiceError::ResourceExhausted(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "metadata entry {:?} is longer than {} characters (max_metadata_value_chars)",
                 k.chars().take(64).collect::<String>(),
                 settings.max_metadata_value_chars

@@ -423,3 +423,19 @@ async fn metrics_count_chunks_empty_chunks_and_mentions() {
     );
     s.stop().await;
 }
+
+/// grpcurl against the extractor lists the extractor, health and reflection, over reflection
+/// v1 and v1alpha, and none of the other services whose contracts share the descriptor set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_only_the_extractor() {
+    let server = support::start().await;
+    let (v1, v1alpha) = apex_common::grpc::reflected_services(server.channel.clone())
+        .await
+        .expect("reflection");
+    assert_eq!(
+        v1,
+        apex_common::grpc::expected_reflection(&["apex.extractor.v1.ExtractorService"])
+    );
+    assert_eq!(v1alpha, v1);
+    server.stop().await;
+}

@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use apex_common::error::ErrorCode;
+use apex_ingestion::status::{COMPLETED, DELETED, FAILED, IngestStatus};
+use apex_ingestion::steps::WRITE_TIMEOUT;
+use apex_ingestion::workflows::STATUS;
+use apex_ingestion::workflows::{Deletion, Ingestion, IngestionStatus};
+use apex_ingestion::{DeleteInput, deletion_workflow_id, ingestion_workflow_id};
 use apex_proto::writer::v1::{InspectDocumentRequest, Store};
-use apex_worker::ingest::status::{COMPLETED, DELETED, FAILED, IngestStatus, UNCHANGED};
-use apex_worker::ingest::workflow::{STATUS, WRITE_TIMEOUT};
-use apex_worker::ingest::{
-    DeleteInput, DocumentDeletionWorkflow, DocumentIngestionWorkflow, deletion_workflow_id,
-    ingestion_workflow_id,
-};
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use serde_json::{Value, json};
@@ -25,11 +24,11 @@ use temporalio_client::{
 };
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 
-use crate::app::{AppState, Gateway, now_ms};
 use crate::error::ApiError;
 use crate::rollout::Path;
 use crate::search::within;
-use crate::shared::{Claim, DocumentRecord};
+use crate::shared::{Claim, DocumentRecord, Holder};
+use crate::state::{AppState, Gateway, now_ms};
 
 fn status_body(status: &IngestStatus, path: &str, extra: Value) -> Value {
     let mut body = json!({
@@ -59,7 +58,7 @@ fn status_body(status: &IngestStatus, path: &str, extra: Value) -> Value {
 async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String> {
     let client = g.temporal.client().await?;
     let workflow_id = ingestion_workflow_id(id);
-    let handle = client.get_workflow_handle::<DocumentIngestionWorkflow>(workflow_id.clone());
+    let handle = client.get_workflow_handle::<Ingestion>(workflow_id.clone());
     let t = g.temporal_timeout();
     let desc =
         match tokio::time::timeout(t, handle.describe(WorkflowDescribeOptions::default())).await {
@@ -81,11 +80,7 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
         .unwrap_or_default();
     let extra = json!({ "workflow_id": workflow_id });
     if state == WorkflowExecutionStatus::Running as i32 {
-        let query = handle.query(
-            DocumentIngestionWorkflow::get_status,
-            (),
-            WorkflowQueryOptions::default(),
-        );
+        let query = handle.query(IngestionStatus, (), WorkflowQueryOptions::default());
         return Ok(Some(match tokio::time::timeout(t, query).await {
             Ok(Ok(status)) => status_body(&status, "temporal", extra),
             other => {
@@ -119,7 +114,7 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
             let status = IngestStatus {
                 status: FAILED.to_owned(),
                 document_id: id.to_owned(),
-                error: Some(apex_worker::error_chain(&e)),
+                error: Some(apex_ingestion::error_chain(&e)),
                 ..Default::default()
             };
             Ok(Some(status_body(&status, "temporal", extra)))
@@ -134,10 +129,7 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
 /// A legacy status that has not moved for longer than any legacy ingestion can take: its
 /// gateway died (a stopped gateway records its stopped ingestions as failed).
 fn lost(g: &Gateway, record: &DocumentRecord, status: &IngestStatus) -> bool {
-    let final_status = matches!(
-        status.status.as_str(),
-        COMPLETED | UNCHANGED | FAILED | DELETED
-    );
+    let final_status = status.is_final();
     let still = now_ms().saturating_sub(record.updated_at_ms);
     !final_status && Duration::from_millis(still) > g.legacy.longest()
 }
@@ -237,14 +229,14 @@ pub(crate) async fn delete_document(
     // running ingestion is not undone by its own write a moment later.
     let claim = Claim {
         token: uuid::Uuid::new_v4().to_string(),
-        sha256: "delete".to_owned(),
-        path: "delete".to_owned(),
+        sha256: String::new(),
+        holder: Holder::Deletion,
         at_ms: now_ms(),
     };
     let redis = |e: anyhow::Error| ApiError::unavailable(format!("redis: {e}"));
     let ttl = WRITE_TIMEOUT * 2;
     if let Some(held) = g.shared.claim(&id, &claim, ttl).await.map_err(redis)? {
-        use crate::upload::{Held, busy, judge};
+        use crate::claims::{Held, busy, judge};
         match judge(&g, &id, held, &claim, ttl).await? {
             Held::TakenOver => {}
             Held::Attach(held) | Held::Busy(held) => {
@@ -299,9 +291,7 @@ async fn delete_claimed(g: &AppState, id: &str) -> Result<Json<Value>, ApiError>
             {
                 Ok(Ok(d)) => d.existed,
                 Ok(Err(e)) => {
-                    let code = e.code.map_or(ErrorCode::Unavailable, |c| {
-                        ErrorCode::from_grpc(tonic::Code::from(c))
-                    });
+                    let code = e.kind.unwrap_or(ErrorCode::Unavailable);
                     return Err(ApiError::new(code, e.message));
                 }
                 Err(_) => {
@@ -352,7 +342,7 @@ async fn delete_on_temporal(g: &Gateway, id: &str) -> Result<bool, DeleteFailure
     let started = tokio::time::timeout(
         g.temporal_timeout(),
         client.start_workflow(
-            DocumentDeletionWorkflow::run,
+            Deletion,
             DeleteInput {
                 document_id: id.to_owned(),
             },
@@ -381,6 +371,6 @@ async fn delete_on_temporal(g: &Gateway, id: &str) -> Result<bool, DeleteFailure
                 wait.as_secs()
             ))
         })?
-        .map_err(|e| DeleteFailure::Failed(format!("the deletion failed: {}", apex_worker::error_chain(&e))))?;
+        .map_err(|e| DeleteFailure::Failed(format!("the deletion failed: {}", apex_ingestion::error_chain(&e))))?;
     Ok(done.existed)
 }

@@ -54,9 +54,10 @@ impl ApiError {
         }
     }
 
-    /// A service's gRPC answer, by the shared table.
+    /// A service's gRPC answer, by the error contract (its details, else its gRPC code):
+    /// a parser's "over the limit" is a 413, an embedder's full queue a 429.
     pub fn from_status(service: &str, status: &tonic::Status) -> Self {
-        let code = ErrorCode::from_grpc(status.code());
+        let code = ErrorCode::of_status(status);
         Self::new(code, format!("{service}: {}", status.message()))
             .with_details(json!({ "service": service }))
     }

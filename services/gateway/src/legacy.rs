@@ -10,16 +10,16 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use apex_common::retry::backoff;
-use apex_worker::ingest::DocRef;
-use apex_worker::ingest::IngestInput;
-use apex_worker::ingest::stages::{
+use apex_ingestion::DocRef;
+use apex_ingestion::IngestInput;
+use apex_ingestion::stages::{
     ArtifactInput, FetchInput, ParseInput, StageError, Stages, WriteInput,
 };
-use apex_worker::ingest::status::{
+use apex_ingestion::status::{
     COMPLETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED, PENDING,
     StepRecord, UNCHANGED,
 };
-use apex_worker::ingest::workflow::{CHECK_TIMEOUT, FETCH_TIMEOUT, SERVICE_TIMEOUT, WRITE_TIMEOUT};
+use apex_ingestion::steps::{CHECK_TIMEOUT, FETCH_TIMEOUT, SERVICE_TIMEOUT, WRITE_TIMEOUT};
 
 /// Runs ingestions on the legacy path.
 #[derive(Debug, Clone)]

@@ -3,9 +3,11 @@
 //! [`rollout::RolloutCoordinator`] decides from a percentage every replica shares (Redis).
 
 pub mod app;
+pub mod claims;
 pub mod documents;
 pub mod error;
 pub mod formats;
+pub mod intake;
 pub mod legacy;
 pub mod metrics;
 pub mod openapi;
@@ -13,6 +15,7 @@ pub mod rollout;
 pub mod search;
 pub mod settings;
 pub mod shared;
+pub mod state;
 pub mod upload;
 
 use std::sync::Arc;
@@ -20,8 +23,9 @@ use std::sync::Arc;
 use apex_common::Shutdown;
 use tokio::net::TcpListener;
 
-pub use app::{Gateway, router};
+pub use app::router;
 pub use settings::GatewaySettings;
+pub use state::Gateway;
 
 /// Serves the gateway on `listener` until `shutdown`; requests in progress finish first,
 /// then legacy ingestions get `shutdown_grace_secs` to end (see [`Gateway::drain`]).

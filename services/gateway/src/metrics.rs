@@ -1,16 +1,9 @@
-//! The gateway's Prometheus metrics and the middleware that times every request.
+//! The gateway's Prometheus metrics (the middleware that times every request is in
+//! [`crate::app`]).
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
-
-use crate::app::Gateway;
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -119,33 +112,4 @@ impl Metrics {
     pub fn render(&self) -> anyhow::Result<String> {
         Ok(apex_common::metrics::render(&self.registry))
     }
-}
-
-/// Counts and times each request under its route template (not the raw path, so ids do
-/// not explode the label set), inside a span whose context reaches the services.
-pub async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!(
-        "http",
-        otel.name = %format!("{} {route}", request.method()),
-        http.method = %request.method(),
-        http.route = %route,
-        http.status = tracing::field::Empty,
-    );
-    let start = Instant::now();
-    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    let status = response.status().as_u16();
-    span.record("http.status", status);
-    g.metrics
-        .requests
-        .with_label_values(&[&route, &status.to_string()])
-        .inc();
-    g.metrics
-        .request_seconds
-        .with_label_values(&[&route])
-        .observe(start.elapsed().as_secs_f64());
-    response
 }

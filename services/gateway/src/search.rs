@@ -11,8 +11,8 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Deadline of each service call a search or a status read makes.
 pub(crate) const READ_DEADLINE: Duration = Duration::from_secs(10);

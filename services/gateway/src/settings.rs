@@ -6,7 +6,7 @@ use apex_common::{
     settings::{TelemetrySettings, check_socket_addr},
     temporal::TemporalSettings,
 };
-use apex_worker::IngestSettings;
+use apex_ingestion::IngestSettings;
 use serde::{Deserialize, Serialize};
 
 /// Everything the gateway reads at start.
@@ -56,8 +56,8 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
-            listen_addr: "127.0.0.1:8080".to_owned(),
-            metrics_addr: "127.0.0.1:9106".to_owned(),
+            listen_addr: format!("127.0.0.1:{}", apex_common::ports::GATEWAY_HTTP),
+            metrics_addr: format!("127.0.0.1:{}", apex_common::ports::GATEWAY_METRICS),
             temporal: TemporalSettings::default(),
             telemetry: TelemetrySettings::default(),
             ingest: IngestSettings::default(),

@@ -8,10 +8,12 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
-use apex_worker::ingest::status::IngestStatus;
+use apex_ingestion::status::IngestStatus;
 
-/// The default key of the rollout percentage.
-pub const ROLLOUT_KEY: &str = "apex:rollout:temporal_percent";
+use apex_ingestion::rollout::Rollout;
+pub use apex_ingestion::rollout::{ROLLOUT_KEY, parse_percent};
+
+use crate::rollout::Path;
 
 /// The key of a document's ingestion claim.
 fn claim_key(document_id: &str) -> String {
@@ -24,28 +26,68 @@ fn claim_key(document_id: &str) -> String {
 pub struct Claim {
     /// Unique per ingestion; only its holder may release or change the claim.
     pub token: String,
-    /// SHA-256 of the bytes being ingested (empty when not known yet: a URL or key).
+    /// SHA-256 of the bytes being ingested (empty when not known yet: a URL or key, and
+    /// for a deletion).
     pub sha256: String,
-    /// `temporal` or `legacy`.
-    pub path: String,
+    pub holder: Holder,
     pub at_ms: u64,
+}
+
+/// What holds a document's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// An ingestion on this path.
+    Ingestion(Path),
+    /// A deletion.
+    Deletion,
+}
+
+impl Holder {
+    /// The name stored in the claim (and shown in a 409's details).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingestion(path) => path.as_str(),
+            Self::Deletion => "delete",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "temporal" => Some(Self::Ingestion(Path::Temporal)),
+            "legacy" => Some(Self::Ingestion(Path::Legacy)),
+            "delete" => Some(Self::Deletion),
+            _ => None,
+        }
+    }
 }
 
 impl Claim {
     fn encode(&self) -> String {
         format!(
             "{} {} {} {}",
-            self.token, self.path, self.at_ms, self.sha256
+            self.token,
+            self.holder.as_str(),
+            self.at_ms,
+            self.sha256
         )
     }
 
     fn decode(raw: &str) -> Option<Self> {
         let mut parts = raw.splitn(4, ' ');
+        let token = parts.next()?.to_owned();
+        let holder = Holder::parse(parts.next()?)?;
+        let at_ms = parts.next()?.parse().ok()?;
+        let sha256 = parts.next().unwrap_or_default();
         Some(Self {
-            token: parts.next()?.to_owned(),
-            path: parts.next()?.to_owned(),
-            at_ms: parts.next()?.parse().ok()?,
-            sha256: parts.next().unwrap_or_default().to_owned(),
+            token,
+            holder,
+            at_ms,
+            // Gateways before the holder enum wrote a deletion's hash as "delete".
+            sha256: if holder == Holder::Deletion {
+                String::new()
+            } else {
+                sha256.to_owned()
+            },
         })
     }
 }
@@ -86,25 +128,16 @@ pub struct DocumentRecord {
 #[derive(Clone)]
 pub struct Shared {
     conn: ConnectionManager,
-    rollout_key: String,
+    rollout: Rollout,
     ttl: Duration,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("rollout_key", &self.rollout_key)
+            .field("rollout", &self.rollout)
             .finish_non_exhaustive()
     }
-}
-
-/// Parses a stored percentage; anything but an integer in 0..=100 is refused.
-pub fn parse_percent(raw: &str) -> Result<u8, String> {
-    raw.trim()
-        .parse::<u8>()
-        .ok()
-        .filter(|p| *p <= 100)
-        .ok_or_else(|| format!("`{}` is not a percentage between 0 and 100", raw.trim()))
 }
 
 impl Shared {
@@ -117,36 +150,25 @@ impl Shared {
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
+            rollout: Rollout::over(conn.clone(), rollout_key),
             conn,
-            rollout_key: rollout_key.to_owned(),
             ttl,
         })
     }
 
     /// The stored rollout percentage; `None` when none was set.
     pub async fn rollout(&self) -> anyhow::Result<Option<u8>> {
-        let raw: Option<String> = self.conn.clone().get(&self.rollout_key).await?;
-        raw.map(|r| parse_percent(&r).map_err(anyhow::Error::msg))
-            .transpose()
+        self.rollout.get().await
     }
 
     /// Stores the rollout percentage for every replica.
     pub async fn set_rollout(&self, percent: u8) -> anyhow::Result<()> {
-        if percent > 100 {
-            anyhow::bail!("the rollout percentage must be between 0 and 100, not {percent}");
-        }
-        let () = self
-            .conn
-            .clone()
-            .set(&self.rollout_key, percent.to_string())
-            .await?;
-        Ok(())
+        self.rollout.set(percent).await
     }
 
     /// Removes the stored percentage: gateways go back to their `temporal.rollout`.
     pub async fn clear_rollout(&self) -> anyhow::Result<()> {
-        let _: i64 = self.conn.clone().del(&self.rollout_key).await?;
-        Ok(())
+        self.rollout.clear().await
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
@@ -270,7 +292,7 @@ mod tests {
         let c = Claim {
             token: "t-1".into(),
             sha256: "ab".repeat(32),
-            path: "legacy".into(),
+            holder: Holder::Ingestion(Path::Legacy),
             at_ms: 42,
         };
         assert_eq!(Claim::decode(&c.encode()), Some(c.clone()));
@@ -280,15 +302,18 @@ mod tests {
         };
         assert_eq!(Claim::decode(&unknown.encode()), Some(unknown));
         assert_eq!(Claim::decode("garbage"), None);
-    }
-
-    #[test]
-    fn percentages_outside_0_to_100_are_refused() {
-        assert_eq!(parse_percent(" 10\n"), Ok(10));
-        assert_eq!(parse_percent("0"), Ok(0));
-        assert_eq!(parse_percent("100"), Ok(100));
-        for bad in ["101", "-1", "ten", "", "5.5"] {
-            assert!(parse_percent(bad).is_err(), "{bad}");
-        }
+        let deletion = Claim {
+            token: "t-2".into(),
+            sha256: String::new(),
+            holder: Holder::Deletion,
+            at_ms: 7,
+        };
+        assert_eq!(Claim::decode(&deletion.encode()), Some(deletion.clone()));
+        assert_eq!(Claim::decode("t-2 delete 7 delete"), Some(deletion));
+        assert_eq!(
+            Claim::decode("t-3 archived 7 ab"),
+            None,
+            "an unknown holder"
+        );
     }
 }

@@ -7,312 +7,28 @@
 //! attaches to it (`202`, `attached: true`); different bytes get `409` with `Retry-After`,
 //! so no upload is silently dropped and two ingestions never race for the same version.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apex_common::error::ErrorCode;
-use apex_worker::ingest::status::{COMPLETED, DELETED, FAILED, IngestStatus, PENDING, UNCHANGED};
-use apex_worker::ingest::{
-    DocumentIngestionWorkflow, IngestInput, ingestion_workflow_id, start_ingestion,
-};
+use apex_ingestion::status::{FAILED, IngestStatus, PENDING};
+use apex_ingestion::workflows::{Ingestion, start_ingestion};
+use apex_ingestion::{IngestInput, ingestion_workflow_id};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::{WorkflowDescribeOptions, WorkflowGetResultOptions};
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 
-use crate::app::{AppState, Gateway, Running, Slot, TEMPORAL_HOLD, locked, now_ms};
+use crate::claims::{Held, busy, judge};
 use crate::error::ApiError;
+use crate::intake::{check_fields, read_upload};
 use crate::rollout::Path;
-use crate::shared::{Claim, DocumentRecord};
-
-/// An ingestion as received, before it is stored and routed.
-#[derive(Debug, Default)]
-struct Upload {
-    bytes: Option<Bytes>,
-    location: String,
-    file_name: String,
-    mime_type: String,
-    source: String,
-    priority: i64,
-    metadata: BTreeMap<String, String>,
-    external_id: String,
-    document_id: String,
-}
-
-/// `POST /v1/documents` as JSON.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct UploadJson {
-    url: String,
-    key: String,
-    source: String,
-    priority: i64,
-    metadata: BTreeMap<String, String>,
-    external_id: String,
-    document_id: String,
-    file_name: String,
-    mime_type: String,
-}
-
-/// Object-store schemes a JSON `key` may use (besides local files when allowed).
-const KEY_SCHEMES: &[&str] = &["blob:", "s3://", "gs://", "az://", "abfs://", "abfss://"];
-
-fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        ErrorCode::TooLarge,
-        format!("the document is over the upload limit of {limit} bytes"),
-    )
-    .with_details(json!({ "limit_bytes": limit, "setting": "max_upload_bytes" }))
-}
-
-fn parse_metadata(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
-    if raw.trim().is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    serde_json::from_str::<BTreeMap<String, String>>(raw).map_err(|e| {
-        ApiError::invalid(
-            "metadata",
-            format!("metadata must be a JSON object of strings: {e}"),
-        )
-    })
-}
-
-fn multipart_error(e: &axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(limit)
-    } else {
-        ApiError::invalid(
-            "body",
-            format!("malformed multipart body: {}", e.body_text()),
-        )
-    }
-}
-
-async fn read_multipart(mut form: Multipart, limit: u64) -> Result<Upload, ApiError> {
-    let mut upload = Upload::default();
-    let mut priority = String::new();
-    let mut metadata = String::new();
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(&e, limit))?
-    {
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" {
-            upload.file_name = field.file_name().unwrap_or_default().to_owned();
-            upload.mime_type = field.content_type().unwrap_or_default().to_owned();
-            let mut body = Vec::new();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| multipart_error(&e, limit))?
-            {
-                body.extend_from_slice(&chunk);
-                if body.len() as u64 > limit {
-                    return Err(too_large(limit));
-                }
-            }
-            upload.bytes = Some(body.into());
-            continue;
-        }
-        let text = field.text().await.map_err(|e| multipart_error(&e, limit))?;
-        match name.as_str() {
-            "source" => upload.source = text,
-            "priority" => priority = text,
-            "metadata" => metadata = text,
-            "external_id" => upload.external_id = text,
-            "document_id" => upload.document_id = text,
-            other => {
-                return Err(ApiError::invalid(
-                    other,
-                    format!(
-                        "unknown form field `{other}`; the fields are file, source, priority, metadata, external_id, document_id"
-                    ),
-                ));
-            }
-        }
-    }
-    if upload.bytes.is_none() {
-        return Err(ApiError::invalid(
-            "file",
-            "the form has no `file` field with the document",
-        ));
-    }
-    if !priority.trim().is_empty() {
-        upload.priority = priority.trim().parse().map_err(|_| {
-            ApiError::invalid(
-                "priority",
-                format!("priority must be an integer, not `{priority}`"),
-            )
-        })?;
-    }
-    upload.metadata = parse_metadata(&metadata)?;
-    Ok(upload)
-}
-
-fn read_json(body: &[u8], allow_local_files: bool) -> Result<Upload, ApiError> {
-    let j: UploadJson = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))?;
-    let location = match (j.url.trim(), j.key.trim()) {
-        ("", "") => {
-            return Err(ApiError::invalid(
-                "url",
-                "give `url` (http(s)://…) or `key` (an object-store key such as s3://bucket/key or blob:<key>), or upload the file as multipart/form-data",
-            ));
-        }
-        (url, "") => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ApiError::invalid(
-                    "url",
-                    format!("`{url}` is not an http(s) URL"),
-                ));
-            }
-            url.to_owned()
-        }
-        ("", key) => {
-            let local = key.starts_with("file://") || key.starts_with('/');
-            if local && !allow_local_files {
-                return Err(ApiError::invalid(
-                    "key",
-                    format!(
-                        "`{key}` names a local file, which this gateway does not read (allow_local_files is off)"
-                    ),
-                ));
-            }
-            if !local && !KEY_SCHEMES.iter().any(|s| key.starts_with(s)) {
-                return Err(ApiError::invalid(
-                    "key",
-                    format!(
-                        "`{key}` is not an object-store key; use one of {}",
-                        KEY_SCHEMES.join(", ")
-                    ),
-                ));
-            }
-            key.to_owned()
-        }
-        _ => return Err(ApiError::invalid("url", "give `url` or `key`, not both")),
-    };
-    let name = if j.file_name.is_empty() {
-        location.rsplit('/').next().unwrap_or_default().to_owned()
-    } else {
-        j.file_name
-    };
-    Ok(Upload {
-        bytes: None,
-        external_id: if j.external_id.is_empty() {
-            location.clone()
-        } else {
-            j.external_id
-        },
-        location,
-        file_name: name,
-        mime_type: j.mime_type,
-        source: j.source,
-        priority: j.priority,
-        metadata: j.metadata,
-        document_id: j.document_id,
-    })
-}
-
-/// Reads the body by its content type.
-async fn read_upload(
-    request: Request,
-    limit: u64,
-    allow_local_files: bool,
-) -> Result<Upload, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        let form = Multipart::from_request(request, &())
-            .await
-            .map_err(|e| ApiError::invalid("body", e.body_text()))?;
-        read_multipart(form, limit).await
-    } else if content_type.starts_with("application/json") {
-        let body = Bytes::from_request(request, &()).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(limit)
-            } else {
-                ApiError::invalid("body", e.body_text())
-            }
-        })?;
-        read_json(&body, allow_local_files)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::UnsupportedType,
-            format!(
-                "Content-Type `{content_type}` is not accepted: send multipart/form-data with a `file` field, or application/json with `url` or `key`"
-            ),
-        )
-        .with_details(json!({ "accepted": ["multipart/form-data", "application/json"] })))
-    }
-}
-
-/// Checks the fields every upload has; normalises the source and the document id.
-fn check_fields(upload: &mut Upload) -> Result<(), ApiError> {
-    if upload.source.trim().is_empty() {
-        upload.source = "upload".to_owned();
-    }
-    if upload.source.len() > 100
-        || !upload
-            .source
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::invalid(
-            "source",
-            "source must be 1–100 characters of letters, digits, `-`, `_` or `.`",
-        ));
-    }
-    let given = upload.document_id.trim();
-    if !given.is_empty() {
-        // One spelling per id: the store key, the workflow id, the rollout bucket and the
-        // status lookups all use the canonical lower-case hyphenated form.
-        upload.document_id = uuid::Uuid::parse_str(given)
-            .map_err(|_| {
-                ApiError::invalid(
-                    "document_id",
-                    format!("document_id `{given}` is not a UUID"),
-                )
-            })?
-            .to_string();
-    }
-    if let Some(bytes) = &upload.bytes {
-        if bytes.is_empty() {
-            return Err(ApiError::invalid("file", "the file is empty"));
-        }
-        if !crate::formats::accepted(&upload.file_name, &upload.mime_type) {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedType,
-                format!(
-                    "`{}` ({}) is not a format the parser reads",
-                    upload.file_name,
-                    if upload.mime_type.is_empty() {
-                        "no media type"
-                    } else {
-                        &upload.mime_type
-                    }
-                ),
-            )
-            .with_details(json!({
-                "media_types": crate::formats::MEDIA_TYPES,
-                "extensions": crate::formats::EXTENSIONS,
-            })));
-        }
-    }
-    Ok(())
-}
+use crate::shared::{Claim, DocumentRecord, Holder};
+use crate::state::{AppState, Running, Slot, TEMPORAL_HOLD, locked, now_ms};
 
 /// What `POST /v1/documents` answers.
 struct Accepted<'a> {
@@ -345,128 +61,6 @@ impl Accepted<'_> {
             headers.insert(header::LOCATION, v);
         }
         (StatusCode::ACCEPTED, headers, Json(body)).into_response()
-    }
-}
-
-/// How long a claim may stand without its ingestion's record: the time between taking
-/// the claim and starting the ingestion (storing the upload included).
-const CLAIM_START_MS: u64 = 60_000;
-
-/// What to do about a claim someone else holds.
-pub(crate) enum Held {
-    /// The same bytes are being ingested: answer with that ingestion.
-    Attach(Claim),
-    /// The holder is gone: the claim was taken over.
-    TakenOver,
-    /// Another ingestion runs: the caller must wait.
-    Busy(Claim),
-}
-
-/// Whether `held` still stands: a Temporal claim whose workflow is no longer running, or
-/// a legacy claim whose status is final, was left behind (its holder has not released it
-/// yet, or never will) and is taken over.
-pub(crate) async fn judge(
-    g: &Gateway,
-    id: &str,
-    held: Claim,
-    mine: &Claim,
-    ttl: Duration,
-) -> Result<Held, ApiError> {
-    let same = !mine.sha256.is_empty() && mine.sha256 == held.sha256;
-    let alive = if held.path == "delete" {
-        // A deletion is short and bounded by its claim's time to live.
-        true
-    } else if held.path == Path::Temporal.as_str() {
-        match g.temporal.client().await {
-            // Temporal cannot be asked: the workflow may well be running.
-            Err(_) => true,
-            Ok(client) => {
-                let handle = client
-                    .get_workflow_handle::<DocumentIngestionWorkflow>(ingestion_workflow_id(id));
-                match tokio::time::timeout(
-                    g.temporal_timeout(),
-                    handle.describe(WorkflowDescribeOptions::default()),
-                )
-                .await
-                {
-                    Ok(Ok(d)) => {
-                        let info = d.raw().workflow_execution_info.as_ref();
-                        let running =
-                            info.map(|i| i.status) == Some(WorkflowExecutionStatus::Running as i32);
-                        // A closed run that began before the claim is an earlier
-                        // ingestion: the claimer may be about to start its own.
-                        let earlier = info.and_then(|i| i.start_time.as_ref()).is_some_and(|t| {
-                            (t.seconds.max(0) as u64) * 1000
-                                + u64::from(t.nanos.max(0) as u32 / 1_000_000)
-                                + 1_000
-                                < held.at_ms
-                        });
-                        running || (earlier && now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS)
-                    }
-                    // Not started (yet): the claimer may be about to start it.
-                    Ok(Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_))) => {
-                        now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS
-                    }
-                    _ => true,
-                }
-            }
-        }
-    } else {
-        let record = g
-            .shared
-            .record(id)
-            .await
-            .map_err(|e| ApiError::unavailable(format!("redis: {e}")))?;
-        // The record of this claim's ingestion (written after the claim was taken) says
-        // whether it still runs. Without one, the claimer is between taking the claim and
-        // starting, or vanished there (a dropped request): give it a short while.
-        let fresh = now_ms().saturating_sub(held.at_ms) < CLAIM_START_MS;
-        match record.and_then(|r| r.status.map(|s| (r.accepted_at_ms, s))) {
-            Some((accepted, s)) if accepted + 1_000 >= held.at_ms => {
-                !matches!(s.status.as_str(), COMPLETED | UNCHANGED | FAILED | DELETED)
-            }
-            _ => fresh,
-        }
-    };
-    if alive {
-        return Ok(if same {
-            Held::Attach(held)
-        } else {
-            Held::Busy(held)
-        });
-    }
-    let taken = g
-        .shared
-        .take_over(id, &held, mine, ttl)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("redis: {e}")))?;
-    Ok(if taken {
-        Held::TakenOver
-    } else {
-        // It changed hands meanwhile: someone else is ingesting now.
-        Held::Busy(held)
-    })
-}
-
-/// `409` for a document another ingestion (or a deletion) holds.
-pub(crate) fn busy(id: &str, held: &Claim, retry_after_secs: u64) -> ApiError {
-    let what = if held.sha256 == "delete" {
-        "being deleted".to_owned()
-    } else {
-        format!("being ingested on the {} path", held.path)
-    };
-    ApiError {
-        retry_after_secs: Some(retry_after_secs),
-        ..ApiError::new(
-            ErrorCode::AlreadyExists,
-            format!("document {id} is {what}; retry when that has ended"),
-        )
-        .with_details(json!({
-            "document_id": id,
-            "path": held.path,
-            "since_ms": held.at_ms,
-            "status_url": format!("/v1/documents/{id}"),
-        }))
     }
 }
 
@@ -527,7 +121,7 @@ pub(crate) async fn create_document(
     let mut claim = Claim {
         token: uuid::Uuid::new_v4().to_string(),
         sha256: sha.clone().unwrap_or_default(),
-        path: path.as_str().to_owned(),
+        holder: Holder::Ingestion(path),
         at_ms: now_ms(),
     };
     let ttl = g.claim_ttl(path);
@@ -541,10 +135,10 @@ pub(crate) async fn create_document(
             Held::TakenOver => {}
             Held::Busy(held) => return Err(busy(&id, &held, g.settings.retry_after_secs)),
             Held::Attach(held) => {
-                let path = if held.path == Path::Legacy.as_str() {
-                    Path::Legacy
-                } else {
-                    Path::Temporal
+                let path = match held.holder {
+                    Holder::Ingestion(path) => path,
+                    // A deletion is never attached to (it has no bytes to match).
+                    Holder::Deletion => Path::Temporal,
                 };
                 return Ok(Accepted {
                     input: &input,
@@ -616,7 +210,7 @@ pub(crate) async fn create_document(
                 tracing::warn!(document = %id, reason = %why, "temporal unreachable; falling back to the legacy path");
                 g.metrics.fallbacks.inc();
                 path = Path::Legacy;
-                claim.path = path.as_str().to_owned();
+                claim.holder = Holder::Ingestion(path);
                 if let Err(e) = g.shared.update_claim(&id, &claim, g.claim_ttl(path)).await {
                     tracing::warn!(document = %id, error = %e, "cannot move the claim to the legacy path");
                 }
@@ -675,8 +269,7 @@ async fn start_on_temporal(
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err((format!("temporal refused the start: {e}"), slot)),
         Err(_) => {
-            let handle =
-                client.get_workflow_handle::<DocumentIngestionWorkflow>(workflow_id.clone());
+            let handle = client.get_workflow_handle::<Ingestion>(workflow_id.clone());
             let running = tokio::time::timeout(
                 g.temporal_timeout(),
                 handle.describe(WorkflowDescribeOptions::default()),
@@ -730,7 +323,7 @@ async fn start_on_temporal(
 /// Waits (at most [`TEMPORAL_HOLD`]) for the workflow to close and returns its final
 /// status; a lost connection is retried, not taken for the end. `None` when it still runs.
 async fn wait_for_close(client: &temporalio_client::Client, workflow_id: &str) -> Option<String> {
-    let handle = client.get_workflow_handle::<DocumentIngestionWorkflow>(workflow_id.to_owned());
+    let handle = client.get_workflow_handle::<Ingestion>(workflow_id.to_owned());
     let deadline = tokio::time::Instant::now() + TEMPORAL_HOLD;
     let mut pause = Duration::from_millis(500);
     loop {
@@ -798,7 +391,7 @@ async fn start_on_legacy(
                 let mut record = record.clone();
                 let id = id.clone();
                 async move {
-                    let done = matches!(status.status.as_str(), COMPLETED | UNCHANGED | FAILED);
+                    let done = status.is_final();
                     if done {
                         // Counted before the final status is visible, so whoever reads
                         // that status finds it counted too.

@@ -9,7 +9,7 @@ use apex_common::Shutdown;
 use apex_common::fault::Proxy;
 use apex_gateway::GatewaySettings;
 use apex_gateway::rollout::bucket;
-use apex_gateway::shared::{Claim, Shared};
+use apex_gateway::shared::{Claim, Holder, Shared};
 use apex_proto::writer::v1::InspectDocumentRequest;
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
 use reqwest::StatusCode;
@@ -916,7 +916,7 @@ async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
         let ghost = Claim {
             token: format!("ghost-{path}"),
             sha256: String::new(),
-            path: path.to_owned(),
+            holder: Holder::parse(path).expect("a holder"),
             at_ms: now - age_ms,
         };
         assert!(

@@ -68,7 +68,7 @@ fn default_tokenizer() -> PathBuf {
 impl Default for ParserSettings {
     fn default() -> Self {
         Self {
-            service: ServiceSettings::with_ports(50051, 9101),
+            service: ServiceSettings::with_ports(apex_common::ports::PARSER),
             tokenizer_path: default_tokenizer(),
             max_input_bytes: 64 * 1024 * 1024,
             max_chunk_tokens: 256,

@@ -118,7 +118,7 @@ impl ParseError {
 impl From<ParseError> for ServiceError {
     fn from(e: ParseError) -> Self {
         match e {
-            ParseError::TooLarge { .. } => ServiceError::ResourceExhausted(e.to_string()),
+            ParseError::TooLarge { .. } => ServiceError::TooLarge(e.to_string()),
             ParseError::Invalid { .. } | ParseError::Unsupported(_) => {
                 ServiceError::invalid_field("content", e.to_string())
             }

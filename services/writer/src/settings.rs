@@ -157,7 +157,7 @@ pub struct WriterSettings {
 impl Default for WriterSettings {
     fn default() -> Self {
         Self {
-            service: ServiceSettings::with_ports(50054, 9104),
+            service: ServiceSettings::with_ports(apex_common::ports::WRITER),
             postgres: PostgresSettings::default(),
             graph: GraphSettings::default(),
             vectors: VectorSettings::default(),

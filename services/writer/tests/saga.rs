@@ -650,3 +650,19 @@ async fn search_finds_the_nearest_chunks_with_text_and_entities() {
     assert!(none.hits.is_empty());
     h.stop().await;
 }
+
+/// grpcurl against the writer lists the writer, health and reflection, over reflection v1 and
+/// v1alpha, and none of the other services whose contracts share the descriptor set.
+#[tokio::test]
+async fn reflection_lists_only_the_writer() {
+    let h = Harness::start(|_| {}).await;
+    let (v1, v1alpha) = apex_common::grpc::reflected_services(h.channel.clone())
+        .await
+        .expect("reflection");
+    assert_eq!(
+        v1,
+        apex_common::grpc::expected_reflection(apex_writer::SERVICES)
+    );
+    assert_eq!(v1alpha, v1);
+    h.stop().await;
+}

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use temporalio_common::RetryPolicy;
 use temporalio_common::error::IncomingError;
-use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::join;
 use temporalio_sdk::{
@@ -25,26 +24,11 @@ use super::status::{
 };
 use super::{DeleteInput, DocRef, IngestInput};
 
-pub const SOURCE: SearchAttributeKey<String> = SearchAttributeKey::keyword("Source");
-pub const PRIORITY: SearchAttributeKey<i64> = SearchAttributeKey::int("Priority");
-pub const DOCUMENT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("DocumentId");
-pub const STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword("Status");
-
-/// Failure type of an ingestion input that cannot be ingested (never retried).
-pub const INVALID_INPUT: &str = "InvalidIngestInput";
-
-/// Attempts per step. The embedding provider gets 5, as the plan asks; fetch, parse and
-/// extract get the same; the write gets more, since the stores are the likeliest to be
-/// briefly away and a write is idempotent.
-pub const MAX_ATTEMPTS: u32 = 5;
-pub const WRITE_MAX_ATTEMPTS: u32 = 10;
-
-/// Time per attempt of each step (the gateway's legacy path uses the same).
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
-/// Parse, extract and embed.
-pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(600);
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+pub use apex_ingestion::steps::{
+    CHECK_TIMEOUT, FETCH_TIMEOUT, INVALID_INPUT, MAX_ATTEMPTS, SERVICE_HEARTBEAT, SERVICE_TIMEOUT,
+    WRITE_HEARTBEAT, WRITE_MAX_ATTEMPTS, WRITE_TIMEOUT,
+};
+pub use apex_ingestion::workflows::{DOCUMENT_ID, PRIORITY, SOURCE, STATUS};
 
 fn retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
@@ -71,7 +55,7 @@ fn options(
 
 /// Parse, extract and embed: up to 10 minutes an attempt, a heartbeat every 30 s.
 fn service_step() -> ActivityOptions {
-    options(SERVICE_TIMEOUT, Some(Duration::from_secs(30)), MAX_ATTEMPTS)
+    options(SERVICE_TIMEOUT, Some(SERVICE_HEARTBEAT), MAX_ATTEMPTS)
 }
 
 /// The reason an activity gave, without the wrappers around it.
@@ -83,7 +67,7 @@ pub fn reason(err: &ActivityExecutionError) -> String {
         }
         cause = e.cause();
     }
-    crate::error_chain(err)
+    apex_ingestion::error_chain(err)
 }
 
 fn millis_since(ctx: &WorkflowContext<impl Sized>, start: Option<SystemTime>) -> u64 {
@@ -270,7 +254,7 @@ impl DocumentIngestionWorkflow {
                 },
                 options(
                     WRITE_TIMEOUT,
-                    Some(Duration::from_secs(60)),
+                    Some(WRITE_HEARTBEAT),
                     if input.max_write_attempts == 0 {
                         WRITE_MAX_ATTEMPTS
                     } else {
@@ -379,11 +363,7 @@ impl DocumentDeletionWorkflow {
             .execute_activity(
                 IngestActivities::delete_document,
                 document_id,
-                options(
-                    WRITE_TIMEOUT,
-                    Some(Duration::from_secs(60)),
-                    WRITE_MAX_ATTEMPTS,
-                ),
+                options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), WRITE_MAX_ATTEMPTS),
             )
             .await;
         match result {

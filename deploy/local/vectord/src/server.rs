@@ -104,8 +104,7 @@ pub async fn serve(
 
     let service = Vectord::new(store.clone());
     let max = settings.max_message_bytes;
-    let (reporter, health, _reflection) =
-        apex_common::grpc::health_and_reflection(SERVICES).await?;
+    let (reporter, health) = apex_common::grpc::health(SERVICES).await;
     let router = apex_common::grpc::server(Duration::from_secs(600))
         .add_service(health)
         .add_service(

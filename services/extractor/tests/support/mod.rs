@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 pub struct Server {
     pub client: ExtractorServiceClient<Channel>,
+    pub channel: Channel,
     pub blobs: BlobStore,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -48,7 +49,8 @@ pub async fn start_with(
         .await
         .expect("connect");
     Server {
-        client: ExtractorServiceClient::new(channel),
+        client: ExtractorServiceClient::new(channel.clone()),
+        channel,
         blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
         shutdown,
         task,

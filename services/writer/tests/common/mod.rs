@@ -21,7 +21,6 @@ use apex_proto::writer::v1::{
 };
 pub use apex_writer::fixture::Fixture;
 use apex_writer::{GraphBackend, Writer, WriterSettings};
-use prost::Message as _;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -87,6 +86,7 @@ pub fn direct_settings() -> WriterSettings {
 
 pub struct Harness {
     pub client: WriterServiceClient<Channel>,
+    pub channel: Channel,
     pub blobs: BlobStore,
     /// A writer with direct (unproxied) connections, for looking into the stores.
     pub observer: Writer,
@@ -147,7 +147,7 @@ impl Harness {
             .connect()
             .await
             .expect("connect");
-        let mut client = WriterServiceClient::new(channel);
+        let mut client = WriterServiceClient::new(channel.clone());
         // The first answer means the server has connected its stores and is serving (the
         // call waits in the listen backlog until then).
         client
@@ -158,6 +158,7 @@ impl Harness {
             .expect("the writer serves");
         Self {
             client,
+            channel,
             blobs: BlobStore::open(&dir.path().display().to_string()).expect("blobs"),
             observer,
             postgres,
@@ -249,7 +250,8 @@ pub fn outcome(outcomes: &[apex_proto::writer::v1::StoreOutcome], store: Store) 
 
 /// The outcomes carried in a failed write's status details.
 pub fn failed_outcomes(status: &tonic::Status) -> Vec<apex_proto::writer::v1::StoreOutcome> {
-    WriteDocumentResponse::decode(status.details())
+    apex_common::error::decode_details(status)
+        .and_then(|d| d.find::<WriteDocumentResponse>(apex_proto::writer::v1::WRITE_OUTCOMES))
         .map(|r| r.outcomes)
         .unwrap_or_default()
 }

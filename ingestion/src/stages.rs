@@ -15,19 +15,19 @@ use apex_proto::extractor::v1::ExtractBlobRequest;
 use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
 use apex_proto::parser::v1::ParseBlobRequest;
 use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
+use apex_proto::writer::v1::WRITE_OUTCOMES;
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
 use apex_proto::writer::v1::{
     DeleteDocumentRequest, InspectDocumentRequest, StepState, Store, WriteDocumentRequest,
     WriteDocumentResponse,
 };
-use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 
-use super::status::{Retry, failure_type, retry_class};
-use super::{Blob, DocRef};
+use crate::input::{Blob, DocRef};
 use crate::settings::IngestSettings;
+use crate::status::{Retry, failure_type, retry_class};
 
 pub type Traced = InterceptedService<Channel, TracePropagation>;
 
@@ -78,6 +78,8 @@ pub struct StageError {
     pub retryable: bool,
     /// The gRPC code the service answered with, when a service answered.
     pub code: Option<i32>,
+    /// The error contract's code of that answer (from its details, else its gRPC code).
+    pub kind: Option<apex_common::error::ErrorCode>,
 }
 
 impl StageError {
@@ -86,8 +88,9 @@ impl StageError {
         Self {
             type_name: failure_type(status.code()),
             message: format!("{service}: {}", status.message()),
-            retryable: retry_class(status.code(), status.message()) == Retry::Backoff,
+            retryable: retry_class(status) == Retry::Backoff,
             code: Some(status.code() as i32),
+            kind: Some(apex_common::error::ErrorCode::of_status(status)),
         }
     }
 
@@ -98,6 +101,7 @@ impl StageError {
             message,
             retryable: false,
             code: None,
+            kind: None,
         }
     }
 
@@ -108,13 +112,15 @@ impl StageError {
             message,
             retryable: true,
             code: None,
+            kind: None,
         }
     }
 
     /// A failed write, naming the failing stores from the status details the writer
     /// attaches.
     pub fn write(status: &tonic::Status) -> Self {
-        let stores = WriteDocumentResponse::decode(status.details())
+        let stores = apex_common::error::decode_details(status)
+            .and_then(|d| d.find::<WriteDocumentResponse>(WRITE_OUTCOMES))
             .map(|r| {
                 r.outcomes
                     .iter()
@@ -594,15 +600,16 @@ mod tests {
             ],
             ..Default::default()
         };
-        let status = tonic::Status::with_details(
-            tonic::Code::Unavailable,
+        let status = apex_common::error::ErrorCode::Unavailable.status(
             "unavailable: graph: down",
-            details.encode_to_vec().into(),
+            vec![apex_common::error::pack(WRITE_OUTCOMES, &details)],
         );
         let failure = StageError::write(&status);
         assert!(failure.message.contains("store graph failed"), "{failure}");
         assert!(failure.retryable);
-        let refused = StageError::write(&tonic::Status::failed_precondition("older version"));
+        let refused = StageError::write(
+            &apex_common::error::ErrorCode::FailedPrecondition.status("older version", Vec::new()),
+        );
         assert!(!refused.retryable);
         assert_eq!(refused.type_name, "GrpcFailedPrecondition");
         assert_eq!(refused.message, "writer: older version");

@@ -1,0 +1,147 @@
+//! `DeleteDocument`: the derived stores first, PostgreSQL last, no undo.
+
+use apex_proto::writer::v1::{DeleteDocumentRequest, DeleteDocumentResponse, StepState, Store};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use super::{Outcomes, SagaError, Writer};
+use crate::model;
+use crate::postgres::SagaRef;
+
+impl Writer {
+    /// `DeleteDocument`: the derived stores first (graph, vectors, Redis), PostgreSQL
+    /// last, so a failure leaves the source of truth in place and a retry finishes the job.
+    pub async fn delete(
+        &self,
+        req: DeleteDocumentRequest,
+    ) -> Result<DeleteDocumentResponse, SagaError> {
+        let id = model::parse_document_id("document_id", &req.document_id)?;
+        let key = req.idempotency_key.trim().to_owned();
+        let fingerprint = hex::encode(Sha256::digest(format!("delete\u{1f}{id}")));
+        if !key.is_empty()
+            && let Some(answer) = self.replay(&key, &fingerprint).await?
+        {
+            return Ok(answer);
+        }
+        self.check_breakers()?;
+        let lock = self.lock(id).await?;
+        let result = self.delete_locked(id).await;
+        if let Err(e) = self.redis.unlock(lock).await {
+            tracing::warn!(document = %id, error = %e, "lock not released; it expires");
+        }
+        let response = result?;
+        if !key.is_empty() {
+            self.remember(&key, fingerprint, &response).await;
+        }
+        Ok(response)
+    }
+
+    async fn delete_locked(&self, id: Uuid) -> Result<DeleteDocumentResponse, SagaError> {
+        let mut outcomes = Outcomes::default();
+        let read = async {
+            let stored = self.pg.stored(id).await?;
+            let (texts, model) = self.pg.texts_and_model(id).await?;
+            Ok((stored, texts, model))
+        };
+        let (stored, texts, model) = match self.step(Store::Postgres, "read", read).await {
+            Ok(s) => s,
+            Err(e) => {
+                outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
+                return Err(SagaError {
+                    error: e,
+                    outcomes: outcomes.into_vec(),
+                });
+            }
+        };
+        let saga = SagaRef {
+            id: Uuid::new_v4(),
+            operation: "delete",
+            document_id: id,
+            version: stored.as_ref().map(|s| s.version),
+        };
+        self.log(&saga, "saga", "started", None).await;
+        let collection = stored.as_ref().and_then(|s| s.vector_collection.clone());
+        let graph = self.step(Store::Graph, "delete", self.graph.delete(id));
+        let vectors = async {
+            match &collection {
+                Some(c) => {
+                    self.step(Store::Vectors, "delete", self.vectors.delete_in(c, id))
+                        .await
+                }
+                None => {
+                    self.step(Store::Vectors, "delete", self.vectors.delete_everywhere(id))
+                        .await
+                }
+            }
+        };
+        let (graph, vectors) = tokio::join!(graph, vectors);
+        let mut failure = None;
+        let mut graph_existed = false;
+        match graph {
+            Ok(existed) => {
+                graph_existed = existed;
+                outcomes.set(Store::Graph, StepState::Written, "");
+            }
+            Err(e) => {
+                outcomes.set(Store::Graph, StepState::Failed, e.to_string());
+                failure = Some(e);
+            }
+        }
+        match vectors {
+            Ok(()) => outcomes.set(Store::Vectors, StepState::Written, ""),
+            Err(e) => {
+                outcomes.set(Store::Vectors, StepState::Failed, e.to_string());
+                failure.get_or_insert(e);
+            }
+        }
+        if failure.is_none() {
+            let redis = async {
+                self.redis.delete_state(id).await?;
+                // Deleting a document drops the cached embeddings of its text too.
+                if let Some(model) = &model {
+                    self.redis
+                        .delete_cached_embeddings(model, &self.cache_token_limits, &texts)
+                        .await?;
+                }
+                Ok(())
+            };
+            match self.step(Store::Redis, "delete", redis).await {
+                Ok(()) => outcomes.set(Store::Redis, StepState::Written, ""),
+                Err(e) => {
+                    outcomes.set(Store::Redis, StepState::Failed, e.to_string());
+                    failure = Some(e);
+                }
+            }
+        }
+        let mut pg_existed = false;
+        if failure.is_none() {
+            match self
+                .step(Store::Postgres, "delete", self.pg.delete(id, None))
+                .await
+            {
+                Ok(existed) => {
+                    pg_existed = existed;
+                    outcomes.set(Store::Postgres, StepState::Written, "");
+                }
+                Err(e) => {
+                    outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
+                    failure = Some(e);
+                }
+            }
+        }
+        if let Some(error) = failure {
+            let msg = error.to_string();
+            self.log(&saga, "saga", "failed", Some(&msg)).await;
+            return Err(SagaError {
+                error,
+                outcomes: outcomes.into_vec(),
+            });
+        }
+        // The log outlives the document: its rows name the id, not a foreign key.
+        self.log(&saga, "saga", "completed", None).await;
+        Ok(DeleteDocumentResponse {
+            outcomes: outcomes.into_vec(),
+            existed: pg_existed || graph_existed || stored.is_some(),
+        })
+    }
+}

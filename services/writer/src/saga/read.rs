@@ -1,0 +1,214 @@
+//! The reads the writer serves because it owns the stores: `SearchChunks` and
+//! `InspectDocument`.
+
+use apex_common::ServiceError;
+use apex_proto::writer::v1::{InspectDocumentResponse, Store, StoreView};
+use uuid::Uuid;
+
+use super::Writer;
+use crate::model;
+
+impl Writer {
+    /// `SearchChunks`: the nearest stored chunks to a query vector, with text and entities.
+    pub async fn search(
+        &self,
+        req: apex_proto::writer::v1::SearchChunksRequest,
+    ) -> Result<apex_proto::writer::v1::SearchChunksResponse, ServiceError> {
+        use apex_proto::writer::v1::{ChunkHit, EntityRef, SearchChunksResponse};
+        if req.vector.is_empty() {
+            return Err(ServiceError::invalid_field(
+                "vector",
+                "the query vector is empty",
+            ));
+        }
+        if req.vector.iter().any(|v| !v.is_finite()) {
+            return Err(ServiceError::invalid_field(
+                "vector",
+                "the query vector holds a NaN or an infinity",
+            ));
+        }
+        if req.model_id.trim().is_empty() {
+            return Err(ServiceError::invalid_field(
+                "model_id",
+                "the model id is required",
+            ));
+        }
+        if req.limit > 100 {
+            return Err(ServiceError::invalid_field(
+                "limit",
+                format!("at most 100 hits, not {}", req.limit),
+            ));
+        }
+        let limit = if req.limit == 0 { 10 } else { req.limit };
+        let collection = self
+            .vectors
+            .collection_for(&req.model_id, req.vector.len() as u32);
+        let source = Some(req.source.trim()).filter(|s| !s.is_empty());
+        let nearest = self
+            .timed(
+                Store::Vectors,
+                "search",
+                self.vectors
+                    .search(&collection, req.vector, u64::from(limit), source),
+            )
+            .await?;
+        let ids: Vec<Uuid> = nearest.iter().map(|(id, _)| *id).collect();
+        let mut rows: std::collections::HashMap<Uuid, crate::postgres::ChunkRow> = self
+            .timed(Store::Postgres, "search", self.pg.chunk_hits(&ids))
+            .await?
+            .into_iter()
+            .map(|r| (r.chunk_id, r))
+            .collect();
+        let hits = nearest
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let r = rows.remove(&id)?;
+                Some(ChunkHit {
+                    chunk_id: r.chunk_id.to_string(),
+                    document_id: r.document_id.to_string(),
+                    source: r.source,
+                    version: r.version,
+                    ordinal: r.ordinal,
+                    score,
+                    text: r.text,
+                    page: r.page,
+                    section: r.section,
+                    entities: r
+                        .entities
+                        .into_iter()
+                        .map(|(id, t, n)| EntityRef {
+                            entity_id: id.to_string(),
+                            entity_type: t,
+                            name: n,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(SearchChunksResponse { hits, collection })
+    }
+
+    /// `InspectDocument`: what each store holds, and whether they agree.
+    pub async fn inspect(
+        &self,
+        document_id: &str,
+    ) -> Result<InspectDocumentResponse, ServiceError> {
+        let id = model::parse_document_id("document_id", document_id)?;
+        let pg = self
+            .timed(Store::Postgres, "inspect", self.pg.inspect(id))
+            .await?;
+        let stored = self
+            .timed(Store::Postgres, "inspect", self.pg.stored(id))
+            .await?;
+        let (content_sha256, stored_version) = stored.as_ref().map_or((String::new(), 0), |s| {
+            (s.content_sha256.clone(), s.version)
+        });
+        // PostgreSQL is the source of truth: without it there is no answer. The other
+        // stores are read as they can be; one that cannot be read says why.
+        let graph = self
+            .timed(Store::Graph, "inspect", self.graph.inspect(id))
+            .await;
+        let redis = self
+            .timed(Store::Redis, "inspect", self.redis.state(id))
+            .await;
+        let vector_view = async {
+            let collections = match stored.and_then(|s| s.vector_collection) {
+                Some(c) => vec![c],
+                None => {
+                    self.timed(Store::Vectors, "inspect", self.vectors.collections())
+                        .await?
+                }
+            };
+            let mut points = 0u32;
+            let mut versions: Vec<u64> = Vec::new();
+            for c in &collections {
+                let v = self
+                    .timed(Store::Vectors, "inspect", self.vectors.inspect(c, id))
+                    .await?;
+                points += v.points;
+                versions.extend(v.versions);
+            }
+            Ok::<_, ServiceError>((points, versions))
+        }
+        .await;
+        let (graph_error, redis_error, vector_error) = (
+            read_error(&graph),
+            read_error(&redis),
+            read_error(&vector_view),
+        );
+        let readable = graph.is_ok() && redis.is_ok() && vector_view.is_ok();
+        let graph = graph.unwrap_or(None);
+        let redis = redis.unwrap_or(None);
+        let (points, mut versions) = vector_view.unwrap_or_default();
+        versions.sort_unstable();
+        versions.dedup();
+
+        let mut stores = Vec::new();
+        stores.push(StoreView {
+            store: Store::Postgres as i32,
+            version: pg.map_or(0, |p| p.version),
+            chunk_count: pg.map_or(0, |p| p.chunks),
+            entity_count: pg.map_or(0, |p| p.entities),
+            vector_count: pg.map_or(0, |p| p.vectors),
+            present: pg.is_some(),
+            error: String::new(),
+        });
+        stores.push(StoreView {
+            store: Store::Graph as i32,
+            version: graph.map_or(0, |g| g.version),
+            chunk_count: graph.map_or(0, |g| g.chunks),
+            entity_count: graph.map_or(0, |g| g.entities),
+            vector_count: 0,
+            present: graph.is_some(),
+            error: graph_error,
+        });
+        stores.push(StoreView {
+            store: Store::Vectors as i32,
+            version: if versions.len() == 1 { versions[0] } else { 0 },
+            chunk_count: 0,
+            entity_count: 0,
+            vector_count: points,
+            present: points > 0,
+            error: vector_error,
+        });
+        stores.push(StoreView {
+            store: Store::Redis as i32,
+            version: redis.as_ref().map_or(0, |r| r.version),
+            chunk_count: redis.as_ref().map_or(0, |r| r.chunks),
+            entity_count: redis.as_ref().map_or(0, |r| r.entities),
+            vector_count: redis.as_ref().map_or(0, |r| r.vectors),
+            present: redis.is_some(),
+            error: redis_error,
+        });
+        let consistent = readable
+            && match pg {
+                None => graph.is_none() && points == 0 && redis.is_none(),
+                Some(p) => {
+                    graph.is_some_and(|g| {
+                        g.version == p.version && g.chunks == p.chunks && g.entities == p.entities
+                    }) && points == p.vectors
+                        && (points == 0 || versions == [p.version])
+                        && redis.as_ref().is_some_and(|r| {
+                            r.version == p.version
+                                && r.chunks == p.chunks
+                                && r.entities == p.entities
+                                && r.vectors == p.vectors
+                        })
+                }
+            };
+        Ok(InspectDocumentResponse {
+            stores,
+            consistent,
+            content_sha256,
+            version: stored_version,
+        })
+    }
+}
+
+/// Why a store could not be read, or empty.
+fn read_error<T>(r: &Result<T, ServiceError>) -> String {
+    r.as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
