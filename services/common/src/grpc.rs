@@ -147,53 +147,44 @@ pub async fn with_health_and_reflection(
     Ok((reporter, router))
 }
 
+/// Asks a server's reflection service (of protocol module `$v`) for its service list.
+macro_rules! list_services {
+    ($v:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$v;
+        let request = $v::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some($v::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let response = $v::server_reflection_client::ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await?
+            .into_inner()
+            .message()
+            .await?
+            .and_then(|m| m.message_response);
+        let Some($v::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+            response
+        else {
+            anyhow::bail!(
+                "reflection {}: no service list in {response:?}",
+                stringify!($v)
+            );
+        };
+        let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        names.sort();
+        names
+    }};
+}
+
 /// The services a server lists over reflection v1 and over v1alpha, each sorted: what
 /// `grpcurl list` shows with a current and with an older client.
 pub async fn reflected_services(
     channel: tonic::transport::Channel,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    use tonic_reflection::pb::{v1, v1alpha};
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let response = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await?
-        .into_inner()
-        .message()
-        .await?
-        .and_then(|m| m.message_response);
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response
-    else {
-        anyhow::bail!("reflection v1: no service list in {response:?}");
-    };
-    let mut current: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    current.sort();
-
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let response = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await?
-        .into_inner()
-        .message()
-        .await?
-        .and_then(|m| m.message_response);
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response
-    else {
-        anyhow::bail!("reflection v1alpha: no service list in {response:?}");
-    };
-    let mut alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    alpha.sort();
+    let current = list_services!(v1, channel.clone());
+    let alpha = list_services!(v1alpha, channel);
     Ok((current, alpha))
 }
 
