@@ -1,10 +1,10 @@
 //! Undoing a failed write in reverse order, putting the previous version back.
 
 use apex_common::ServiceError;
-use apex_proto::writer::v1::{StepState, Store};
+use apex_proto::writer::v1::StepState;
 use uuid::Uuid;
 
-use super::{Outcomes, Writer, index, store_name};
+use super::{LogState, LogStep, Outcomes, StoreKind, Writer};
 use crate::model::{self, DocumentData, Identity};
 use crate::postgres::{SagaRef, StoredVersion, WriteOutcome};
 use crate::redis_store::RedisView;
@@ -26,7 +26,12 @@ impl Writer {
             None => Ok(None),
             Some(p) => self.load_stored(id, p).await.map(Some),
         };
-        for store in [Store::Redis, Store::Vectors, Store::Graph, Store::Postgres] {
+        for store in [
+            StoreKind::Redis,
+            StoreKind::Vectors,
+            StoreKind::Graph,
+            StoreKind::Postgres,
+        ] {
             let Some(state) = outcomes.get(store) else {
                 continue;
             };
@@ -48,32 +53,29 @@ impl Writer {
             };
             let (new_state, note, log_state) = match (&undo, state) {
                 (Ok(()), StepState::Written) => {
-                    (StepState::Compensated, String::new(), "compensated")
+                    (StepState::Compensated, String::new(), LogState::Compensated)
                 }
                 (Ok(()), _) => {
-                    let (_, e) = outcomes.0.get(&index(store)).cloned().unwrap_or_default();
-                    (StepState::Failed, e, "cleaned")
+                    let e = outcomes.error(store);
+                    (StepState::Failed, e, LogState::Cleaned)
                 }
                 (Err(e), _) => {
-                    let (_, before) = outcomes.0.get(&index(store)).cloned().unwrap_or_default();
+                    let before = outcomes.error(store);
                     let note = if before.is_empty() {
                         format!("compensation failed: {e}")
                     } else {
                         format!("{before}; compensation failed: {e}")
                     };
-                    (StepState::Failed, note, "compensation_failed")
+                    (StepState::Failed, note, LogState::CompensationFailed)
                 }
             };
             self.metrics
                 .compensations
-                .with_label_values(&[
-                    store_name(store),
-                    if undo.is_ok() { "ok" } else { "failed" },
-                ])
+                .with_label_values(&[store.name(), if undo.is_ok() { "ok" } else { "failed" }])
                 .inc();
             self.log(
                 saga,
-                store_name(store),
+                LogStep::Store(store),
                 log_state,
                 undo.as_ref().err().map(|e| e.to_string()).as_deref(),
             )
@@ -84,7 +86,7 @@ impl Writer {
 
     async fn undo(
         &self,
-        store: Store,
+        store: StoreKind,
         doc: &DocumentData,
         collection: Option<&str>,
         previous: Option<&StoredVersion>,
@@ -92,7 +94,7 @@ impl Writer {
     ) -> Result<(), ServiceError> {
         let id = doc.document_id;
         match (store, prev) {
-            (Store::Redis, Some(p)) => {
+            (StoreKind::Redis, Some(p)) => {
                 let view = RedisView {
                     version: p.version,
                     chunks: p.chunks.len() as u32,
@@ -102,8 +104,8 @@ impl Writer {
                 let c = previous.and_then(|s| s.vector_collection.as_deref());
                 self.redis.put_state(id, &p.source, &view, c).await
             }
-            (Store::Redis, None) => self.redis.delete_state(id).await,
-            (Store::Vectors, Some(p)) => {
+            (StoreKind::Redis, None) => self.redis.delete_state(id).await,
+            (StoreKind::Vectors, Some(p)) => {
                 let prev_collection = previous.and_then(|s| s.vector_collection.clone());
                 let stale = collection.filter(|c| Some(*c) != prev_collection.as_deref());
                 match &prev_collection {
@@ -114,13 +116,13 @@ impl Writer {
                     },
                 }
             }
-            (Store::Vectors, None) => match collection {
+            (StoreKind::Vectors, None) => match collection {
                 Some(c) => self.vectors.delete_in(c, id).await,
                 None => Ok(()),
             },
-            (Store::Graph, Some(p)) => self.graph.write(p).await,
-            (Store::Graph, None) => self.graph.delete(id).await.map(|_| ()),
-            (Store::Postgres, Some(p)) => {
+            (StoreKind::Graph, Some(p)) => self.graph.write(p).await,
+            (StoreKind::Graph, None) => self.graph.delete(id).await.map(|_| ()),
+            (StoreKind::Postgres, Some(p)) => {
                 let c = previous.and_then(|s| s.vector_collection.as_deref());
                 match self.pg.write(p, c, Some(doc.version)).await? {
                     WriteOutcome::Written { .. } => Ok(()),
@@ -130,8 +132,7 @@ impl Writer {
                     }
                 }
             }
-            (Store::Postgres, None) => self.pg.delete(id, Some(doc.version)).await.map(|_| ()),
-            (Store::Unspecified, _) => Ok(()),
+            (StoreKind::Postgres, None) => self.pg.delete(id, Some(doc.version)).await.map(|_| ()),
         }
     }
 

@@ -1,10 +1,10 @@
 //! `DeleteDocument`: the derived stores first, PostgreSQL last, no undo.
 
-use apex_proto::writer::v1::{DeleteDocumentRequest, DeleteDocumentResponse, StepState, Store};
+use apex_proto::writer::v1::{DeleteDocumentRequest, DeleteDocumentResponse, StepState};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use super::{Outcomes, SagaError, Writer};
+use super::{LogState, LogStep, Outcomes, SagaError, StoreKind, Writer};
 use crate::model;
 use crate::postgres::SagaRef;
 
@@ -43,10 +43,10 @@ impl Writer {
             let (texts, model) = self.pg.texts_and_model(id).await?;
             Ok((stored, texts, model))
         };
-        let (stored, texts, model) = match self.step(Store::Postgres, "read", read).await {
+        let (stored, texts, model) = match self.step(StoreKind::Postgres, "read", read).await {
             Ok(s) => s,
             Err(e) => {
-                outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
+                outcomes.set(StoreKind::Postgres, StepState::Failed, e.to_string());
                 return Err(SagaError {
                     error: e,
                     outcomes: outcomes.into_vec(),
@@ -59,18 +59,23 @@ impl Writer {
             document_id: id,
             version: stored.as_ref().map(|s| s.version),
         };
-        self.log(&saga, "saga", "started", None).await;
+        self.log(&saga, LogStep::Saga, LogState::Started, None)
+            .await;
         let collection = stored.as_ref().and_then(|s| s.vector_collection.clone());
-        let graph = self.step(Store::Graph, "delete", self.graph.delete(id));
+        let graph = self.step(StoreKind::Graph, "delete", self.graph.delete(id));
         let vectors = async {
             match &collection {
                 Some(c) => {
-                    self.step(Store::Vectors, "delete", self.vectors.delete_in(c, id))
+                    self.step(StoreKind::Vectors, "delete", self.vectors.delete_in(c, id))
                         .await
                 }
                 None => {
-                    self.step(Store::Vectors, "delete", self.vectors.delete_everywhere(id))
-                        .await
+                    self.step(
+                        StoreKind::Vectors,
+                        "delete",
+                        self.vectors.delete_everywhere(id),
+                    )
+                    .await
                 }
             }
         };
@@ -80,17 +85,17 @@ impl Writer {
         match graph {
             Ok(existed) => {
                 graph_existed = existed;
-                outcomes.set(Store::Graph, StepState::Written, "");
+                outcomes.set(StoreKind::Graph, StepState::Written, "");
             }
             Err(e) => {
-                outcomes.set(Store::Graph, StepState::Failed, e.to_string());
+                outcomes.set(StoreKind::Graph, StepState::Failed, e.to_string());
                 failure = Some(e);
             }
         }
         match vectors {
-            Ok(()) => outcomes.set(Store::Vectors, StepState::Written, ""),
+            Ok(()) => outcomes.set(StoreKind::Vectors, StepState::Written, ""),
             Err(e) => {
-                outcomes.set(Store::Vectors, StepState::Failed, e.to_string());
+                outcomes.set(StoreKind::Vectors, StepState::Failed, e.to_string());
                 failure.get_or_insert(e);
             }
         }
@@ -105,10 +110,10 @@ impl Writer {
                 }
                 Ok(())
             };
-            match self.step(Store::Redis, "delete", redis).await {
-                Ok(()) => outcomes.set(Store::Redis, StepState::Written, ""),
+            match self.step(StoreKind::Redis, "delete", redis).await {
+                Ok(()) => outcomes.set(StoreKind::Redis, StepState::Written, ""),
                 Err(e) => {
-                    outcomes.set(Store::Redis, StepState::Failed, e.to_string());
+                    outcomes.set(StoreKind::Redis, StepState::Failed, e.to_string());
                     failure = Some(e);
                 }
             }
@@ -116,29 +121,31 @@ impl Writer {
         let mut pg_existed = false;
         if failure.is_none() {
             match self
-                .step(Store::Postgres, "delete", self.pg.delete(id, None))
+                .step(StoreKind::Postgres, "delete", self.pg.delete(id, None))
                 .await
             {
                 Ok(existed) => {
                     pg_existed = existed;
-                    outcomes.set(Store::Postgres, StepState::Written, "");
+                    outcomes.set(StoreKind::Postgres, StepState::Written, "");
                 }
                 Err(e) => {
-                    outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
+                    outcomes.set(StoreKind::Postgres, StepState::Failed, e.to_string());
                     failure = Some(e);
                 }
             }
         }
         if let Some(error) = failure {
             let msg = error.to_string();
-            self.log(&saga, "saga", "failed", Some(&msg)).await;
+            self.log(&saga, LogStep::Saga, LogState::Failed, Some(&msg))
+                .await;
             return Err(SagaError {
                 error,
                 outcomes: outcomes.into_vec(),
             });
         }
         // The log outlives the document: its rows name the id, not a foreign key.
-        self.log(&saga, "saga", "completed", None).await;
+        self.log(&saga, LogStep::Saga, LogState::Completed, None)
+            .await;
         Ok(DeleteDocumentResponse {
             outcomes: outcomes.into_vec(),
             existed: pg_existed || graph_existed || stored.is_some(),

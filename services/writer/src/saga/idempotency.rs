@@ -2,9 +2,9 @@
 //! same key gets that answer and a different request under a used key is refused.
 
 use apex_common::ServiceError;
-use apex_proto::writer::v1::{Store, WriteDocumentResponse};
+use apex_proto::writer::v1::WriteDocumentResponse;
 
-use super::Writer;
+use super::{StoreKind, Writer};
 
 impl Writer {
     /// The stored answer for `key`, or `FAILED_PRECONDITION` when the key was used for a
@@ -16,7 +16,7 @@ impl Writer {
     ) -> Result<Option<M>, ServiceError> {
         let Some(record) = self
             .step(
-                Store::Redis,
+                StoreKind::Redis,
                 "idempotency",
                 self.redis.idempotency_record(key),
             )

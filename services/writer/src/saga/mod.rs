@@ -31,25 +31,132 @@ use crate::redis_store::RedisStore;
 use crate::settings::WriterSettings;
 use crate::vectors::VectorStore;
 
-/// The four stores, in saga order.
-pub const STORES: [Store; 4] = [Store::Postgres, Store::Graph, Store::Vectors, Store::Redis];
+/// One of the four stores the saga writes. The wire enum (`apex.writer.v1.Store`) also has
+/// `UNSPECIFIED`, which is no store; keeping the two apart means no per-store table can give
+/// an unspecified store PostgreSQL's breaker, timeout or outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreKind {
+    Postgres,
+    Graph,
+    Vectors,
+    Redis,
+}
 
-pub fn store_name(store: Store) -> &'static str {
-    match store {
-        Store::Postgres => "postgres",
-        Store::Graph => "graph",
-        Store::Vectors => "vectors",
-        Store::Redis => "redis",
-        Store::Unspecified => "unspecified",
+impl StoreKind {
+    /// The stores, in saga order.
+    pub const ALL: [StoreKind; 4] = [
+        StoreKind::Postgres,
+        StoreKind::Graph,
+        StoreKind::Vectors,
+        StoreKind::Redis,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Graph => "graph",
+            Self::Vectors => "vectors",
+            Self::Redis => "redis",
+        }
+    }
+
+    pub const fn wire(self) -> Store {
+        match self {
+            Self::Postgres => Store::Postgres,
+            Self::Graph => Store::Graph,
+            Self::Vectors => Store::Vectors,
+            Self::Redis => Store::Redis,
+        }
+    }
+
+    pub const fn from_wire(store: Store) -> Option<Self> {
+        match store {
+            Store::Postgres => Some(Self::Postgres),
+            Store::Graph => Some(Self::Graph),
+            Store::Vectors => Some(Self::Vectors),
+            Store::Redis => Some(Self::Redis),
+            Store::Unspecified => None,
+        }
     }
 }
 
-fn index(store: Store) -> usize {
-    match store {
-        Store::Postgres | Store::Unspecified => 0,
-        Store::Graph => 1,
-        Store::Vectors => 2,
-        Store::Redis => 3,
+/// The name of a store on the wire (`unspecified` for none).
+pub fn store_name(store: Store) -> &'static str {
+    StoreKind::from_wire(store).map_or("unspecified", StoreKind::name)
+}
+
+/// One value per store.
+#[derive(Debug, Clone)]
+pub struct PerStore<T> {
+    pub postgres: T,
+    pub graph: T,
+    pub vectors: T,
+    pub redis: T,
+}
+
+impl<T> PerStore<T> {
+    pub fn new(mut make: impl FnMut(StoreKind) -> T) -> Self {
+        Self {
+            postgres: make(StoreKind::Postgres),
+            graph: make(StoreKind::Graph),
+            vectors: make(StoreKind::Vectors),
+            redis: make(StoreKind::Redis),
+        }
+    }
+
+    pub fn get(&self, store: StoreKind) -> &T {
+        match store {
+            StoreKind::Postgres => &self.postgres,
+            StoreKind::Graph => &self.graph,
+            StoreKind::Vectors => &self.vectors,
+            StoreKind::Redis => &self.redis,
+        }
+    }
+}
+
+/// What a row of the saga log (`saga_log.step`) is about: the saga as a whole, or a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogStep {
+    Saga,
+    Store(StoreKind),
+}
+
+impl LogStep {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Saga => "saga",
+            Self::Store(store) => store.name(),
+        }
+    }
+}
+
+/// The state a row of the saga log records (`saga_log.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogState {
+    Started,
+    Written,
+    /// PostgreSQL holds a newer version: nothing was written.
+    Refused,
+    Failed,
+    Compensated,
+    /// A store whose own step failed, cleaned of what it may hold of the write.
+    Cleaned,
+    CompensationFailed,
+    Completed,
+}
+
+impl LogState {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Written => "written",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+            Self::Compensated => "compensated",
+            Self::Cleaned => "cleaned",
+            Self::CompensationFailed => "compensation_failed",
+            Self::Completed => "completed",
+        }
     }
 }
 
@@ -111,28 +218,36 @@ impl SagaError {
 
 /// Per-store outcomes of one saga.
 #[derive(Debug, Default)]
-struct Outcomes(BTreeMap<usize, (StepState, String)>);
+struct Outcomes(BTreeMap<StoreKind, (StepState, String)>);
 
 impl Outcomes {
-    fn set(&mut self, store: Store, state: StepState, error: impl Into<String>) {
-        self.0.insert(index(store), (state, error.into()));
+    fn set(&mut self, store: StoreKind, state: StepState, error: impl Into<String>) {
+        self.0.insert(store, (state, error.into()));
     }
 
-    fn get(&self, store: Store) -> Option<StepState> {
-        self.0.get(&index(store)).map(|(s, _)| *s)
+    fn get(&self, store: StoreKind) -> Option<StepState> {
+        self.0.get(&store).map(|(s, _)| *s)
+    }
+
+    /// The error recorded for `store` (empty when none).
+    fn error(&self, store: StoreKind) -> String {
+        self.0
+            .get(&store)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default()
     }
 
     fn into_vec(self) -> Vec<StoreOutcome> {
-        STORES
+        StoreKind::ALL
             .iter()
             .map(|&store| {
                 let (state, error) = self
                     .0
-                    .get(&index(store))
+                    .get(&store)
                     .cloned()
                     .unwrap_or((StepState::Skipped, String::new()));
                 StoreOutcome {
-                    store: store as i32,
+                    store: store.wire() as i32,
                     state: state as i32,
                     error,
                 }
@@ -157,8 +272,8 @@ pub struct Writer {
     pub vectors: VectorStore,
     pub redis: RedisStore,
     pub blobs: BlobStore,
-    breakers: [Breaker; 4],
-    timeouts: [Duration; 4],
+    breakers: PerStore<Breaker>,
+    timeouts: PerStore<Duration>,
     lock_ttl: Duration,
     lock_wait: Duration,
     idempotency_ttl: Duration,
@@ -186,13 +301,15 @@ impl Writer {
             vectors,
             redis,
             blobs,
-            breakers: [breaker(), breaker(), breaker(), breaker()],
-            timeouts: [
-                Duration::from_millis(settings.postgres.timeout_ms),
-                Duration::from_millis(settings.graph.timeout_ms),
-                Duration::from_millis(settings.vectors.timeout_ms),
-                Duration::from_millis(settings.redis.timeout_ms),
-            ],
+            breakers: PerStore::new(|_| breaker()),
+            timeouts: PerStore::new(|store| {
+                Duration::from_millis(match store {
+                    StoreKind::Postgres => settings.postgres.timeout_ms,
+                    StoreKind::Graph => settings.graph.timeout_ms,
+                    StoreKind::Vectors => settings.vectors.timeout_ms,
+                    StoreKind::Redis => settings.redis.timeout_ms,
+                })
+            }),
             lock_ttl: Duration::from_millis(settings.redis.lock_ttl_ms),
             lock_wait: Duration::from_millis(settings.redis.lock_wait_ms),
             idempotency_ttl: Duration::from_secs(settings.redis.idempotency_ttl_secs),
@@ -209,14 +326,14 @@ impl Writer {
             .contains(collection)
     }
 
-    pub fn breaker(&self, store: Store) -> &Breaker {
-        &self.breakers[index(store)]
+    pub fn breaker(&self, store: StoreKind) -> &Breaker {
+        self.breakers.get(store)
     }
 
-    fn refused(store: Store, r: crate::breaker::Refused) -> ServiceError {
+    fn refused(store: StoreKind, r: crate::breaker::Refused) -> ServiceError {
         ServiceError::Unavailable(format!(
             "{}: circuit open after {} consecutive failures; next probe in {} ms",
-            store_name(store),
+            store.name(),
             r.failures,
             r.retry_in.as_millis()
         ))
@@ -225,7 +342,7 @@ impl Writer {
     /// Fails fast when any store's breaker is open (nothing is touched).
     fn check_breakers(&self) -> Result<(), ServiceError> {
         let now = Instant::now();
-        for store in STORES {
+        for store in StoreKind::ALL {
             self.breaker(store)
                 .would_allow_at(now)
                 .map_err(|r| Self::refused(store, r))?;
@@ -233,27 +350,27 @@ impl Writer {
         Ok(())
     }
 
-    fn record_breaker(&self, store: Store) {
+    fn record_breaker(&self, store: StoreKind) {
         self.metrics
             .breaker_state
-            .with_label_values(&[store_name(store)])
+            .with_label_values(&[store.name()])
             .set(self.breaker(store).state().gauge());
     }
 
     /// Runs one store call through the store's breaker and timeout.
     async fn step<T>(
         &self,
-        store: Store,
+        store: StoreKind,
         op: &str,
         call: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        self.step_within(store, op, self.timeouts[index(store)], call)
+        self.step_within(store, op, *self.timeouts.get(store), call)
             .await
     }
 
     async fn step_within<T>(
         &self,
-        store: Store,
+        store: StoreKind,
         op: &str,
         limit: Duration,
         call: impl Future<Output = Result<T, ServiceError>>,
@@ -273,17 +390,17 @@ impl Writer {
     /// reads for `InspectDocument`).
     async fn timed<T>(
         &self,
-        store: Store,
+        store: StoreKind,
         op: &str,
         call: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        self.timed_within(store, op, self.timeouts[index(store)], call)
+        self.timed_within(store, op, *self.timeouts.get(store), call)
             .await
     }
 
     async fn timed_within<T>(
         &self,
-        store: Store,
+        store: StoreKind,
         op: &str,
         limit: Duration,
         call: impl Future<Output = Result<T, ServiceError>>,
@@ -293,21 +410,22 @@ impl Writer {
             Ok(r) => r,
             Err(_) => Err(ServiceError::Timeout(format!(
                 "{}: {op} took longer than {} ms",
-                store_name(store),
+                store.name(),
                 limit.as_millis()
             ))),
         };
         self.metrics
             .step_seconds
-            .with_label_values(&[store_name(store), op])
+            .with_label_values(&[store.name(), op])
             .observe(start.elapsed().as_secs_f64());
         result
     }
 
-    async fn log(&self, saga: &SagaRef, step: &str, state: &str, error: Option<&str>) {
+    async fn log(&self, saga: &SagaRef, step: LogStep, state: LogState, error: Option<&str>) {
+        let (step, state) = (step.as_str(), state.as_str());
         let logged = self
             .timed(
-                Store::Postgres,
+                StoreKind::Postgres,
                 "saga_log",
                 self.pg.log_step(saga, step, state, error),
             )
@@ -320,9 +438,9 @@ impl Writer {
     /// Takes the document's lock. Waiting for another write is not a store failure:
     /// it ends in `UNAVAILABLE` (retryable) without counting against Redis's breaker.
     async fn lock(&self, id: Uuid) -> Result<crate::redis_store::Lock, ServiceError> {
-        let limit = self.lock_wait + self.timeouts[index(Store::Redis)];
+        let limit = self.lock_wait + *self.timeouts.get(StoreKind::Redis);
         self.step_within(
-            Store::Redis,
+            StoreKind::Redis,
             "lock",
             limit,
             self.redis.lock(id, self.lock_ttl, self.lock_wait),
@@ -334,5 +452,27 @@ impl Writer {
                 self.lock_wait.as_millis()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_kind_has_its_own_wire_value_and_unspecified_has_none() {
+        for kind in StoreKind::ALL {
+            assert_eq!(StoreKind::from_wire(kind.wire()), Some(kind));
+            assert_ne!(kind.wire(), Store::Unspecified);
+            assert_eq!(store_name(kind.wire()), kind.name());
+        }
+        assert_eq!(StoreKind::from_wire(Store::Unspecified), None);
+        assert_eq!(store_name(Store::Unspecified), "unspecified");
+        let outcomes = Outcomes::default().into_vec();
+        let stores: Vec<i32> = outcomes.iter().map(|o| o.store).collect();
+        assert_eq!(
+            stores,
+            [Store::Postgres, Store::Graph, Store::Vectors, Store::Redis].map(|s| s as i32)
+        );
     }
 }

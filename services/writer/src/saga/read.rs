@@ -2,10 +2,10 @@
 //! `InspectDocument`.
 
 use apex_common::ServiceError;
-use apex_proto::writer::v1::{InspectDocumentResponse, Store, StoreView};
+use apex_proto::writer::v1::{InspectDocumentResponse, StoreView};
 use uuid::Uuid;
 
-use super::Writer;
+use super::{StoreKind, Writer};
 use crate::model;
 
 impl Writer {
@@ -46,7 +46,7 @@ impl Writer {
         let source = Some(req.source.trim()).filter(|s| !s.is_empty());
         let nearest = self
             .timed(
-                Store::Vectors,
+                StoreKind::Vectors,
                 "search",
                 self.vectors
                     .search(&collection, req.vector, u64::from(limit), source),
@@ -54,7 +54,7 @@ impl Writer {
             .await?;
         let ids: Vec<Uuid> = nearest.iter().map(|(id, _)| *id).collect();
         let mut rows: std::collections::HashMap<Uuid, crate::postgres::ChunkRow> = self
-            .timed(Store::Postgres, "search", self.pg.chunk_hits(&ids))
+            .timed(StoreKind::Postgres, "search", self.pg.chunk_hits(&ids))
             .await?
             .into_iter()
             .map(|r| (r.chunk_id, r))
@@ -95,10 +95,10 @@ impl Writer {
     ) -> Result<InspectDocumentResponse, ServiceError> {
         let id = model::parse_document_id("document_id", document_id)?;
         let pg = self
-            .timed(Store::Postgres, "inspect", self.pg.inspect(id))
+            .timed(StoreKind::Postgres, "inspect", self.pg.inspect(id))
             .await?;
         let stored = self
-            .timed(Store::Postgres, "inspect", self.pg.stored(id))
+            .timed(StoreKind::Postgres, "inspect", self.pg.stored(id))
             .await?;
         let (content_sha256, stored_version) = stored.as_ref().map_or((String::new(), 0), |s| {
             (s.content_sha256.clone(), s.version)
@@ -106,16 +106,16 @@ impl Writer {
         // PostgreSQL is the source of truth: without it there is no answer. The other
         // stores are read as they can be; one that cannot be read says why.
         let graph = self
-            .timed(Store::Graph, "inspect", self.graph.inspect(id))
+            .timed(StoreKind::Graph, "inspect", self.graph.inspect(id))
             .await;
         let redis = self
-            .timed(Store::Redis, "inspect", self.redis.state(id))
+            .timed(StoreKind::Redis, "inspect", self.redis.state(id))
             .await;
         let vector_view = async {
             let collections = match stored.and_then(|s| s.vector_collection) {
                 Some(c) => vec![c],
                 None => {
-                    self.timed(Store::Vectors, "inspect", self.vectors.collections())
+                    self.timed(StoreKind::Vectors, "inspect", self.vectors.collections())
                         .await?
                 }
             };
@@ -123,7 +123,7 @@ impl Writer {
             let mut versions: Vec<u64> = Vec::new();
             for c in &collections {
                 let v = self
-                    .timed(Store::Vectors, "inspect", self.vectors.inspect(c, id))
+                    .timed(StoreKind::Vectors, "inspect", self.vectors.inspect(c, id))
                     .await?;
                 points += v.points;
                 versions.extend(v.versions);
@@ -145,7 +145,7 @@ impl Writer {
 
         let mut stores = Vec::new();
         stores.push(StoreView {
-            store: Store::Postgres as i32,
+            store: StoreKind::Postgres.wire() as i32,
             version: pg.map_or(0, |p| p.version),
             chunk_count: pg.map_or(0, |p| p.chunks),
             entity_count: pg.map_or(0, |p| p.entities),
@@ -154,7 +154,7 @@ impl Writer {
             error: String::new(),
         });
         stores.push(StoreView {
-            store: Store::Graph as i32,
+            store: StoreKind::Graph.wire() as i32,
             version: graph.map_or(0, |g| g.version),
             chunk_count: graph.map_or(0, |g| g.chunks),
             entity_count: graph.map_or(0, |g| g.entities),
@@ -163,7 +163,7 @@ impl Writer {
             error: graph_error,
         });
         stores.push(StoreView {
-            store: Store::Vectors as i32,
+            store: StoreKind::Vectors.wire() as i32,
             version: if versions.len() == 1 { versions[0] } else { 0 },
             chunk_count: 0,
             entity_count: 0,
@@ -172,7 +172,7 @@ impl Writer {
             error: vector_error,
         });
         stores.push(StoreView {
-            store: Store::Redis as i32,
+            store: StoreKind::Redis.wire() as i32,
             version: redis.as_ref().map_or(0, |r| r.version),
             chunk_count: redis.as_ref().map_or(0, |r| r.chunks),
             entity_count: redis.as_ref().map_or(0, |r| r.entities),

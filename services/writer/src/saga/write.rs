@@ -2,13 +2,13 @@
 
 use apex_common::ServiceError;
 use apex_proto::common::v1::DocumentRef;
-use apex_proto::writer::v1::{StepState, Store, WriteDocumentRequest, WriteDocumentResponse};
+use apex_proto::writer::v1::{StepState, WriteDocumentRequest, WriteDocumentResponse};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use super::{Outcomes, SagaError, Writer, index, store_name};
+use super::{LogState, LogStep, Outcomes, SagaError, StoreKind, Writer};
 use crate::model::{self, Artifacts, DocumentData};
-use crate::postgres::{SagaRef, WriteOutcome};
+use crate::postgres::{SagaRef, StoredVersion, WriteOutcome};
 use crate::redis_store::RedisView;
 
 impl Writer {
@@ -68,6 +68,8 @@ impl Writer {
         Ok(response)
     }
 
+    /// The saga under the document's lock: check the vector collection, write PostgreSQL,
+    /// then the graph and the vectors side by side, then Redis; undo on any failure.
     async fn write_locked(&self, doc: &DocumentData) -> Result<WriteDocumentResponse, SagaError> {
         let id = doc.document_id;
         let saga = SagaRef {
@@ -81,175 +83,51 @@ impl Writer {
             .vectors
             .as_ref()
             .map(|v| self.vectors.collection_for(&v.model_id, v.dimension));
-
-        // A collection of another model or dimension is refused before anything is written.
-        if let (Some(c), Some(v)) = (&collection, &doc.vectors) {
-            let claim = format!("{c}\u{1f}{}\u{1f}{}", v.model_id, v.dimension);
-            if !self.is_claimed(&claim) {
-                if let Err(e) = self
-                    .step(
-                        Store::Postgres,
-                        "claim_collection",
-                        self.pg.claim_collection(c, &v.model_id, v.dimension),
-                    )
-                    .await
-                {
-                    outcomes.set(Store::Postgres, StepState::Failed, e.to_string());
-                    return Err(SagaError {
-                        error: e,
-                        outcomes: outcomes.into_vec(),
-                    });
-                }
-                self.claimed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(claim);
-            }
-            if let Err(e) = self
-                .step(
-                    Store::Vectors,
-                    "ensure_collection",
-                    self.vectors.ensure_collection(c, v.dimension),
-                )
-                .await
-            {
-                outcomes.set(Store::Vectors, StepState::Failed, e.to_string());
-                return Err(SagaError {
-                    error: e,
-                    outcomes: outcomes.into_vec(),
-                });
-            }
+        if let Err(e) = self.prepare_collection(doc, collection.as_deref()).await {
+            outcomes.set(e.0, StepState::Failed, e.1.to_string());
+            return Err(SagaError {
+                error: e.1,
+                outcomes: outcomes.into_vec(),
+            });
         }
 
-        self.log(&saga, "saga", "started", None).await;
-        let previous = match self
-            .step(
-                Store::Postgres,
-                "write",
-                self.pg.write(doc, collection.as_deref(), None),
+        self.log(&saga, LogStep::Saga, LogState::Started, None)
+            .await;
+        let previous = self
+            .write_source(&saga, doc, collection.as_deref(), &mut outcomes)
+            .await?;
+        let mut failure = self
+            .write_derived(
+                &saga,
+                doc,
+                collection.as_deref(),
+                previous.as_ref(),
+                &mut outcomes,
             )
-            .await
-        {
-            Ok(WriteOutcome::Written { previous }) => previous.map(|p| *p),
-            Ok(WriteOutcome::Fenced { stored }) => {
-                self.log(&saga, "postgres", "refused", None).await;
-                return Err(ServiceError::FailedPrecondition(format!(
-                    "document {id} is at version {stored}; version {} is older and was not written",
-                    doc.version
-                ))
-                .into());
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                self.log(&saga, "postgres", "failed", Some(&msg)).await;
-                outcomes.set(Store::Postgres, StepState::Failed, msg);
-                return Err(SagaError {
-                    error: e,
-                    outcomes: outcomes.into_vec(),
-                });
-            }
-        };
-        outcomes.set(Store::Postgres, StepState::Written, "");
-        self.log(&saga, "postgres", "written", None).await;
-
-        let stale = previous
-            .as_ref()
-            .and_then(|p| p.vector_collection.clone())
-            .filter(|p| Some(p) != collection.as_ref());
-        let vectors_needed = doc.vectors.is_some() || stale.is_some();
-        let graph_step = self.step(Store::Graph, "write", self.graph.write(doc));
-        let vector_step = async {
-            if !vectors_needed {
-                return Ok(false);
-            }
-            let c = collection
-                .clone()
-                .or_else(|| stale.clone())
-                .unwrap_or_default();
-            self.step(
-                Store::Vectors,
-                "write",
-                self.vectors.write(doc, &c, stale.as_deref()),
-            )
-            .await
-            .map(|()| true)
-        };
-        let (graph_result, vector_result) = tokio::join!(graph_step, vector_step);
-        let mut failure: Option<ServiceError> = None;
-        match graph_result {
-            Ok(()) => outcomes.set(Store::Graph, StepState::Written, ""),
-            Err(e) => {
-                outcomes.set(Store::Graph, StepState::Failed, e.to_string());
-                failure = Some(e);
-            }
-        }
-        match vector_result {
-            Ok(true) => outcomes.set(Store::Vectors, StepState::Written, ""),
-            Ok(false) => outcomes.set(Store::Vectors, StepState::Skipped, ""),
-            Err(e) => {
-                outcomes.set(Store::Vectors, StepState::Failed, e.to_string());
-                failure.get_or_insert(e);
-            }
-        }
-        for store in [Store::Graph, Store::Vectors] {
-            let state = outcomes.get(store);
-            if state == Some(StepState::Written) || state == Some(StepState::Failed) {
-                let msg = outcomes.0.get(&index(store)).map(|(_, e)| e.clone());
-                let state = if state == Some(StepState::Written) {
-                    "written"
-                } else {
-                    "failed"
-                };
-                self.log(
-                    &saga,
-                    store_name(store),
-                    state,
-                    msg.as_deref().filter(|m| !m.is_empty()),
-                )
-                .await;
-            }
-        }
-
+            .await;
         if failure.is_none() {
-            let view = RedisView {
-                version: doc.version,
-                chunks: doc.chunks.len() as u32,
-                entities: doc.entities.len() as u32,
-                vectors: doc.vector_count() as u32,
-            };
-            match self
-                .step(
-                    Store::Redis,
-                    "state",
-                    self.redis
-                        .put_state(id, &doc.source, &view, collection.as_deref()),
-                )
-                .await
-            {
-                Ok(()) => {
-                    outcomes.set(Store::Redis, StepState::Written, "");
-                    self.log(&saga, "redis", "written", None).await;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    outcomes.set(Store::Redis, StepState::Failed, msg.clone());
-                    self.log(&saga, "redis", "failed", Some(&msg)).await;
-                    failure = Some(e);
-                }
-            }
+            failure = self
+                .write_state(&saga, doc, collection.as_deref(), &mut outcomes)
+                .await;
         }
 
         if let Some(error) = failure {
             self.compensate(&saga, doc, collection.as_deref(), previous, &mut outcomes)
                 .await;
-            self.log(&saga, "saga", "compensated", Some(&error.to_string()))
-                .await;
+            self.log(
+                &saga,
+                LogStep::Saga,
+                LogState::Compensated,
+                Some(&error.to_string()),
+            )
+            .await;
             return Err(SagaError {
                 error,
                 outcomes: outcomes.into_vec(),
             });
         }
-        self.log(&saga, "saga", "completed", None).await;
+        self.log(&saga, LogStep::Saga, LogState::Completed, None)
+            .await;
         Ok(WriteDocumentResponse {
             document: Some(DocumentRef {
                 document_id: id.to_string(),
@@ -259,6 +137,219 @@ impl Writer {
             outcomes: outcomes.into_vec(),
             replayed: false,
         })
+    }
+
+    /// A collection of another model or dimension is refused before anything is written:
+    /// PostgreSQL records which model and dimension each collection holds, and the vector
+    /// store's collection must exist with that dimension. Fails with the store at fault.
+    async fn prepare_collection(
+        &self,
+        doc: &DocumentData,
+        collection: Option<&str>,
+    ) -> Result<(), (StoreKind, ServiceError)> {
+        let (Some(c), Some(v)) = (collection, &doc.vectors) else {
+            return Ok(());
+        };
+        let claim = format!("{c}\u{1f}{}\u{1f}{}", v.model_id, v.dimension);
+        if !self.is_claimed(&claim) {
+            self.step(
+                StoreKind::Postgres,
+                "claim_collection",
+                self.pg.claim_collection(c, &v.model_id, v.dimension),
+            )
+            .await
+            .map_err(|e| (StoreKind::Postgres, e))?;
+            self.claimed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(claim);
+        }
+        self.step(
+            StoreKind::Vectors,
+            "ensure_collection",
+            self.vectors.ensure_collection(c, v.dimension),
+        )
+        .await
+        .map_err(|e| (StoreKind::Vectors, e))
+    }
+
+    /// PostgreSQL, the source of truth, in one transaction fenced by version. Returns the
+    /// version it replaced (to put back if a later store fails).
+    async fn write_source(
+        &self,
+        saga: &SagaRef,
+        doc: &DocumentData,
+        collection: Option<&str>,
+        outcomes: &mut Outcomes,
+    ) -> Result<Option<StoredVersion>, SagaError> {
+        let written = self
+            .step(
+                StoreKind::Postgres,
+                "write",
+                self.pg.write(doc, collection, None),
+            )
+            .await;
+        match written {
+            Ok(WriteOutcome::Written { previous }) => {
+                outcomes.set(StoreKind::Postgres, StepState::Written, "");
+                self.log(
+                    saga,
+                    LogStep::Store(StoreKind::Postgres),
+                    LogState::Written,
+                    None,
+                )
+                .await;
+                Ok(previous.map(|p| *p))
+            }
+            Ok(WriteOutcome::Fenced { stored }) => {
+                self.log(
+                    saga,
+                    LogStep::Store(StoreKind::Postgres),
+                    LogState::Refused,
+                    None,
+                )
+                .await;
+                Err(ServiceError::FailedPrecondition(format!(
+                    "document {} is at version {stored}; version {} is older and was not written",
+                    doc.document_id, doc.version
+                ))
+                .into())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.log(
+                    saga,
+                    LogStep::Store(StoreKind::Postgres),
+                    LogState::Failed,
+                    Some(&msg),
+                )
+                .await;
+                outcomes.set(StoreKind::Postgres, StepState::Failed, msg);
+                Err(SagaError {
+                    error: e,
+                    outcomes: std::mem::take(outcomes).into_vec(),
+                })
+            }
+        }
+    }
+
+    /// The graph and the vectors, side by side; each store's outcome logged. Returns the
+    /// first failure. Vectors are also written when only a stale collection must be
+    /// emptied (the previous version's vectors live in another collection).
+    async fn write_derived(
+        &self,
+        saga: &SagaRef,
+        doc: &DocumentData,
+        collection: Option<&str>,
+        previous: Option<&StoredVersion>,
+        outcomes: &mut Outcomes,
+    ) -> Option<ServiceError> {
+        let stale = previous
+            .and_then(|p| p.vector_collection.clone())
+            .filter(|p| Some(p.as_str()) != collection);
+        let vectors_needed = doc.vectors.is_some() || stale.is_some();
+        let graph_step = self.step(StoreKind::Graph, "write", self.graph.write(doc));
+        let vector_step = async {
+            if !vectors_needed {
+                return Ok(false);
+            }
+            let c = collection
+                .map(str::to_owned)
+                .or_else(|| stale.clone())
+                .unwrap_or_default();
+            self.step(
+                StoreKind::Vectors,
+                "write",
+                self.vectors.write(doc, &c, stale.as_deref()),
+            )
+            .await
+            .map(|()| true)
+        };
+        let (graph_result, vector_result) = tokio::join!(graph_step, vector_step);
+        let mut failure: Option<ServiceError> = None;
+        match graph_result {
+            Ok(()) => outcomes.set(StoreKind::Graph, StepState::Written, ""),
+            Err(e) => {
+                outcomes.set(StoreKind::Graph, StepState::Failed, e.to_string());
+                failure = Some(e);
+            }
+        }
+        match vector_result {
+            Ok(true) => outcomes.set(StoreKind::Vectors, StepState::Written, ""),
+            Ok(false) => outcomes.set(StoreKind::Vectors, StepState::Skipped, ""),
+            Err(e) => {
+                outcomes.set(StoreKind::Vectors, StepState::Failed, e.to_string());
+                failure.get_or_insert(e);
+            }
+        }
+        for store in [StoreKind::Graph, StoreKind::Vectors] {
+            let state = outcomes.get(store);
+            if state == Some(StepState::Written) || state == Some(StepState::Failed) {
+                let msg = Some(outcomes.error(store));
+                let state = if state == Some(StepState::Written) {
+                    LogState::Written
+                } else {
+                    LogState::Failed
+                };
+                self.log(
+                    saga,
+                    LogStep::Store(store),
+                    state,
+                    msg.as_deref().filter(|m| !m.is_empty()),
+                )
+                .await;
+            }
+        }
+        failure
+    }
+
+    /// Redis, last: the state readers poll. Returns its failure.
+    async fn write_state(
+        &self,
+        saga: &SagaRef,
+        doc: &DocumentData,
+        collection: Option<&str>,
+        outcomes: &mut Outcomes,
+    ) -> Option<ServiceError> {
+        let view = RedisView {
+            version: doc.version,
+            chunks: doc.chunks.len() as u32,
+            entities: doc.entities.len() as u32,
+            vectors: doc.vector_count() as u32,
+        };
+        let written = self
+            .step(
+                StoreKind::Redis,
+                "state",
+                self.redis
+                    .put_state(doc.document_id, &doc.source, &view, collection),
+            )
+            .await;
+        match written {
+            Ok(()) => {
+                outcomes.set(StoreKind::Redis, StepState::Written, "");
+                self.log(
+                    saga,
+                    LogStep::Store(StoreKind::Redis),
+                    LogState::Written,
+                    None,
+                )
+                .await;
+                None
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                outcomes.set(StoreKind::Redis, StepState::Failed, msg.clone());
+                self.log(
+                    saga,
+                    LogStep::Store(StoreKind::Redis),
+                    LogState::Failed,
+                    Some(&msg),
+                )
+                .await;
+                Some(e)
+            }
+        }
     }
 }
 
