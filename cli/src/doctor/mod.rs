@@ -63,24 +63,35 @@ fn check(name: &str, result: Result<String, String>, fix: &'static str) -> Check
 const BOOTSTRAP: &str = "run `deploy/local/bootstrap` (or `make bootstrap`)";
 const UP: &str = "run `apex up` (see `apex logs <component>` if it fails)";
 
-/// Runs every check.
+/// Runs every check: what the build needs, the tools and files of the stack, then whether
+/// each component answers.
 pub async fn run(s: &StackSettings) -> Vec<Check> {
+    let mut checks = build_checks();
+    checks.extend(tool_checks(s));
+    checks.extend(component_checks(s).await);
+    checks
+}
+
+/// What `cargo build` needs from the machine.
+fn build_checks() -> Vec<Check> {
+    vec![
+        check(
+            "protoc + well-known types",
+            build::protoc_well_known_types(Path::new(&build::protoc_program())),
+            build::BOOTSTRAP_BUILD,
+        ),
+        check("C compiler", build::c_compiler(), build::BOOTSTRAP_BUILD),
+        check(
+            "C++ compiler",
+            build::cxx_compiler(),
+            build::BOOTSTRAP_BUILD,
+        ),
+    ]
+}
+
+/// The servers, tools, model files and binaries the stack runs.
+fn tool_checks(s: &StackSettings) -> Vec<Check> {
     let mut checks = Vec::new();
-    checks.push(check(
-        "protoc + well-known types",
-        build::protoc_well_known_types(Path::new(&build::protoc_program())),
-        build::BOOTSTRAP_BUILD,
-    ));
-    checks.push(check(
-        "C compiler",
-        build::c_compiler(),
-        build::BOOTSTRAP_BUILD,
-    ));
-    checks.push(check(
-        "C++ compiler",
-        build::cxx_compiler(),
-        build::BOOTSTRAP_BUILD,
-    ));
     checks.push(check(
         "postgresql server >= 12",
         match postgres_bin() {
@@ -178,6 +189,12 @@ pub async fn run(s: &StackSettings) -> Vec<Check> {
             "run `cargo build --workspace`",
         ));
     }
+    checks
+}
+
+/// Each component answers, and Temporal has the search attributes.
+async fn component_checks(s: &StackSettings) -> Vec<Check> {
+    let mut checks = Vec::new();
     for c in Component::ALL {
         let mut result = c.probe(s).await;
         if c == Component::Postgres
