@@ -1,0 +1,314 @@
+//! The local stack: which components exist, how each starts, how each is probed, and the
+//! `up` / `down` / `status` commands over them.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use apex_common::ports;
+
+use crate::{
+    probe::{self, ProbeResult},
+    process::{self, Files},
+    settings::StackSettings,
+};
+
+mod commands;
+mod postgres;
+
+pub use commands::SEARCH_ATTRIBUTES;
+use commands::command_for;
+pub use postgres::postgres_bin;
+use postgres::{ensure_postgres_role, postgres_log, start_postgres, stop_postgres};
+
+/// A component of the local stack, in start order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Postgres,
+    Redis,
+    Graph,
+    Vectors,
+    Temporal,
+    Parser,
+    Extractor,
+    Embedder,
+    Writer,
+    Worker,
+    Gateway,
+    Prometheus,
+}
+
+impl Component {
+    pub const ALL: [Component; 12] = [
+        Component::Postgres,
+        Component::Redis,
+        Component::Graph,
+        Component::Vectors,
+        Component::Temporal,
+        Component::Parser,
+        Component::Extractor,
+        Component::Embedder,
+        Component::Writer,
+        Component::Worker,
+        Component::Gateway,
+        Component::Prometheus,
+    ];
+
+    /// The gRPC service's binary, port, `/metrics` port and health name.
+    fn grpc_service(self, s: &StackSettings) -> Option<(&'static str, u16, u16, &'static str)> {
+        match self {
+            Self::Parser => Some((
+                "apex-parser",
+                s.parser_port,
+                ports::PARSER.metrics,
+                "apex.parser.v1.ParserService",
+            )),
+            Self::Extractor => Some((
+                "apex-extractor",
+                s.extractor_port,
+                ports::EXTRACTOR.metrics,
+                "apex.extractor.v1.ExtractorService",
+            )),
+            Self::Embedder => Some((
+                "apex-embedder",
+                s.embedder_port,
+                ports::EMBEDDER.metrics,
+                "apex.embedder.v1.EmbedderService",
+            )),
+            Self::Writer => Some((
+                "apex-writer",
+                s.writer_port,
+                ports::WRITER.metrics,
+                "apex.writer.v1.WriterService",
+            )),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Redis => "redis",
+            Self::Graph => "graph",
+            Self::Vectors => "vectors",
+            Self::Temporal => "temporal",
+            Self::Parser => "parser",
+            Self::Extractor => "extractor",
+            Self::Embedder => "embedder",
+            Self::Writer => "writer",
+            Self::Worker => "worker",
+            Self::Gateway => "gateway",
+            Self::Prometheus => "prometheus",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    pub fn endpoint(self, s: &StackSettings) -> String {
+        match self {
+            Self::Postgres => format!("127.0.0.1:{}", s.postgres_port),
+            Self::Redis => format!("127.0.0.1:{}", s.redis_port),
+            Self::Graph => format!("127.0.0.1:{} (bolt {})", s.graph_port, s.bolt_port),
+            Self::Vectors => format!("http://127.0.0.1:{} (Qdrant gRPC)", s.vectors_port),
+            Self::Temporal => format!("127.0.0.1:{} (UI {})", s.temporal_port, s.temporal_ui()),
+            Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
+                let port = self.grpc_service(s).map_or(0, |g| g.1);
+                format!("http://127.0.0.1:{port} (gRPC)")
+            }
+            Self::Worker => format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port),
+            Self::Gateway => format!("{} (HTTP API)", s.gateway_url()),
+            Self::Prometheus => format!("http://127.0.0.1:{}", s.prometheus_port),
+        }
+    }
+
+    /// Probes the component through its own protocol.
+    pub async fn probe(self, s: &StackSettings) -> ProbeResult {
+        match self {
+            Self::Postgres => probe::postgres(&s.postgres_url()).await,
+            Self::Redis => probe::redis(s.redis_port, false).await,
+            Self::Graph => {
+                let resp = probe::redis(s.graph_port, true).await?;
+                let bolt = probe::bolt(s.bolt_port).await?;
+                Ok(format!("{resp}; {bolt}"))
+            }
+            Self::Vectors => {
+                probe::grpc_health(
+                    &format!("http://127.0.0.1:{}", s.vectors_port),
+                    "qdrant.Points",
+                )
+                .await
+            }
+            Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
+                let (_, port, _, name) = self.grpc_service(s).ok_or("not a gRPC service")?;
+                probe::grpc_health(&format!("http://127.0.0.1:{port}"), name).await
+            }
+            // Liveness: the gateway serves only once it has reached Redis; its readiness
+            // (`/readyz`) also depends on the writer and Temporal, which `status` shows
+            // on their own lines.
+            Self::Gateway => probe::http(&format!("{}/livez", s.gateway_url())).await,
+            Self::Temporal => {
+                let frontend = probe::temporal(&s.temporal_address()).await?;
+                let ui = probe::http(&s.temporal_ui())
+                    .await
+                    .map_err(|e| format!("frontend up but UI {}: {e}", s.temporal_ui()))?;
+                Ok(format!("{frontend}; UI {ui}"))
+            }
+            Self::Worker => {
+                probe::http(&format!(
+                    "http://127.0.0.1:{}/metrics",
+                    s.worker_metrics_port
+                ))
+                .await
+            }
+            Self::Prometheus => {
+                probe::http(&format!("http://127.0.0.1:{}/-/ready", s.prometheus_port)).await
+            }
+        }
+    }
+
+    fn files(self, state: &Path) -> Files {
+        Files::new(state, self.name())
+    }
+}
+
+/// Absolute state directory, created if needed.
+pub fn state_dir(s: &StackSettings) -> anyhow::Result<PathBuf> {
+    let state = s.state();
+    fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    Ok(state.canonicalize()?)
+}
+
+async fn wait_healthy(c: Component, s: &StackSettings, files: &Files) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(s.start_timeout_secs);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match c.probe(s).await {
+            Ok(detail) => return Ok(detail),
+            Err(e) => last = e,
+        }
+        if c != Component::Postgres && files.running_pid().is_none() {
+            bail!(
+                "{} exited during start: {}\n{}",
+                c.name(),
+                last,
+                process::tail(&files.log, 20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!(
+        "{} not healthy after {}s: {last}\n{}",
+        c.name(),
+        s.start_timeout_secs,
+        process::tail(&files.log, 20)
+    )
+}
+
+/// Starts every component (or only `only`) that is not already healthy.
+pub async fn up(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
+    let state = state_dir(s)?;
+    for c in Component::ALL {
+        if !only.is_empty() && !only.contains(&c) {
+            continue;
+        }
+        let files = c.files(&state);
+        if let Ok(detail) = c.probe(s).await {
+            if c == Component::Postgres {
+                ensure_postgres_role(s, &state)?;
+            }
+            println!(
+                "  {:<11} already running   {}  {detail}",
+                c.name(),
+                c.endpoint(s)
+            );
+            continue;
+        }
+        match c {
+            Component::Postgres => {
+                start_postgres(s, &state)?;
+                ensure_postgres_role(s, &state)?;
+            }
+            _ => {
+                process::spawn(command_for(c, s, &state)?, &files)?;
+            }
+        }
+        let detail = wait_healthy(c, s, &files).await?;
+        println!(
+            "  {:<11} started           {}  {detail}",
+            c.name(),
+            c.endpoint(s)
+        );
+    }
+    Ok(())
+}
+
+/// Stops what `up` started (or only `only`), in reverse order.
+pub fn down(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
+    let state = state_dir(s)?;
+    for c in Component::ALL.into_iter().rev() {
+        if !only.is_empty() && !only.contains(&c) {
+            continue;
+        }
+        let stopped = match c {
+            Component::Postgres => stop_postgres(s, &state)?,
+            // The dev server persists on every write; a generous grace lets it close cleanly.
+            _ => process::stop(&c.files(&state), Duration::from_secs(20))?,
+        };
+        println!(
+            "  {:<11} {}",
+            c.name(),
+            if stopped {
+                "stopped"
+            } else {
+                "was not running"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Prints one line per component; returns whether all are healthy.
+pub async fn status(s: &StackSettings) -> anyhow::Result<bool> {
+    let state = state_dir(s)?;
+    let mut all = true;
+    println!(
+        "  {:<11} {:<8} {:<8} {:<46} detail",
+        "component", "state", "pid", "endpoint"
+    );
+    for c in Component::ALL {
+        let pid = c
+            .files(&state)
+            .running_pid()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        let (state_word, detail) = match c.probe(s).await {
+            Ok(d) => ("healthy", d),
+            Err(e) => {
+                all = false;
+                ("down", e)
+            }
+        };
+        println!(
+            "  {:<11} {:<8} {:<8} {:<46} {detail}",
+            c.name(),
+            state_word,
+            pid,
+            c.endpoint(s)
+        );
+    }
+    Ok(all)
+}
+
+/// The log file of a component.
+pub fn log_path(s: &StackSettings, c: Component) -> anyhow::Result<PathBuf> {
+    let state = state_dir(s)?;
+    Ok(match c {
+        Component::Postgres => postgres_log(s, &state),
+        _ => c.files(&state).log,
+    })
+}
