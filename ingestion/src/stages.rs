@@ -76,9 +76,8 @@ pub struct StageError {
     pub type_name: String,
     pub message: String,
     pub retryable: bool,
-    /// The gRPC code the service answered with, when a service answered.
-    pub code: Option<i32>,
-    /// The error contract's code of that answer (from its details, else its gRPC code).
+    /// The error contract's code of the service's answer (from its details, else its gRPC
+    /// code), when a service answered.
     pub kind: Option<apex_common::error::ErrorCode>,
 }
 
@@ -89,7 +88,6 @@ impl StageError {
             type_name: failure_type(status.code()),
             message: format!("{service}: {}", status.message()),
             retryable: retry_class(status) == Retry::Backoff,
-            code: Some(status.code() as i32),
             kind: Some(apex_common::error::ErrorCode::of_status(status)),
         }
     }
@@ -100,7 +98,6 @@ impl StageError {
             type_name: type_name.to_owned(),
             message,
             retryable: false,
-            code: None,
             kind: None,
         }
     }
@@ -111,7 +108,6 @@ impl StageError {
             type_name: "Transient".to_owned(),
             message,
             retryable: true,
-            code: None,
             kind: None,
         }
     }

@@ -186,11 +186,15 @@ impl ErrorCode {
     /// The code of a status: from its `ErrorInfo` when a mesh service sent it, else from
     /// its gRPC code ([`ErrorCode::from_grpc`]).
     pub fn of_status(status: &Status) -> Self {
+        Self::sent_in(status).unwrap_or_else(|| Self::from_grpc(status.code()))
+    }
+
+    /// The code a mesh service put in the status's `ErrorInfo`, if one did.
+    fn sent_in(status: &Status) -> Option<Self> {
         decode_details(status)
             .and_then(|d| d.error_info)
             .filter(|info| info.domain == DOMAIN)
             .and_then(|info| Self::from_reason(&info.reason))
-            .unwrap_or_else(|| Self::from_grpc(status.code()))
     }
 
     /// A status with this code, `message`, the code's `ErrorInfo` (and `RetryInfo` when
@@ -233,11 +237,7 @@ impl ErrorCode {
 /// deadline, a proxy) is judged by its gRPC code: only the codes that blame the request are
 /// final.
 pub fn retry_of(status: &Status) -> Retry {
-    let ours = decode_details(status)
-        .and_then(|d| d.error_info)
-        .filter(|info| info.domain == DOMAIN)
-        .and_then(|info| ErrorCode::from_reason(&info.reason));
-    match ours {
+    match ErrorCode::sent_in(status) {
         Some(code) => code.retry(),
         None => match status.code() {
             Code::InvalidArgument

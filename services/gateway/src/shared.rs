@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use apex_ingestion::status::IngestStatus;
 
+pub use apex_ingestion::rollout::ROLLOUT_KEY;
 use apex_ingestion::rollout::Rollout;
-pub use apex_ingestion::rollout::{ROLLOUT_KEY, parse_percent};
 
 use crate::rollout::Path;
 
