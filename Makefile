@@ -28,12 +28,12 @@ status doctor:
 DEMO_CORPUS := .apex/demo-corpus
 DEMO_SOURCE := demo
 
-# The main job: the whole mesh up, a mixed-format corpus made by the project ingested through
+# The main job: the whole mesh up, a mixed-format corpus made by the project (apex-tools) ingested through
 # the gateway (and the rollout's path), a summary, two searches, and where to look next.
 demo: up
 	@echo
-	@echo "== demo corpus (made by apex-parser corpus) =="
-	$(CARGO_TARGET_DIR)/debug/apex-parser corpus $(DEMO_CORPUS)
+	@echo "== demo corpus (made by apex-tools parser corpus) =="
+	$(CARGO_TARGET_DIR)/debug/apex-tools parser corpus $(DEMO_CORPUS)
 	@echo
 	@echo "== rollout =="
 	$(APEX) rollout get
@@ -56,7 +56,7 @@ test: build
 	@started=$$($(APEX) status >/dev/null 2>&1 && echo no || echo yes); \
 	$(APEX) up || exit 1; \
 	log=$$(mktemp); \
-	$(CARGO) test --locked --workspace --all-targets 2>&1 | tee "$$log"; rc=$${PIPESTATUS[0]}; \
+	APEX_REQUIRE_STACK=1 $(CARGO) test --locked --workspace --all-targets 2>&1 | tee "$$log"; rc=$${PIPESTATUS[0]}; \
 	if [ "$$started" = yes ]; then $(APEX) down; fi; \
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
 	     END { printf "%d passed, %d failed\n", p, f }' "$$log"; \
@@ -78,33 +78,33 @@ bench-vectors:
 # Parser benchmark against pypdf / python-docx / BeautifulSoup in the same run (release build).
 bench-parser:
 	deploy/local/bootstrap --bench
-	$(CARGO) run --locked --release -p apex-parser -- bench $(BENCH_ARGS)
+	$(CARGO) run --locked --release -p apex-tools -- parser bench $(BENCH_ARGS)
 
 # Bounded mutation fuzzing of every format parser (release build); exits 1 on a panic.
 FUZZ_ITERATIONS ?= 2000
 fuzz-parser: bootstrap
-	$(CARGO) run --locked --release -p apex-parser -- fuzz --iterations $(FUZZ_ITERATIONS)
+	$(CARGO) run --locked --release -p apex-tools -- parser fuzz --iterations $(FUZZ_ITERATIONS)
 
 # Extractor: chunks/s on 256-token chunks, one thread and every core (release build).
 bench-extractor: bootstrap
-	$(CARGO) run --locked --release -p apex-extractor --features bench -- bench $(BENCH_ARGS)
+	$(CARGO) run --locked --release -p apex-tools -- extractor bench $(BENCH_ARGS)
 
 # Embedder: chunks/s of candle and of ONNX Runtime from Rust, against Python + ONNX Runtime on
 # the same graph, token windows and cores (release build).
 bench-embedder: bootstrap
-	$(CARGO) run --locked --release -p apex-embedder -- bench $(BENCH_ARGS)
+	$(CARGO) run --locked --release -p apex-tools -- embedder bench $(BENCH_ARGS)
 
 # Writer benchmark (release build) against the local stack: docs/s and chunks/s through the
 # saga, batched vs row by row, serial and 8 concurrent. Figures go to docs/benchmarks.md.
 bench-writer: build
 	$(APEX) up postgres redis graph vectors
-	$(CARGO) run --locked --release -p apex-writer -- bench $(BENCH_ARGS)
+	$(CARGO) run --locked --release -p apex-tools -- writer bench $(BENCH_ARGS)
 
 # Extractor quality: precision, recall and F1 per entity type on the labelled set and on the
 # held-out set.
 eval-extractor:
-	$(CARGO) run --locked --release -p apex-extractor -- eval
-	$(CARGO) run --locked --release -p apex-extractor -- eval --dir services/extractor/eval-heldout
+	$(CARGO) run --locked --release -p apex-tools -- extractor eval
+	$(CARGO) run --locked --release -p apex-tools -- extractor eval --dir services/extractor/eval-heldout
 
 fresh-check:
 	deploy/fresh/fresh-check $(FRESH_ARGS)

@@ -8,7 +8,6 @@
 
 pub mod blob;
 pub mod error;
-pub mod fault;
 pub mod grpc;
 pub mod metrics;
 pub mod ports;
@@ -17,6 +16,7 @@ pub mod rng;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod stack;
 pub mod telemetry;
 pub mod temporal;
 

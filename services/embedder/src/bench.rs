@@ -1,4 +1,4 @@
-//! `apex-embedder bench`: chunks per second of the in-process model on 256-token chunks at
+//! `apex-tools embedder bench`: chunks per second of the in-process model on 256-token chunks at
 //! batch 1, 8 and 32, with one core and with every core, and in the same run ONNX Runtime
 //! (the `onnxruntime` Python package) on the same graph, the same token windows and the same
 //! cores as the baseline, with the ratio.
@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::model::MiniLm;
 
-/// Options of `apex-embedder bench`.
+/// Options of `apex-tools embedder bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Text to cut into windows (default: the extractor's labelled documents).
@@ -217,7 +217,7 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Options of `apex-embedder load`.
+/// Options of `apex-tools embedder load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
     /// Concurrent clients, each sending one text per request.

@@ -4,6 +4,7 @@
 //! Runtime when its library and graph are installed (measured fastest), else candle.
 
 pub mod batcher;
+#[cfg(feature = "devtools")]
 pub mod bench;
 pub mod cache;
 pub mod model;

@@ -1,5 +1,5 @@
 //! `apex-embedder`: the embedder gRPC service (`apex-embedder` or `apex-embedder serve`),
-//! plus `bench` (chunks/s against ONNX Runtime on the same cores).
+//! plus `call` against a running one. Its benchmarks are in `apex-tools embedder`.
 
 use apex_common::{Shutdown, settings::load_or_exit, telemetry::init_telemetry};
 use apex_embedder::EmbedderSettings;
@@ -16,11 +16,6 @@ struct Cli {
 enum Command {
     /// Serve gRPC (the default).
     Serve,
-    /// Chunks/s of the in-process model against ONNX Runtime on the same cores.
-    Bench(apex_embedder::bench::BenchArgs),
-    /// The whole service on 127.0.0.1 under concurrent single-text requests: chunks/s and
-    /// latency with and without dynamic batching.
-    Load(apex_embedder::bench::LoadArgs),
     /// Call a running embedder: one text per line of FILE (or stdin); prints the model,
     /// then per text its token flag and the first values.
     Call {
@@ -94,13 +89,5 @@ async fn main() -> anyhow::Result<()> {
             apex_embedder::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
         Command::Call { file, addr } => call(&file, &addr).await,
-        Command::Load(args) => apex_embedder::bench::load(&args).await,
-        Command::Bench(args) => {
-            let model = apex_embedder::model::MiniLm::load(
-                &apex_embedder::model::default_model_dir(),
-                256,
-            )?;
-            tokio::task::spawn_blocking(move || apex_embedder::bench::run(&model, &args)).await?
-        }
     }
 }

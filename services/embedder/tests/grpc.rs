@@ -213,8 +213,11 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_vectors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_texts_come_from_the_redis_cache() {
-    let redis = std::env::var("APEX_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    // The cache is the local stack's Redis: without a running stack this test is skipped.
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let redis = stack.redis_url();
     let mut s = start(move |settings| settings.cache_url = redis).await;
     let nonce = format!(
         "cache probe {:?} {}",

@@ -1,4 +1,4 @@
-//! `apex-extractor bench`: chunks per second of the default engine over 256-token chunks
+//! `apex-tools extractor bench`: chunks per second of the default engine over 256-token chunks
 //! (MiniLM tokens, cut by the parser as the pipeline cuts them) of the evaluation documents,
 //! with one
 //! thread and with every core. Bounded by `--seconds` per configuration.
@@ -14,7 +14,7 @@ use apex_proto::parser::v1::ParseOptions;
 use crate::engine::Engine;
 use crate::eval;
 
-/// Options of `apex-extractor bench`.
+/// Options of `apex-tools extractor bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Documents to chunk (default: the evaluation set).

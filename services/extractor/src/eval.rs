@@ -1,4 +1,4 @@
-//! `apex-extractor eval`: precision, recall and F1 per entity type over the project's
+//! `apex-tools extractor eval`: precision, recall and F1 per entity type over the project's
 //! hand-labelled evaluation set (`services/extractor/eval/*.txt`). Labels are inline,
 //! `[[TYPE|surface text]]`; a prediction counts when its type and character span equal a
 //! label's (exact), and, in a second column, when it overlaps a label of its type.
@@ -300,7 +300,7 @@ impl Report {
         total
     }
 
-    /// The table `apex-extractor eval` prints.
+    /// The table `apex-tools extractor eval` prints.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(

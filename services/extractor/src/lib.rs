@@ -5,10 +5,11 @@
 //! The optional LLM engine (an OpenAI-compatible API) replaces the rule-based named layer
 //! and falls back to it per chunk.
 
-#[cfg(feature = "bench")]
+#[cfg(feature = "devtools")]
 pub mod bench;
 pub mod edi;
 pub mod engine;
+#[cfg(feature = "devtools")]
 pub mod eval;
 pub mod gazetteer;
 pub mod llm;

@@ -1,10 +1,9 @@
 //! `apex-extractor`: the extractor gRPC service (`apex-extractor` or `apex-extractor serve`),
-//! plus `eval` (precision, recall and F1 per type over the labelled set) and `bench`
-//! (chunks per second).
+//! plus `call` against a running one. Its evaluation and benchmark are in `apex-tools
+//! extractor`.
 
 use apex_common::{Shutdown, settings::load_or_exit, telemetry::init_telemetry};
 use apex_extractor::ExtractorSettings;
-use apex_extractor::engine::Engine;
 use clap::{Parser as _, Subcommand};
 
 #[derive(Debug, clap::Parser)]
@@ -21,25 +20,6 @@ struct Cli {
 enum Command {
     /// Serve gRPC (the default).
     Serve,
-    /// Precision, recall and F1 per entity type of the default engine over the labelled
-    /// evaluation set.
-    Eval {
-        /// Directory of labelled `*.txt` documents (default: the shipped set).
-        #[arg(long)]
-        dir: Option<std::path::PathBuf>,
-        /// Also list every false positive and false negative.
-        #[arg(long)]
-        errors: bool,
-    },
-    /// Chunks per second of the default engine on 256-token chunks.
-    #[cfg(feature = "bench")]
-    Bench(apex_extractor::bench::BenchArgs),
-    /// Chunks per second (built with `--features bench`: `make bench-extractor`).
-    #[cfg(not(feature = "bench"))]
-    Bench {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
     /// Call a running extractor with a text file (or stdin) as one chunk and print the
     /// entities and relations.
     Call {
@@ -132,15 +112,6 @@ async fn call(file: &str, addr: &str, metadata: Vec<(String, String)>) -> anyhow
     Ok(())
 }
 
-async fn user_engine(settings: &ExtractorSettings) -> anyhow::Result<Engine> {
-    let entries = if settings.gazetteer.is_configured() {
-        apex_extractor::user_gazetteer::load(&settings.gazetteer).await?
-    } else {
-        Vec::new()
-    };
-    Ok(Engine::new(entries))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -151,42 +122,10 @@ async fn main() -> anyhow::Result<()> {
             let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_extractor::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
-        Command::Eval { dir, errors } => {
-            let dir = dir.unwrap_or_else(apex_extractor::eval::default_dir);
-            let docs = apex_extractor::eval::load_dir(&dir)?;
-            let engine = user_engine(&settings).await?;
-            let labels: usize = docs.iter().map(|d| d.labels.len()).sum();
-            println!(
-                "{} documents, {labels} labelled spans ({})",
-                docs.len(),
-                dir.display()
-            );
-            let report = apex_extractor::eval::evaluate(&engine, &docs);
-            print!("{}", report.table());
-            if errors {
-                for m in &report.misses {
-                    println!(
-                        "{:<15} {:<18} {:<28} {:?}",
-                        m.kind, m.entity_type, m.document, m.text
-                    );
-                }
-            }
-            Ok(())
-        }
         Command::Call {
             file,
             addr,
             metadata,
         } => call(&file, &addr, metadata).await,
-        #[cfg(feature = "bench")]
-        Command::Bench(args) => {
-            let engine = user_engine(&settings).await?;
-            tokio::task::spawn_blocking(move || apex_extractor::bench::run(&engine, &args)).await?
-        }
-        #[cfg(not(feature = "bench"))]
-        Command::Bench { .. } => anyhow::bail!(
-            "this apex-extractor was built without the benchmark: run `make bench-extractor` \
-             (cargo run --release -p apex-extractor --features bench -- bench)"
-        ),
     }
 }

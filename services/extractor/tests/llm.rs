@@ -1,6 +1,6 @@
 //! The LLM engine against a local server speaking the OpenAI chat-completions wire format:
 //! the request it sends, answers merged over the exact layer, the Redis cache (the local
-//! stack's Redis, `APEX_TEST_REDIS_URL` to override), retries honouring `Retry-After`, and
+//! stack's Redis; skipped without a running stack), retries honouring `Retry-After`, and
 //! per-chunk fallback to the default engine.
 
 mod support;
@@ -11,10 +11,6 @@ use apex_extractor::ExtractorSettings;
 use apex_proto::extractor::v1::{ExtractRequest, ExtractionResult};
 use support::openai::{FakeOpenAi, Reply};
 use support::{Server, chunk, start_with};
-
-fn redis_url() -> String {
-    std::env::var("APEX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// A marker no earlier run used, so cached answers from other runs cannot interfere.
 fn nonce() -> String {
@@ -93,7 +89,12 @@ fn keys(result: &ExtractionResult) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llm_answers_replace_the_named_layer_and_are_cached_in_redis() {
-    let mut llm = start_llm(|s| s.llm.cache_url = redis_url()).await;
+    // The cache is the local stack's Redis: without a running stack this test is skipped.
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let redis = stack.redis_url();
+    let mut llm = start_llm(|s| s.llm.cache_url = redis).await;
     let text = format!(
         "Driver Ana Ruiz of Lone Star Grocers picked up PO 4500012345 in Laredo ({}).",
         nonce()

@@ -1,4 +1,4 @@
-//! `apex-parser bench`: MB/s and documents/s per format, with one thread and with all cores,
+//! `apex-tools parser bench`: MB/s and documents/s per format, with one thread and with all cores,
 //! plus in the same run the Python libraries a user would otherwise pick (pypdf,
 //! python-docx, BeautifulSoup) over the same files, and the ratio. Bounded by `--docs`.
 
@@ -199,7 +199,7 @@ fn python_baseline(
     Ok(map)
 }
 
-/// Options of `apex-parser bench`.
+/// Options of `apex-tools parser bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Documents per format.
@@ -221,7 +221,7 @@ pub fn run(parser: &Parser, args: &BenchArgs) -> anyhow::Result<()> {
     let corpus = write_corpus(dir.path(), args.docs, args.seed)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "apex-parser bench: {} documents per format, {threads} logical CPUs, release={}",
+        "apex-tools parser bench: {} documents per format, {threads} logical CPUs, release={}",
         args.docs,
         !cfg!(debug_assertions)
     );

@@ -1,4 +1,4 @@
-//! A bounded mutation fuzzer for every format parser (`apex-parser fuzz`, and a short run in
+//! A bounded mutation fuzzer for every format parser (`apex-tools parser fuzz`, and a short run in
 //! the test suite). It is not coverage-guided: it mutates the generated corpus (bit flips,
 //! byte overwrites, truncation, duplication, insertion, splicing, deep nesting) and, for the
 //! zip formats, mutates the XML inside the container and re-zips it so the XML parsers see

@@ -2,11 +2,14 @@
 //! out (`apex.parser.v1`). Detection is by content; every format parser runs with the
 //! configured limits, a cooperative deadline, and inside a panic boundary.
 
+#[cfg(feature = "devtools")]
 pub mod bench;
 pub mod chunk;
+#[cfg(feature = "testsuite")]
 pub mod corpus;
 pub mod detect;
 mod formats;
+#[cfg(feature = "testsuite")]
 pub mod fuzz;
 mod lang;
 mod model;

@@ -1,6 +1,6 @@
 //! A short, bounded run of the mutation fuzzer over every format: every mutant comes back
 //! as a document or a typed error; nothing panics out of `Parser::parse`. Longer runs:
-//! `apex-parser fuzz --iterations N` (see docs/operations.md).
+//! `apex-tools parser fuzz --iterations N` (see docs/operations.md).
 
 use apex_parser::{Parser, ParserSettings, corpus, fuzz};
 

@@ -1,4 +1,4 @@
-//! `apex-writer bench`: documents/s and chunks/s through the whole saga against the real
+//! `apex-tools writer bench`: documents/s and chunks/s through the whole saga against the real
 //! local stores, batched (the default) and row by row (one statement, one `UNWIND` row and
 //! one point per call) as the baseline, serial and concurrent, in one run.
 

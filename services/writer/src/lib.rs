@@ -4,8 +4,10 @@
 
 #![recursion_limit = "256"]
 
+#[cfg(feature = "devtools")]
 pub mod bench;
 pub mod breaker;
+#[cfg(feature = "testsuite")]
 pub mod fixture;
 pub mod graph;
 pub mod metrics;

@@ -1,6 +1,6 @@
 //! `apex-writer`: the writer gRPC service (`apex-writer` or `apex-writer serve`), plus
-//! `bench` (documents/s through the saga, batched against row by row), `inspect` and
-//! `delete` against a running writer.
+//! `inspect` and `delete` against a running writer. Its benchmark is `apex-tools writer
+//! bench`.
 
 use apex_common::{Shutdown, settings::load_or_exit, telemetry::init_telemetry};
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
@@ -22,9 +22,6 @@ struct Cli {
 enum Command {
     /// Serve gRPC (the default).
     Serve,
-    /// Documents/s and chunks/s through the saga against the local stores, batched and
-    /// row by row, serial and concurrent.
-    Bench(apex_writer::bench::BenchArgs),
     /// What each store holds for a document, and whether they agree.
     Inspect {
         document_id: String,
@@ -93,7 +90,6 @@ async fn main() -> anyhow::Result<()> {
             let (listener, metrics) = apex_common::service::bind(&settings.service).await?;
             apex_writer::run(settings, listener, metrics, Shutdown::on_signals()).await
         }
-        Some(Command::Bench(args)) => apex_writer::bench::run(load_or_exit(), args).await,
         Some(Command::Inspect { document_id, addr }) => inspect(document_id, addr).await,
         Some(Command::Delete { document_id, addr }) => delete(document_id, addr).await,
     }

@@ -2,15 +2,16 @@
 //! (`apex up`: services, worker, gateway). Each run uses its own source, so it only sees its
 //! own documents.
 
-mod common;
-
-use common::{apex, text};
+use super::{apex, text};
 
 const NOTE: &str = "Keystone Interstate Freight picked up load L-771204 in Toledo, Ohio on \
 March 9, 2026 for delivery to Great Lakes Industrial Supply in Nashville, Tennessee.";
 
 #[test]
 fn ingest_waits_reports_each_file_and_names_the_refused_ones() {
+    let Some(_stack) = apex_e2e::stack() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("load.txt"), NOTE).expect("write");
     std::fs::write(
@@ -22,7 +23,7 @@ fn ingest_waits_reports_each_file_and_names_the_refused_ones() {
     std::fs::write(dir.path().join("photo.png"), [0x89, b'P', b'N', b'G']).expect("write");
     std::fs::create_dir(dir.path().join(".hidden")).expect("mkdir");
     std::fs::write(dir.path().join(".hidden/skip.txt"), "skipped").expect("write");
-    let source = format!("cli-{}", std::process::id());
+    let source = apex_e2e::Names::new().source("cli");
     let dir_arg = dir.path().display().to_string();
 
     let out = apex(&["ingest", &dir_arg, "--source", &source, "--wait"]);
@@ -109,6 +110,9 @@ fn ingest_waits_reports_each_file_and_names_the_refused_ones() {
 
 #[test]
 fn rollout_is_set_and_read_back_and_bad_percentages_are_refused() {
+    let Some(_stack) = apex_e2e::stack() else {
+        return;
+    };
     let key = format!("apex:test:cli-rollout:{}", std::process::id());
     let set = apex(&["rollout", "--key", &key, "set", "7"]);
     assert!(set.status.success(), "{}", text(&set));

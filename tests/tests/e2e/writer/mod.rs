@@ -1,14 +1,16 @@
-//! The writer on 127.0.0.1 port 0 against the local stack's real servers, each reached
-//! through a [`proxy::Proxy`] the test can cut. Every harness has its own FalkorDB graph
-//! and its own vector collection prefix, and random document ids, so tests run in
-//! parallel without seeing each other.
+//! The writer's saga and lock against the local stack's real servers. The harness runs the
+//! writer on 127.0.0.1 port 0, reaching each store through a [`Proxy`] the test can cut.
+//! Every harness has its own FalkorDB graph and vector collection prefix (from
+//! [`Names`]), and random document ids, so tests run in parallel without seeing each other.
 //!
-//! Server addresses: `APEX_TEST_POSTGRES_URL`, `APEX_TEST_REDIS_URL`,
-//! `APEX_TEST_FALKORDB_URL`, `APEX_TEST_QDRANT_URL` override the local defaults;
+//! The servers are the stack's (its settings, `APEX_STACK__…`, say where);
 //! `APEX_NEO4J_URI` (+ `APEX_NEO4J_USER`, `APEX_NEO4J_PASSWORD`) runs the graph tests
 //! against Neo4j instead of FalkorDB.
 
 #![allow(dead_code, unreachable_pub)]
+
+mod lock;
+mod saga;
 
 use std::net::SocketAddr;
 
@@ -24,7 +26,8 @@ use apex_writer::{GraphBackend, Writer, WriterSettings};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use apex_common::fault::Proxy;
+use apex_e2e::fault::Proxy;
+use apex_e2e::{Names, Stack};
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
@@ -51,14 +54,12 @@ fn through(url: &str, proxy: &Proxy) -> String {
 }
 
 /// The servers' real addresses, and the graph backend.
-pub fn direct_settings() -> WriterSettings {
+pub fn direct_settings(stack: &Stack) -> WriterSettings {
+    let names = Names::new();
     let mut s = WriterSettings::default();
-    s.postgres.url = env_or(
-        "APEX_TEST_POSTGRES_URL",
-        "postgres://apex:apex-dev@127.0.0.1:5432/apex",
-    );
-    s.redis.url = env_or("APEX_TEST_REDIS_URL", "redis://127.0.0.1:6379");
-    s.vectors.url = env_or("APEX_TEST_QDRANT_URL", "http://127.0.0.1:6334");
+    s.postgres.url = stack.postgres_url();
+    s.redis.url = stack.redis_url();
+    s.vectors.url = stack.vectors_url();
     match std::env::var("APEX_NEO4J_URI") {
         Ok(uri) if !uri.is_empty() => {
             s.graph.backend = GraphBackend::Neo4j;
@@ -67,11 +68,11 @@ pub fn direct_settings() -> WriterSettings {
             s.graph.graph = String::new();
         }
         _ => {
-            s.graph.url = env_or("APEX_TEST_FALKORDB_URL", "redis://127.0.0.1:6380");
-            s.graph.graph = format!("apex_test_{}", Uuid::new_v4().simple());
+            s.graph.url = stack.graph_url();
+            s.graph.graph = names.graph();
         }
     }
-    s.vectors.collection_prefix = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+    s.vectors.collection_prefix = names.collection_prefix();
     s.service.metrics_addr = String::new();
     // Failing stores are cut by proxies: answer fast.
     s.postgres.acquire_timeout_ms = 1_000;
@@ -95,19 +96,21 @@ pub struct Harness {
     pub vectors: Proxy,
     pub redis: Proxy,
     pub settings: WriterSettings,
+    /// The stores' real addresses (not through the proxies).
+    direct: WriterSettings,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    pub async fn start(configure: impl FnOnce(&mut WriterSettings)) -> Self {
+    pub async fn start(stack: &Stack, configure: impl FnOnce(&mut WriterSettings)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("dir");
-        let mut direct = direct_settings();
+        let mut direct = direct_settings(stack);
         direct.service.blob_url = dir.path().display().to_string();
         configure(&mut direct);
         let postgres = Proxy::start(socket_of(&direct.postgres.url))
@@ -166,6 +169,7 @@ impl Harness {
             vectors,
             redis,
             settings,
+            direct,
             shutdown,
             task,
             _dir: dir,
@@ -177,7 +181,7 @@ impl Harness {
         self.shutdown.trigger();
         self.task.await.expect("join").expect("server ran cleanly");
         if self.settings.graph.backend == GraphBackend::Falkordb {
-            let client = redis::Client::open(direct_settings().graph.url).expect("client");
+            let client = redis::Client::open(self.direct.graph.url.as_str()).expect("client");
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
                 let _: Result<(), _> = redis::cmd("GRAPH.DELETE")
                     .arg(&self.settings.graph.graph)
@@ -185,7 +189,7 @@ impl Harness {
                     .await;
             }
         }
-        let qdrant = qdrant_client::Qdrant::from_url(&direct_settings().vectors.url)
+        let qdrant = qdrant_client::Qdrant::from_url(&self.direct.vectors.url)
             .skip_compatibility_check()
             .build()
             .expect("qdrant");

@@ -1,9 +1,15 @@
-//! What the CLI test binaries share: running `apex` and reading what it printed.
+//! The `apex` command line against the running stack: running `apex` and reading what it
+//! printed.
+
+mod ingest;
+mod stack;
 
 use std::process::{Command, Output};
 
+/// `apex <args>`, built from the current sources, with the test's environment (so the
+/// stack's settings it finds are the sandbox's).
 pub(crate) fn apex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apex"))
+    Command::new(apex_e2e::bins::bin("apex"))
         .args(args)
         .output()
         .expect("run apex")

@@ -7,12 +7,13 @@
 
 use std::process::Command;
 
-mod common;
-
-use common::{apex, text};
+use super::{apex, text};
 
 #[test]
 fn the_local_stack_is_healthy_self_diagnosing_and_restartable() {
+    let Some(_stack) = apex_e2e::stack_exclusive() else {
+        return;
+    };
     let up = apex(&["up"]);
     assert!(up.status.success(), "apex up failed:\n{}", text(&up));
 
@@ -110,7 +111,7 @@ fn unknown_component_names_are_refused_with_the_known_ones() {
 
 #[test]
 fn bad_stack_configuration_exits_64() {
-    let out = Command::new(env!("CARGO_BIN_EXE_apex"))
+    let out = Command::new(apex_e2e::bins::bin("apex"))
         .arg("status")
         .env("APEX_STACK__REDIS_PORT", "6380")
         .output()

@@ -1,12 +1,10 @@
 //! The worker process: shutdown on SIGTERM with in-flight work finished, reconnection after
 //! a server restart, metrics, and refusal of bad configuration.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use super::{DevServer, WorkerProc, history, start, unique_queue, wait_activity_started};
 use apex_worker::greeting::GreetingInput;
-use support::{DevServer, WorkerProc, history, start, unique_queue, wait_activity_started};
 use temporalio_client::{WorkflowDescribeOptions, WorkflowGetResultOptions};
 use temporalio_common::protos::temporal::api::{
     enums::v1::WorkflowExecutionStatus, history::v1::history_event::Attributes,
@@ -14,6 +12,9 @@ use temporalio_common::protos::temporal::api::{
 
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
+    let Some(_tools) = apex_e2e::tools() else {
+        return;
+    };
     let server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("drain");
@@ -57,6 +58,9 @@ async fn sigterm_lets_the_in_flight_activity_finish_then_exits_cleanly() {
 
 #[tokio::test]
 async fn worker_reconnects_when_the_server_comes_back_after_a_restart() {
+    let Some(_tools) = apex_e2e::tools() else {
+        return;
+    };
     let mut server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("restart");
@@ -97,6 +101,9 @@ async fn worker_reconnects_when_the_server_comes_back_after_a_restart() {
 
 #[tokio::test]
 async fn worker_waits_for_a_server_that_is_not_up_yet() {
+    let Some(_tools) = apex_e2e::tools() else {
+        return;
+    };
     // Nothing listens on this port until the server starts.
     let mut server = DevServer::start();
     server.stop();
@@ -118,6 +125,9 @@ async fn worker_waits_for_a_server_that_is_not_up_yet() {
 
 #[tokio::test]
 async fn worker_serves_the_sdk_metrics() {
+    let Some(_tools) = apex_e2e::tools() else {
+        return;
+    };
     let server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("metrics");
@@ -151,7 +161,7 @@ async fn worker_serves_the_sdk_metrics() {
 
 #[test]
 fn bad_configuration_exits_64_listing_every_problem() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_apex-worker"))
+    let out = std::process::Command::new(apex_e2e::bins::bin("apex-worker"))
         .env("TEMPORAL_ROLLOUT", "150")
         .env("APEX_WORKER__TEMPORAL__ADDRESS", "nowhere")
         .env("APEX_WORKER__NO_SUCH_KEY", "1")

@@ -1,10 +1,12 @@
 //! The four services in this test process, on 127.0.0.1 port 0, sharing one blob
-//! directory, writing to the local stack's real stores (their own FalkorDB graph and vector
-//! collection prefix). The worker process reaches them through `worker_env`.
+//! directory, writing to the local stack's real stores (the sandbox's own FalkorDB graph and
+//! vector collection prefix). The worker process reaches them through `worker_env`.
 
 use std::net::SocketAddr;
 
 use apex_common::Shutdown;
+use apex_e2e::fault::Proxy;
+use apex_e2e::{Names, Stack};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -34,12 +36,12 @@ pub struct Services {
     pub writer: Running,
     pub writer_settings: apex_writer::WriterSettings,
     /// The writer reaches the graph through this proxy (cut it to fail the graph step).
-    pub graph_proxy: apex_common::fault::Proxy,
+    pub graph_proxy: Proxy,
     pub blob_dir: tempfile::TempDir,
 }
 
 impl Services {
-    pub async fn start() -> Self {
+    pub async fn start(stack: &Stack) -> Self {
         let blob_dir = tempfile::tempdir().expect("blob dir");
         let blob_url = blob_dir.path().display().to_string();
 
@@ -59,34 +61,19 @@ impl Services {
 
         let embedder = Some(Self::embedder(&blob_url, None).await);
 
-        let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let names = Names::new();
         let mut writer = apex_writer::WriterSettings::default();
         writer.service.blob_url = blob_url.clone();
         writer.service.metrics_addr = String::new();
-        writer.graph.graph = format!("apex_test_{tag}");
-        writer.vectors.collection_prefix = format!("t{tag}");
-        if let Ok(url) = std::env::var("APEX_TEST_POSTGRES_URL") {
-            writer.postgres.url = url;
-        }
-        if let Ok(url) = std::env::var("APEX_TEST_REDIS_URL") {
-            writer.redis.url = url;
-        }
+        writer.graph.url = stack.graph_url();
+        writer.graph.graph = names.graph();
+        writer.vectors.url = stack.vectors_url();
+        writer.vectors.collection_prefix = names.collection_prefix();
+        writer.postgres.url = stack.postgres_url();
+        writer.redis.url = stack.redis_url();
         let writer_settings = writer.clone();
-        let graph_addr = {
-            let u = url::Url::parse(&writer.graph.url).expect("graph url");
-            format!(
-                "{}:{}",
-                u.host_str()
-                    .unwrap_or("127.0.0.1")
-                    .replace("localhost", "127.0.0.1"),
-                u.port().unwrap_or(6380)
-            )
-            .parse()
-            .expect("graph address")
-        };
-        let graph_proxy = apex_common::fault::Proxy::start(graph_addr)
-            .await
-            .expect("graph proxy");
+        let graph_addr = ([127, 0, 0, 1], stack.settings.graph_port).into();
+        let graph_proxy = Proxy::start(graph_addr).await.expect("graph proxy");
         writer.graph.url = format!("redis://{}", graph_proxy.addr);
         // Fail fast when the proxy is cut.
         writer.graph.timeout_ms = 5_000;

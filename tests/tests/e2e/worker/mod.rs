@@ -1,9 +1,13 @@
-//! Test harness: a real Temporal dev server and real `apex-worker` processes on free
-//! loopback ports, each test on its own task queue.
+//! The worker's end-to-end tests and their harness: a real Temporal dev server and real
+//! `apex-worker` processes on free loopback ports, each test on its own task queue.
 
 #![allow(dead_code, unreachable_pub)]
 
+mod hello;
+mod ingest;
+mod lifecycle;
 pub mod services;
+mod trace;
 
 use std::{
     io::{BufRead, BufReader},
@@ -31,20 +35,11 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The `temporal` CLI bootstrap installed (tests check [`apex_e2e::tools`] first).
 pub fn temporal_cli() -> PathBuf {
-    let tools = std::env::var("APEX_STACK__TOOLS_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/apex/tools",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let path = PathBuf::from(tools).join("venv/bin/temporal");
-    assert!(
-        path.exists(),
-        "{} missing: run deploy/local/bootstrap",
-        path.display()
-    );
-    path
+    apex_e2e::tools()
+        .expect("bootstrap's tools (run deploy/local/bootstrap)")
+        .venv_bin("temporal")
 }
 
 /// Dev servers of one test binary start one at a time: a server picks its internal ports
@@ -216,7 +211,7 @@ impl WorkerProc {
 
     pub fn spawn_with(address: &str, task_queue: &str, extra: &[(&str, &str)]) -> Self {
         let metrics_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apex-worker"));
+        let mut cmd = Command::new(apex_e2e::bins::bin("apex-worker"));
         cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", address)
             .env("APEX_WORKER__TEMPORAL__TASK_QUEUE", task_queue)
             .env(
@@ -324,7 +319,7 @@ where
         .to_json()
         .await
         .expect("history as JSON");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/histories");
     std::fs::create_dir_all(&dir).expect("histories dir");
     std::fs::write(dir.join(format!("{name}.json")), json).expect("write history");
 }

@@ -1,4 +1,4 @@
-//! The per-document lock against the local Redis (`APEX_TEST_REDIS_URL` to override):
+//! The per-document lock against the local stack's Redis:
 //! exclusive, extended while held, released only by its holder.
 
 use std::time::Duration;
@@ -7,19 +7,24 @@ use apex_writer::redis_store::{RedisStore, lock_key};
 use redis::AsyncCommands as _;
 use uuid::Uuid;
 
-fn url() -> String {
-    std::env::var("APEX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+use apex_e2e::Stack;
 
-async fn store() -> RedisStore {
-    RedisStore::connect(&url(), Duration::from_secs(2), Duration::from_secs(60))
-        .await
-        .expect("redis")
+async fn store(stack: &Stack) -> RedisStore {
+    RedisStore::connect(
+        &stack.redis_url(),
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("redis")
 }
 
 #[tokio::test]
 async fn a_held_lock_outlives_its_ttl_while_extended_and_excludes_others() {
-    let redis = store().await;
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let redis = store(&stack).await;
     let id = Uuid::new_v4();
     let ttl = Duration::from_millis(900);
     let lock = redis
@@ -35,7 +40,7 @@ async fn a_held_lock_outlives_its_ttl_while_extended_and_excludes_others() {
         .await
         .expect("lock call");
     assert!(other.is_none(), "a second holder got an extended lock");
-    let mut conn = redis::Client::open(url())
+    let mut conn = redis::Client::open(stack.redis_url())
         .expect("client")
         .get_multiplexed_async_connection()
         .await
@@ -54,7 +59,10 @@ async fn a_held_lock_outlives_its_ttl_while_extended_and_excludes_others() {
 
 #[tokio::test]
 async fn a_release_never_deletes_someone_elses_lock() {
-    let redis = store().await;
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let redis = store(&stack).await;
     let id = Uuid::new_v4();
     let ttl = Duration::from_millis(300);
     let first = redis
@@ -70,7 +78,7 @@ async fn a_release_never_deletes_someone_elses_lock() {
         .expect("lock")
         .expect("taken over after expiry");
     redis.unlock(first).await.expect("stale unlock is a no-op");
-    let mut conn = redis::Client::open(url())
+    let mut conn = redis::Client::open(stack.redis_url())
         .expect("client")
         .get_multiplexed_async_connection()
         .await

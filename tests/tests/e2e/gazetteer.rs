@@ -1,5 +1,5 @@
-//! A user gazetteer read from the local stack's PostgreSQL (`APEX_TEST_POSTGRES_URL` to
-//! override): loaded at start, reloaded with new rows, and kept when a reload fails.
+//! The extractor's user gazetteer read from the local stack's PostgreSQL: loaded at start,
+//! reloaded with new rows, and kept when a reload fails.
 
 use std::sync::Arc;
 
@@ -10,13 +10,8 @@ use apex_proto::common::v1::Chunk;
 use apex_proto::extractor::v1::ExtractRequest;
 use apex_proto::extractor::v1::extractor_service_server::ExtractorService as _;
 
-fn postgres_url() -> String {
-    std::env::var("APEX_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://apex:apex-dev@127.0.0.1:5432/apex".to_owned())
-}
-
-async fn sql(statements: &str) {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+async fn sql(postgres_url: &str, statements: &str) {
+    let (client, connection) = tokio_postgres::connect(postgres_url, tokio_postgres::NoTls)
         .await
         .expect("PostgreSQL of the local stack (run `apex up` or `make test`)");
     let driver = tokio::spawn(connection);
@@ -49,17 +44,23 @@ async fn found(service: &ExtractorGrpc, text: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
     let table = format!("apex_test_gazetteer_{}", std::process::id());
-    sql(&format!(
-        "DROP TABLE IF EXISTS {table};
+    sql(
+        &stack.postgres_url(),
+        &format!(
+            "DROP TABLE IF EXISTS {table};
          CREATE TABLE {table} (entity_type text, name text, canonical_key text, aliases text[]);
          INSERT INTO {table} VALUES
            ('CARRIER', 'Old Dominion Freight Line', 'carrier-odfl', ARRAY['Old Dominion', 'ODFL']),
            ('FACILITY', 'Laredo Cross-Dock 3', NULL, NULL);"
-    ))
+        ),
+    )
     .await;
     let mut settings = ExtractorSettings::default();
-    settings.gazetteer.postgres_url = postgres_url();
+    settings.gazetteer.postgres_url = stack.postgres_url();
     settings.gazetteer.postgres_query =
         format!("SELECT entity_type, name, canonical_key, aliases FROM {table}");
     let service = ExtractorGrpc::from_settings(
@@ -81,9 +82,10 @@ async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
     );
 
     // A new customer row is picked up by the next reload.
-    sql(&format!(
-        "INSERT INTO {table} VALUES ('CUSTOMER', 'Kessler Farms', 'cust-77', NULL);"
-    ))
+    sql(
+        &stack.postgres_url(),
+        &format!("INSERT INTO {table} VALUES ('CUSTOMER', 'Kessler Farms', 'cust-77', NULL);"),
+    )
     .await;
     assert_eq!(service.reload_gazetteer().await.expect("reload"), 5);
     let after = found(&service, text).await;
@@ -97,7 +99,7 @@ async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
     );
 
     // A reload that fails (the table is gone) keeps the last good gazetteer.
-    sql(&format!("DROP TABLE {table};")).await;
+    sql(&stack.postgres_url(), &format!("DROP TABLE {table};")).await;
     let err = service.reload_gazetteer().await.expect_err("table dropped");
     assert!(format!("{err:#}").contains(&table), "{err:#}");
     assert!(
@@ -107,15 +109,18 @@ async fn a_postgres_gazetteer_loads_reloads_and_survives_a_failed_reload() {
     );
 
     // Rows the loader cannot use are refused with the row number.
-    sql(&format!(
+    sql(
+        &stack.postgres_url(),
+        &format!(
         "CREATE TABLE {table} (entity_type text, name text, canonical_key text, aliases text[]);
          INSERT INTO {table} (entity_type, name) VALUES ('CARRIER', 'Saia'), ('carrier', 'Estes');"
-    ))
+    ),
+    )
     .await;
     let err = service.reload_gazetteer().await.expect_err("bad type");
     assert!(
         format!("{err:#}").contains("row 2") && format!("{err:#}").contains("upper snake case"),
         "{err:#}"
     );
-    sql(&format!("DROP TABLE {table};")).await;
+    sql(&stack.postgres_url(), &format!("DROP TABLE {table};")).await;
 }
