@@ -195,12 +195,29 @@ fn skip(why: &str) {
     }
     static SAID: OnceLock<()> = OnceLock::new();
     SAID.get_or_init(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "apex-e2e: skipping the stack tests: {why}. `make test` starts the stack and runs \
-             them; `apex up` then `cargo test -p apex-e2e` does too."
-        );
+        if first_in_this_run() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "apex-e2e: skipping the stack tests: {why}. `make test` starts the stack and \
+                 runs them; `apex up` then `cargo test -p apex-e2e` does too."
+            );
+        }
     });
+}
+
+/// Whether no other test binary of this `cargo test` run has said it yet: cargo runs the
+/// binaries one after another as its children, so the first to create a marker named by
+/// their common parent speaks for all of them.
+fn first_in_this_run() -> bool {
+    let marker = std::env::temp_dir().join(format!(
+        "apex-e2e-skipped-{}",
+        std::os::unix::process::parent_id()
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker)
+        .is_ok()
 }
 
 fn required() -> bool {

@@ -249,9 +249,13 @@ async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
         .await;
     assert_eq!(accepted["attached"], false);
     assert_eq!(again.wait_done(&id).await["status"], "completed");
+    stale_claims_are_taken_over_and_fresh_ones_respected(&again).await;
+    again.stop().await;
+}
 
-    // A claim whose holder vanished before starting (a dropped request, a killed gateway)
-    // is taken over once it is older than the start window; a fresh one is respected.
+/// A claim whose holder vanished before starting (a dropped request, a killed gateway) is
+/// taken over once it is older than the start window; a fresh one is respected.
+async fn stale_claims_are_taken_over_and_fresh_ones_respected(again: &Gateway) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -294,5 +298,4 @@ async fn a_document_has_one_ingestion_at_a_time_uploads_attach_or_wait() {
             assert_eq!(response.status(), StatusCode::CONFLICT, "{path}");
         }
     }
-    again.stop().await;
 }

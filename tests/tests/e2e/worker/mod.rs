@@ -288,7 +288,7 @@ impl Drop for WorkerProc {
 
 /// A task queue name no other test uses.
 pub fn unique_queue(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    apex_e2e::Names::new().queue(prefix)
 }
 
 /// Starts a greeting on `queue` under a fresh workflow id.

@@ -128,7 +128,13 @@ async fn each_service_call_joins_the_trace_of_the_activity_that_made_it() {
         .expect("ingested");
     assert_eq!(status.status, COMPLETED);
 
-    // Spans arrive in batches: wait until every call is matched with its service span.
+    wait_until_every_call_joins_its_activity(&receiver).await;
+    drop(worker);
+    services.stop().await;
+}
+
+/// Spans arrive in batches: waits until every call is matched with its service span.
+async fn wait_until_every_call_joins_its_activity(receiver: &Receiver) {
     let calls = [
         ("parse_document", "ParserService/ParseBlob"),
         ("extract_entities", "ExtractorService/ExtractBlob"),
@@ -173,6 +179,4 @@ async fn each_service_call_joins_the_trace_of_the_activity_that_made_it() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(worker);
-    services.stop().await;
 }
