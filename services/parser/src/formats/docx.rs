@@ -5,7 +5,7 @@
 use apex_proto::parser::v1::{Row, Section, Table};
 use quick_xml::Reader;
 use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 
 use super::container::Container;
 use crate::ParserSettings;
@@ -98,15 +98,9 @@ pub(crate) fn parse(
         core_properties(&core, &mut out)?;
     }
 
-    let mut b = TextBuilder::new();
+    let mut body = Body::new(out);
     let mut reader = Reader::from_reader(document.as_slice());
     let mut buf = Vec::new();
-    let mut paragraph = String::new();
-    let mut style: Option<String> = None;
-    let mut in_text = false;
-    let mut tables: Vec<Table> = Vec::new(); // a stack: tables nest
-    let mut row: Vec<String> = Vec::new();
-    let mut cell = String::new();
     let mut events = 0u64;
     loop {
         events += 1;
@@ -115,73 +109,10 @@ pub(crate) fn parse(
         }
         let event = reader.read_event_into(&mut buf).map_err(xml_error)?;
         match event {
-            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
-                "t" => in_text = true,
-                "tab" => paragraph.push('\t'),
-                "br" | "cr" => paragraph.push('\n'),
-                "pStyle" => {
-                    style = e
-                        .attributes()
-                        .filter_map(Result::ok)
-                        .find(|a| a.key.local_name().as_ref() == "val")
-                        .map(|a| a.value.to_string());
-                }
-                "tbl" => tables.push(Table::default()),
-                "tc" => cell.clear(),
-                _ => {}
-            },
-            Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if in_text => paragraph.push_str(&reference(&r)),
-            Event::End(e) => match e.local_name().as_ref() {
-                "t" => in_text = false,
-                "p" => {
-                    let text = std::mem::take(&mut paragraph);
-                    let level = style.take().as_deref().and_then(heading_level);
-                    if !tables.is_empty() {
-                        if !cell.is_empty() && !text.is_empty() {
-                            cell.push(' ');
-                        }
-                        cell.push_str(text.trim());
-                    } else if let Some((start, _)) = b.push_block(&text)
-                        && let Some(level) = level
-                    {
-                        let heading = text.trim().to_owned();
-                        if level == 1 && !out.metadata.contains_key("title") {
-                            out.metadata.insert("title".to_owned(), heading.clone());
-                        }
-                        out.sections.push(Section {
-                            heading,
-                            level,
-                            char_start: start,
-                            char_end: 0,
-                        });
-                    }
-                }
-                "tc" => row.push(std::mem::take(&mut cell)),
-                "tr" => {
-                    if let Some(t) = tables.last_mut() {
-                        let cells = std::mem::take(&mut row);
-                        if t.header.is_empty() && t.rows.is_empty() {
-                            t.header = cells;
-                        } else {
-                            t.rows.push(Row { cells });
-                        }
-                    }
-                }
-                "tbl" => {
-                    if let Some(t) = tables.pop() {
-                        let mut lines = vec![t.header.join(" | ")];
-                        lines.extend(t.rows.iter().map(|r| r.cells.join(" | ")));
-                        if tables.is_empty() {
-                            b.push_block(&lines.join("\n"));
-                        } else {
-                            cell.push_str(&lines.join("; "));
-                        }
-                        out.tables.push(t);
-                    }
-                }
-                _ => {}
-            },
+            Event::Start(e) | Event::Empty(e) => body.start(&e),
+            Event::Text(t) if body.in_text => body.paragraph.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if body.in_text => body.paragraph.push_str(&reference(&r)),
+            Event::End(e) => body.end(e.local_name().as_ref()),
             Event::DocType(_) => {
                 return Err(ParseError::invalid(FORMAT, "DTDs are refused"));
             }
@@ -190,8 +121,120 @@ pub(crate) fn parse(
         }
         buf.clear();
     }
-    let chars = b.len_chars();
-    out.text = b.finish();
-    close_sections(&mut out.sections, chars);
-    Ok(out)
+    Ok(body.finish())
+}
+
+/// The state of one read of `word/document.xml`: the text so far, the paragraph being
+/// gathered with its style, and the tables, row and cell that are open.
+struct Body {
+    out: Extracted,
+    b: TextBuilder,
+    paragraph: String,
+    style: Option<String>,
+    in_text: bool,
+    tables: Vec<Table>, // a stack: tables nest
+    row: Vec<String>,
+    cell: String,
+}
+
+impl Body {
+    fn new(out: Extracted) -> Self {
+        Self {
+            out,
+            b: TextBuilder::new(),
+            paragraph: String::new(),
+            style: None,
+            in_text: false,
+            tables: Vec::new(),
+            row: Vec::new(),
+            cell: String::new(),
+        }
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>) {
+        match e.local_name().as_ref() {
+            "t" => self.in_text = true,
+            "tab" => self.paragraph.push('\t'),
+            "br" | "cr" => self.paragraph.push('\n'),
+            "pStyle" => {
+                self.style = e
+                    .attributes()
+                    .filter_map(Result::ok)
+                    .find(|a| a.key.local_name().as_ref() == "val")
+                    .map(|a| a.value.to_string());
+            }
+            "tbl" => self.tables.push(Table::default()),
+            "tc" => self.cell.clear(),
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, local_name: &str) {
+        match local_name {
+            "t" => self.in_text = false,
+            "p" => self.end_paragraph(),
+            "tc" => self.row.push(std::mem::take(&mut self.cell)),
+            "tr" => {
+                if let Some(t) = self.tables.last_mut() {
+                    let cells = std::mem::take(&mut self.row);
+                    if t.header.is_empty() && t.rows.is_empty() {
+                        t.header = cells;
+                    } else {
+                        t.rows.push(Row { cells });
+                    }
+                }
+            }
+            "tbl" => self.end_table(),
+            _ => {}
+        }
+    }
+
+    /// Inside a table a paragraph joins its cell; outside it is a block, and a section when
+    /// its style is a heading (the first level-1 heading is the title unless core.xml has one).
+    fn end_paragraph(&mut self) {
+        let text = std::mem::take(&mut self.paragraph);
+        let level = self.style.take().as_deref().and_then(heading_level);
+        if !self.tables.is_empty() {
+            if !self.cell.is_empty() && !text.is_empty() {
+                self.cell.push(' ');
+            }
+            self.cell.push_str(text.trim());
+        } else if let Some((start, _)) = self.b.push_block(&text)
+            && let Some(level) = level
+        {
+            let heading = text.trim().to_owned();
+            if level == 1 && !self.out.metadata.contains_key("title") {
+                self.out
+                    .metadata
+                    .insert("title".to_owned(), heading.clone());
+            }
+            self.out.sections.push(Section {
+                heading,
+                level,
+                char_start: start,
+                char_end: 0,
+            });
+        }
+    }
+
+    /// A top-level table is a block of text; a nested one goes into the cell that holds it.
+    fn end_table(&mut self) {
+        if let Some(t) = self.tables.pop() {
+            let mut lines = vec![t.header.join(" | ")];
+            lines.extend(t.rows.iter().map(|r| r.cells.join(" | ")));
+            if self.tables.is_empty() {
+                self.b.push_block(&lines.join("\n"));
+            } else {
+                self.cell.push_str(&lines.join("; "));
+            }
+            self.out.tables.push(t);
+        }
+    }
+
+    fn finish(mut self) -> Extracted {
+        let chars = self.b.len_chars();
+        self.out.text = self.b.finish();
+        close_sections(&mut self.out.sections, chars);
+        self.out
+    }
 }

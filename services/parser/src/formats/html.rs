@@ -3,6 +3,7 @@
 //! Traversal is iterative and nesting deeper than the limit is refused.
 
 use apex_proto::parser::v1::{Row, Section, Table};
+use ego_tree::NodeRef;
 use ego_tree::iter::Edge;
 use scraper::{Html, Node, Selector};
 
@@ -52,6 +53,38 @@ fn heading_level(name: &str) -> Option<u32> {
 pub(crate) fn parse(source: &str, max_depth: usize) -> Result<Extracted, ParseError> {
     let html = Html::parse_document(source);
     let mut out = Extracted::default();
+    read_metadata(&html, &mut out);
+
+    // The main content when the page marks it; otherwise the whole body.
+    let root = ["main", "article", "[role=main]", "body"]
+        .iter()
+        .filter_map(|s| selector(s))
+        .find_map(|s| html.select(&s).next())
+        .map_or_else(|| html.tree.root(), |e| *e);
+
+    let mut walk = Walk::new(out);
+    for edge in root.traverse() {
+        match edge {
+            Edge::Open(node) => {
+                walk.depth += 1;
+                if walk.depth > max_depth {
+                    return Err(ParseError::invalid(
+                        "html",
+                        format!("elements nest deeper than {max_depth} levels"),
+                    ));
+                }
+                if walk.skip_until.is_none() {
+                    walk.open(node.value());
+                }
+            }
+            Edge::Close(node) => walk.close(node),
+        }
+    }
+    Ok(walk.finish())
+}
+
+/// `<title>`, the author, description and keywords `<meta>` and the `<html lang>`.
+fn read_metadata(html: &Html, out: &mut Extracted) {
     if let Some(title) = selector("title").and_then(|s| html.select(&s).next()) {
         let t = title.text().collect::<String>().trim().to_owned();
         if !t.is_empty() {
@@ -80,123 +113,145 @@ pub(crate) fn parse(source: &str, max_depth: usize) -> Result<Extracted, ParseEr
     {
         out.metadata.insert("language".to_owned(), lang.to_owned());
     }
+}
 
-    // The main content when the page marks it; otherwise the whole body.
-    let root = ["main", "article", "[role=main]", "body"]
-        .iter()
-        .filter_map(|s| selector(s))
-        .find_map(|s| html.select(&s).next())
-        .map_or_else(|| html.tree.root(), |e| *e);
+/// The state of one traversal of the content: the text so far, the block being gathered and
+/// the heading, table, row and cell that are open.
+struct Walk {
+    out: Extracted,
+    b: TextBuilder,
+    block: String,
+    depth: usize,
+    /// The depth of the dropped element whose subtree is being skipped.
+    skip_until: Option<usize>,
+    heading: Option<u32>,
+    table: Option<Table>,
+    row: Vec<String>,
+    cell: Option<String>,
+}
 
-    let mut b = TextBuilder::new();
-    let mut block = String::new();
-    let mut depth = 0usize;
-    let mut skip_until: Option<usize> = None;
-    let mut heading: Option<u32> = None;
-    let mut table: Option<Table> = None;
-    let mut row: Vec<String> = Vec::new();
-    let mut cell: Option<String> = None;
-    for edge in root.traverse() {
-        match edge {
-            Edge::Open(node) => {
-                depth += 1;
-                if depth > max_depth {
-                    return Err(ParseError::invalid(
-                        "html",
-                        format!("elements nest deeper than {max_depth} levels"),
-                    ));
-                }
-                if skip_until.is_some() {
-                    continue;
-                }
-                match node.value() {
-                    Node::Element(e) => {
-                        let name = e.name();
-                        if DROPPED.contains(&name) {
-                            skip_until = Some(depth);
-                        } else if let Some(level) = heading_level(name) {
-                            b.push_block(&std::mem::take(&mut block));
-                            heading = Some(level);
-                        } else if name == "br" {
-                            block.push('\n');
-                        } else if name == "table" {
-                            b.push_block(&std::mem::take(&mut block));
-                            table = Some(Table::default());
-                        } else if name == "td" || name == "th" {
-                            cell = Some(String::new());
-                        } else if BLOCKS.contains(&name) {
-                            b.push_block(&std::mem::take(&mut block));
-                        }
-                    }
-                    Node::Text(t) => match cell.as_mut() {
-                        Some(c) => c.push_str(t),
-                        None => block.push_str(t),
-                    },
-                    _ => {}
+impl Walk {
+    fn new(out: Extracted) -> Self {
+        Self {
+            out,
+            b: TextBuilder::new(),
+            block: String::new(),
+            depth: 0,
+            skip_until: None,
+            heading: None,
+            table: None,
+            row: Vec::new(),
+            cell: None,
+        }
+    }
+
+    fn open(&mut self, node: &Node) {
+        match node {
+            Node::Element(e) => {
+                let name = e.name();
+                if DROPPED.contains(&name) {
+                    self.skip_until = Some(self.depth);
+                } else if let Some(level) = heading_level(name) {
+                    self.b.push_block(&std::mem::take(&mut self.block));
+                    self.heading = Some(level);
+                } else if name == "br" {
+                    self.block.push('\n');
+                } else if name == "table" {
+                    self.b.push_block(&std::mem::take(&mut self.block));
+                    self.table = Some(Table::default());
+                } else if name == "td" || name == "th" {
+                    self.cell = Some(String::new());
+                } else if BLOCKS.contains(&name) {
+                    self.b.push_block(&std::mem::take(&mut self.block));
                 }
             }
-            Edge::Close(node) => {
-                let closing_depth = depth;
-                depth -= 1;
-                if let Some(d) = skip_until {
-                    if d == closing_depth {
-                        skip_until = None;
-                    }
-                    continue;
-                }
-                let Node::Element(e) = node.value() else {
-                    continue;
-                };
-                let name = e.name();
-                if let Some(level) = heading_level(name) {
-                    let text = std::mem::take(&mut block);
-                    let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                    if let (Some(_), Some((start, _))) = (heading.take(), b.push_block(&title)) {
-                        out.sections.push(Section {
-                            heading: title,
-                            level,
-                            char_start: start,
-                            char_end: 0,
-                        });
-                    }
-                } else if name == "td" || name == "th" {
-                    let text = cell.take().unwrap_or_default();
-                    row.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
-                } else if name == "tr" {
-                    let cells = std::mem::take(&mut row);
-                    if let Some(t) = table.as_mut() {
-                        let header_row = t.header.is_empty()
-                            && t.rows.is_empty()
-                            && node
-                                .children()
-                                .any(|c| c.value().as_element().is_some_and(|e| e.name() == "th"));
-                        if header_row {
-                            t.header = cells;
-                        } else {
-                            t.rows.push(Row { cells });
-                        }
-                    }
-                } else if name == "table" {
-                    if let Some(t) = table.take() {
-                        let mut lines = Vec::new();
-                        if !t.header.is_empty() {
-                            lines.push(t.header.join(" | "));
-                        }
-                        lines.extend(t.rows.iter().map(|r| r.cells.join(" | ")));
-                        b.push_block(&lines.join("\n"));
-                        out.tables.push(t);
-                    }
-                } else if BLOCKS.contains(&name) {
-                    b.push_block(&collapse(&std::mem::take(&mut block)));
-                }
+            Node::Text(t) => match self.cell.as_mut() {
+                Some(c) => c.push_str(t),
+                None => self.block.push_str(t),
+            },
+            _ => {}
+        }
+    }
+
+    fn close(&mut self, node: NodeRef<'_, Node>) {
+        let closing_depth = self.depth;
+        self.depth -= 1;
+        if let Some(d) = self.skip_until {
+            if d == closing_depth {
+                self.skip_until = None;
+            }
+            return;
+        }
+        let Node::Element(e) = node.value() else {
+            return;
+        };
+        let name = e.name();
+        if let Some(level) = heading_level(name) {
+            self.close_heading(level);
+        } else if name == "td" || name == "th" {
+            let text = self.cell.take().unwrap_or_default();
+            self.row
+                .push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+        } else if name == "tr" {
+            self.close_row(node);
+        } else if name == "table" {
+            self.close_table();
+        } else if BLOCKS.contains(&name) {
+            self.b
+                .push_block(&collapse(&std::mem::take(&mut self.block)));
+        }
+    }
+
+    /// A heading that produced text becomes a section; an empty one is dropped.
+    fn close_heading(&mut self, level: u32) {
+        let text = std::mem::take(&mut self.block);
+        let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let (Some(_), Some((start, _))) = (self.heading.take(), self.b.push_block(&title)) {
+            self.out.sections.push(Section {
+                heading: title,
+                level,
+                char_start: start,
+                char_end: 0,
+            });
+        }
+    }
+
+    /// The first row of a table is its header when it has `<th>` cells.
+    fn close_row(&mut self, node: NodeRef<'_, Node>) {
+        let cells = std::mem::take(&mut self.row);
+        if let Some(t) = self.table.as_mut() {
+            let header_row = t.header.is_empty()
+                && t.rows.is_empty()
+                && node
+                    .children()
+                    .any(|c| c.value().as_element().is_some_and(|e| e.name() == "th"));
+            if header_row {
+                t.header = cells;
+            } else {
+                t.rows.push(Row { cells });
             }
         }
     }
-    b.push_block(&collapse(&block));
-    let chars = b.len_chars();
-    out.text = b.finish();
-    close_sections(&mut out.sections, chars);
-    Ok(out)
+
+    fn close_table(&mut self) {
+        if let Some(t) = self.table.take() {
+            let mut lines = Vec::new();
+            if !t.header.is_empty() {
+                lines.push(t.header.join(" | "));
+            }
+            lines.extend(t.rows.iter().map(|r| r.cells.join(" | ")));
+            self.b.push_block(&lines.join("\n"));
+            self.out.tables.push(t);
+        }
+    }
+
+    fn finish(mut self) -> Extracted {
+        self.b.push_block(&collapse(&self.block));
+        let chars = self.b.len_chars();
+        self.out.text = self.b.finish();
+        close_sections(&mut self.out.sections, chars);
+        self.out
+    }
 }
 
 /// Collapses the whitespace of HTML text (newlines from `<br>` are kept).
