@@ -86,6 +86,44 @@ fn scac(e: Element<'_>) -> Element<'_> {
     e.filter(|(v, _)| (2..=4).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
+/// One segment's elements with the byte offset of each in the text.
+struct Segment<'a> {
+    elements: Vec<(&'a str, usize)>,
+}
+
+impl<'a> Segment<'a> {
+    fn split(body: regex::Match<'a>) -> Self {
+        // Elements with their byte ranges; element 1 is the first after the id.
+        let mut elements: Vec<(&str, usize)> = Vec::new();
+        let mut at = body.start();
+        for e in body.as_str().split('*') {
+            elements.push((e, at));
+            at += e.len() + 1;
+        }
+        Self { elements }
+    }
+
+    /// Element `n` (1-based, as X12 numbers them) unless it is blank.
+    fn el(&self, n: usize) -> Element<'a> {
+        self.elements
+            .get(n.wrapping_sub(1))
+            .copied()
+            .filter(|(v, _)| !v.trim().is_empty())
+    }
+}
+
+fn push(out: &mut Vec<Found>, entity_type: &str, key: String, (v, start): (&str, usize)) {
+    let trimmed = v.trim_end();
+    out.push(Found {
+        entity_type: entity_type.to_owned(),
+        canonical_key: key,
+        display_name: trimmed.to_owned(),
+        byte_start: start,
+        byte_end: start + trimmed.len(),
+        confidence: confidence(entity_type).max(0.9),
+    });
+}
+
 /// Entities read from X12 segments in `text`.
 pub fn find(text: &str) -> Vec<Found> {
     if !text.contains('*') {
@@ -96,135 +134,148 @@ pub fn find(text: &str) -> Vec<Found> {
         let (Some(id), Some(body)) = (c.get(1), c.get(2)) else {
             continue;
         };
-        // Elements with their byte ranges; element 1 is the first after the id.
-        let mut elements: Vec<(&str, usize)> = Vec::new();
-        let mut at = body.start();
-        for e in body.as_str().split('*') {
-            elements.push((e, at));
-            at += e.len() + 1;
-        }
-        let el = |n: usize| {
-            elements
-                .get(n.wrapping_sub(1))
-                .copied()
-                .filter(|(v, _)| !v.trim().is_empty())
-        };
-        let mut push = |entity_type: &str, key: String, (v, start): (&str, usize)| {
-            let trimmed = v.trim_end();
-            out.push(Found {
-                entity_type: entity_type.to_owned(),
-                canonical_key: key,
-                display_name: trimmed.to_owned(),
-                byte_start: start,
-                byte_end: start + trimmed.len(),
-                confidence: confidence(entity_type).max(0.9),
-            });
-        };
-        match id.as_str() {
-            // 214 status: carrier reference (PRO), shipment id, SCAC.
-            "B10" => {
-                if let Some(e) = ident(el(1)) {
-                    push("PRO_NUMBER", e.0.to_ascii_uppercase(), e);
-                }
-                if let Some(e) = ident(el(2)) {
-                    push(shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
-                }
-                if let Some(e) = scac(el(3)) {
-                    push("SCAC", e.0.to_owned(), e);
-                }
-            }
-            // 204 tender: SCAC, shipment id.
-            "B2" => {
-                if let Some(e) = scac(el(2)) {
-                    push("SCAC", e.0.to_owned(), e);
-                }
-                if let Some(e) = ident(el(4)) {
-                    push(shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
-                }
-            }
-            // 210 invoice: invoice number, the carrier's shipment id (its PRO), SCAC.
-            "B3" => {
-                if let Some(e) = ident(el(2)) {
-                    push("INVOICE_NUMBER", e.0.to_ascii_uppercase(), e);
-                }
-                if let Some(e) = ident(el(3)) {
-                    let t = match shipment_or_bol(e.0) {
-                        "BOL_NUMBER" => "BOL_NUMBER",
-                        _ => "PRO_NUMBER",
-                    };
-                    push(t, e.0.to_ascii_uppercase(), e);
-                }
-                if let Some(e) = scac(el(11)) {
-                    push("SCAC", e.0.to_owned(), e);
-                }
-            }
-            // 850 purchase order / 810 invoice.
-            "BEG" => {
-                if let Some(e) = ident(el(3)) {
-                    push("PO_NUMBER", e.0.to_ascii_uppercase(), e);
-                }
-            }
-            "BIG" => {
-                if let Some(e) = ident(el(2)) {
-                    push("INVOICE_NUMBER", e.0.to_ascii_uppercase(), e);
-                }
-                if let Some(e) = ident(el(4)) {
-                    push("PO_NUMBER", e.0.to_ascii_uppercase(), e);
-                }
-            }
-            "L11" => {
-                if let (Some(e), Some((q, _))) = (ident(el(1)), el(2))
-                    && let Some(t) = qualifier_type(q.trim())
-                {
-                    push(t, e.0.to_ascii_uppercase(), e);
-                }
-            }
-            "N9" => {
-                if let (Some((q, _)), Some(e)) = (el(1), ident(el(2)))
-                    && let Some(t) = qualifier_type(q.trim())
-                {
-                    push(t, e.0.to_ascii_uppercase(), e);
-                }
-            }
-            "MS2" => {
-                if let Some(e) = scac(el(1)) {
-                    push("SCAC", e.0.to_owned(), e);
-                }
-            }
-            "N1" => {
-                if let Some(e) = el(2).filter(|(v, _)| v.chars().any(char::is_alphabetic)) {
-                    push("ORGANIZATION", named::org_key(e.0), e);
-                }
-            }
-            "N4" | "MS1" => {
-                if let Some(e) = el(1).filter(|(v, _)| v.chars().any(char::is_alphabetic)) {
-                    let country = el(4).map_or("us", |(c, _)| c.trim()).to_ascii_lowercase();
-                    let key = Gazetteer::location_key(e.0).unwrap_or_else(|| {
-                        format!("city:{}-{country}", named::key(e.0).replace(' ', "-"))
-                    });
-                    push("LOCATION", key, e);
-                }
-            }
+        let id = id.as_str();
+        let segment = Segment::split(body);
+        match id {
+            "B10" | "B2" | "B3" => shipment_header(id, &segment, &mut out),
+            "BEG" | "BIG" => order_header(id, &segment, &mut out),
+            "L11" | "N9" => qualified_reference(id, &segment, &mut out),
+            "MS2" | "N1" | "N4" | "MS1" => party_or_place(id, &segment, &mut out),
             _ => {}
         }
-        // Dates (CCYYMMDD) in any segment; times (HHMM) where the segment puts them.
-        let time_at: &[usize] = match id.as_str() {
-            "G62" => &[4],
-            "AT7" => &[6],
-            "DTM" => &[3],
-            _ => &[],
-        };
-        for (n, e) in elements.iter().enumerate() {
-            if let Some(key) = valid_ccyymmdd(e.0) {
-                push("DATE", key, *e);
-            } else if time_at.contains(&(n + 1))
-                && let Some(key) = valid_hhmm(e.0)
-            {
-                push("TIME", key, *e);
-            }
-        }
+        dates_and_times(id, &segment, &mut out);
     }
     out
+}
+
+/// The beginning segments of the transport sets: 214 status, 204 tender, 210 invoice.
+fn shipment_header(id: &str, s: &Segment<'_>, out: &mut Vec<Found>) {
+    match id {
+        // 214 status: carrier reference (PRO), shipment id, SCAC.
+        "B10" => {
+            if let Some(e) = ident(s.el(1)) {
+                push(out, "PRO_NUMBER", e.0.to_ascii_uppercase(), e);
+            }
+            if let Some(e) = ident(s.el(2)) {
+                push(out, shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
+            }
+            if let Some(e) = scac(s.el(3)) {
+                push(out, "SCAC", e.0.to_owned(), e);
+            }
+        }
+        // 204 tender: SCAC, shipment id.
+        "B2" => {
+            if let Some(e) = scac(s.el(2)) {
+                push(out, "SCAC", e.0.to_owned(), e);
+            }
+            if let Some(e) = ident(s.el(4)) {
+                push(out, shipment_or_bol(e.0), e.0.to_ascii_uppercase(), e);
+            }
+        }
+        // 210 invoice: invoice number, the carrier's shipment id (its PRO), SCAC.
+        "B3" => {
+            if let Some(e) = ident(s.el(2)) {
+                push(out, "INVOICE_NUMBER", e.0.to_ascii_uppercase(), e);
+            }
+            if let Some(e) = ident(s.el(3)) {
+                let t = match shipment_or_bol(e.0) {
+                    "BOL_NUMBER" => "BOL_NUMBER",
+                    _ => "PRO_NUMBER",
+                };
+                push(out, t, e.0.to_ascii_uppercase(), e);
+            }
+            if let Some(e) = scac(s.el(11)) {
+                push(out, "SCAC", e.0.to_owned(), e);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 850 purchase order / 810 invoice.
+fn order_header(id: &str, s: &Segment<'_>, out: &mut Vec<Found>) {
+    match id {
+        "BEG" => {
+            if let Some(e) = ident(s.el(3)) {
+                push(out, "PO_NUMBER", e.0.to_ascii_uppercase(), e);
+            }
+        }
+        "BIG" => {
+            if let Some(e) = ident(s.el(2)) {
+                push(out, "INVOICE_NUMBER", e.0.to_ascii_uppercase(), e);
+            }
+            if let Some(e) = ident(s.el(4)) {
+                push(out, "PO_NUMBER", e.0.to_ascii_uppercase(), e);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// L11 and N9 references, typed by their qualifier (the two segments order them differently).
+fn qualified_reference(id: &str, s: &Segment<'_>, out: &mut Vec<Found>) {
+    match id {
+        "L11" => {
+            if let (Some(e), Some((q, _))) = (ident(s.el(1)), s.el(2))
+                && let Some(t) = qualifier_type(q.trim())
+            {
+                push(out, t, e.0.to_ascii_uppercase(), e);
+            }
+        }
+        "N9" => {
+            if let (Some((q, _)), Some(e)) = (s.el(1), ident(s.el(2)))
+                && let Some(t) = qualifier_type(q.trim())
+            {
+                push(out, t, e.0.to_ascii_uppercase(), e);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The carrier (MS2), parties (N1) and places (N4, MS1).
+fn party_or_place(id: &str, s: &Segment<'_>, out: &mut Vec<Found>) {
+    match id {
+        "MS2" => {
+            if let Some(e) = scac(s.el(1)) {
+                push(out, "SCAC", e.0.to_owned(), e);
+            }
+        }
+        "N1" => {
+            if let Some(e) = s.el(2).filter(|(v, _)| v.chars().any(char::is_alphabetic)) {
+                push(out, "ORGANIZATION", named::org_key(e.0), e);
+            }
+        }
+        "N4" | "MS1" => {
+            if let Some(e) = s.el(1).filter(|(v, _)| v.chars().any(char::is_alphabetic)) {
+                let country = s.el(4).map_or("us", |(c, _)| c.trim()).to_ascii_lowercase();
+                let key = Gazetteer::location_key(e.0).unwrap_or_else(|| {
+                    format!("city:{}-{country}", named::key(e.0).replace(' ', "-"))
+                });
+                push(out, "LOCATION", key, e);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Dates (CCYYMMDD) in any segment; times (HHMM) where the segment puts them.
+fn dates_and_times(id: &str, s: &Segment<'_>, out: &mut Vec<Found>) {
+    let time_at: &[usize] = match id {
+        "G62" => &[4],
+        "AT7" => &[6],
+        "DTM" => &[3],
+        _ => &[],
+    };
+    for (n, e) in s.elements.iter().enumerate() {
+        if let Some(key) = valid_ccyymmdd(e.0) {
+            push(out, "DATE", key, *e);
+        } else if time_at.contains(&(n + 1))
+            && let Some(key) = valid_hhmm(e.0)
+        {
+            push(out, "TIME", key, *e);
+        }
+    }
 }
 
 #[cfg(test)]

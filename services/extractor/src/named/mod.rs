@@ -2,9 +2,13 @@
 //! cue or as an email display name. Keys drop case, punctuation and the legal suffix, so
 //! "Acme Freight, Inc." and "ACME FREIGHT INC" are one organisation.
 
+mod words;
+
 use std::sync::LazyLock;
 
 use regex::Regex;
+
+use words::{NOT_NAME_START, NOT_NAMES, NOT_SURNAMES};
 
 /// A named-entity hit with byte offsets (of the name, without the cue).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +100,7 @@ static CITY_STATE: LazyLock<Regex> = LazyLock::new(|| {
 /// Common given names (`data/first_names.txt`): a capitalised word from this list followed
 /// by a capitalised surname is a person.
 static FIRST_NAMES: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../data/first_names.txt")
+    include_str!("../../data/first_names.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -107,144 +111,6 @@ static NAME_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:^|[^\p{{L}}\p{{N}}_])({NAME}(?:[ ](?:\p{{Lu}}\.[ ]?)?{NAME}){{1,2}})"
     ))
 });
-/// Words after a given name that make it a street, a company or a place, not a person.
-const NOT_SURNAMES: &[&str] = &[
-    "St",
-    "Street",
-    "Ave",
-    "Avenue",
-    "Blvd",
-    "Boulevard",
-    "Rd",
-    "Road",
-    "Dr",
-    "Drive",
-    "Way",
-    "Lane",
-    "Ln",
-    "Pkwy",
-    "Parkway",
-    "Hwy",
-    "Highway",
-    "Ct",
-    "Court",
-    "Place",
-    "Pl",
-    "Square",
-    "Park",
-    "Center",
-    "Centre",
-    "Terminal",
-    "Bridge",
-    "County",
-    "City",
-    "Island",
-    "Bay",
-    "Beach",
-    "Valley",
-    "Airport",
-    "Port",
-    "Station",
-    "Hall",
-    "Hospital",
-    "School",
-    "University",
-];
-
-/// Words that start sentences or headers and must not become part of a name.
-const NOT_NAME_START: &[&str] = &[
-    "The",
-    "A",
-    "An",
-    "From",
-    "To",
-    "For",
-    "And",
-    "Dear",
-    "Hello",
-    "Hi",
-    "Subject",
-    "Re",
-    "Our",
-    "Your",
-    "Their",
-    "This",
-    "That",
-    "Please",
-    "Contact",
-    "Call",
-    "Email",
-    "Thanks",
-    "Per",
-    "With",
-    "At",
-    "By",
-    "Via",
-    "Attn",
-    "Bill",
-    "Ship",
-    "Payee",
-    "Carrier",
-    "Shipper",
-    "Consignee",
-    "Customer",
-    "Vendor",
-    "Broker",
-    "Remit",
-    "Pay",
-    "Invoice",
-    "Dispatch",
-    "Driver",
-    "If",
-    "When",
-    "As",
-    "All",
-    "Each",
-    "New",
-    "Dba",
-    "DBA",
-    "Sold",
-    "Sent",
-    "Cc",
-    "CC",
-    "Fw",
-    "Fwd",
-    "FW",
-    "RE",
-    "Re:",
-    "Via",
-];
-
-/// Words after a greeting or in a cue that are not names.
-const NOT_NAMES: &[&str] = &[
-    "Sir",
-    "Madam",
-    "Team",
-    "All",
-    "Everyone",
-    "Customer",
-    "Partner",
-    "Partners",
-    "Carrier",
-    "Colleagues",
-    "Valued",
-    "There",
-    "Folks",
-    "Guys",
-    "Again",
-    "Accounts",
-    "Payable",
-    "Receivable",
-    "Dispatch",
-    "Support",
-    "Operations",
-    "Billing",
-    "Claims",
-    "Sales",
-    "Hiring",
-    "Manager",
-];
-
 /// The name with leading sentence words dropped: (byte offset into `name`, rest).
 fn strip_leading(name: &str) -> (usize, &str) {
     let mut start = 0;
@@ -329,6 +195,16 @@ fn push(
 /// later hits inside earlier ones dropped.
 pub fn find(text: &str) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
+    suffixed_organizations(text, &mut out);
+    headed_organizations(text, &mut out);
+    cued_people(text, &mut out);
+    given_name_people(text, &mut out);
+    us_cities(text, &mut out);
+    drop_nested(out)
+}
+
+/// Organisations by their legal form ("Acme Freight, Inc.").
+fn suffixed_organizations(text: &str, out: &mut Vec<Named>) {
     for c in ORGANIZATION.captures_iter(text) {
         let (Some(name), Some(suffix)) = (c.get(1), c.get(2)) else {
             continue;
@@ -340,8 +216,12 @@ pub fn find(text: &str) -> Vec<Named> {
             continue;
         }
         let key = key(base);
-        push(&mut out, "ORGANIZATION", key, text, start, suffix.end());
+        push(out, "ORGANIZATION", key, text, start, suffix.end());
     }
+}
+
+/// Organisations by a head noun ("Great Plains Express") or a leading word ("Banco de …").
+fn headed_organizations(text: &str, out: &mut Vec<Named>) {
     for re in [&*HEADED_ORGANIZATION, &*PREFIXED_ORGANIZATION] {
         for c in re.captures_iter(text) {
             let Some(name) = c.get(1) else { continue };
@@ -359,7 +239,7 @@ pub fn find(text: &str) -> Vec<Named> {
                 .map_or(base, |(head, _)| head);
             let start = name.start() + offset;
             push(
-                &mut out,
+                out,
                 "ORGANIZATION",
                 org_key(trimmed),
                 text,
@@ -368,6 +248,11 @@ pub fn find(text: &str) -> Vec<Named> {
             );
         }
     }
+}
+
+/// People after a title, a role, a greeting or a sign-off, as an email display name, a chat
+/// speaker or before a job title.
+fn cued_people(text: &str, out: &mut Vec<Named>) {
     for re in [
         &*TITLED,
         &*ROLE,
@@ -383,7 +268,7 @@ pub fn find(text: &str) -> Vec<Named> {
                 continue;
             }
             push(
-                &mut out,
+                out,
                 "PERSON",
                 key(name.as_str()),
                 text,
@@ -392,6 +277,10 @@ pub fn find(text: &str) -> Vec<Named> {
             );
         }
     }
+}
+
+/// People by a common given name followed by a surname.
+fn given_name_people(text: &str, out: &mut Vec<Named>) {
     for c in NAME_CANDIDATE.captures_iter(text) {
         let Some(name) = c.get(1) else { continue };
         let words: Vec<&str> = name.as_str().split(' ').collect();
@@ -405,7 +294,7 @@ pub fn find(text: &str) -> Vec<Named> {
                 .any(|w| NOT_NAMES.contains(w) || NOT_NAME_START.contains(w))
         {
             push(
-                &mut out,
+                out,
                 "PERSON",
                 key(name.as_str()),
                 text,
@@ -414,6 +303,10 @@ pub fn find(text: &str) -> Vec<Named> {
             );
         }
     }
+}
+
+/// US cities followed by their state code.
+fn us_cities(text: &str, out: &mut Vec<Named>) {
     for c in CITY_STATE.captures_iter(text) {
         let (Some(city), Some(_state)) = (c.get(1), c.get(2)) else {
             continue;
@@ -427,8 +320,13 @@ pub fn find(text: &str) -> Vec<Named> {
             .filter(|k| k.starts_with("city:") && k.ends_with("-us"))
             .unwrap_or_else(|| format!("city:{}-us", key(name).replace(' ', "-")));
         let start = city.start() + offset;
-        push(&mut out, "LOCATION", key, text, start, start + name.len());
+        push(out, "LOCATION", key, text, start, start + name.len());
     }
+}
+
+/// By position; a hit that starts inside the one before it is dropped (the longer of two
+/// that start together is kept).
+fn drop_nested(mut out: Vec<Named>) -> Vec<Named> {
     out.sort_by_key(|n| (n.byte_start, std::cmp::Reverse(n.byte_end)));
     let mut kept: Vec<Named> = Vec::new();
     for n in out {
