@@ -1,5 +1,6 @@
 //! `DeleteDocument`: the derived stores first, PostgreSQL last, no undo.
 
+use apex_common::ServiceError;
 use apex_proto::writer::v1::{DeleteDocumentRequest, DeleteDocumentResponse, StepState};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -61,77 +62,25 @@ impl Writer {
         };
         self.log(&saga, LogStep::Saga, LogState::Started, None)
             .await;
-        let collection = stored.as_ref().and_then(|s| s.vector_collection.clone());
-        let graph = self.step(StoreKind::Graph, "delete", self.graph.delete(id));
-        let vectors = async {
-            match &collection {
-                Some(c) => {
-                    self.step(StoreKind::Vectors, "delete", self.vectors.delete_in(c, id))
-                        .await
-                }
-                None => {
-                    self.step(
-                        StoreKind::Vectors,
-                        "delete",
-                        self.vectors.delete_everywhere(id),
-                    )
-                    .await
-                }
-            }
-        };
-        let (graph, vectors) = tokio::join!(graph, vectors);
-        let mut failure = None;
-        let mut graph_existed = false;
-        match graph {
-            Ok(existed) => {
-                graph_existed = existed;
-                outcomes.set(StoreKind::Graph, StepState::Written, "");
-            }
-            Err(e) => {
-                outcomes.set(StoreKind::Graph, StepState::Failed, e.to_string());
-                failure = Some(e);
-            }
-        }
-        match vectors {
-            Ok(()) => outcomes.set(StoreKind::Vectors, StepState::Written, ""),
-            Err(e) => {
-                outcomes.set(StoreKind::Vectors, StepState::Failed, e.to_string());
-                failure.get_or_insert(e);
-            }
-        }
-        if failure.is_none() {
-            let redis = async {
-                self.redis.delete_state(id).await?;
-                // Deleting a document drops the cached embeddings of its text too.
-                if let Some(model) = &model {
-                    self.redis
-                        .delete_cached_embeddings(model, &self.cache_token_limits, &texts)
-                        .await?;
-                }
-                Ok(())
-            };
-            match self.step(StoreKind::Redis, "delete", redis).await {
-                Ok(()) => outcomes.set(StoreKind::Redis, StepState::Written, ""),
-                Err(e) => {
-                    outcomes.set(StoreKind::Redis, StepState::Failed, e.to_string());
-                    failure = Some(e);
-                }
-            }
+        let collection = stored.as_ref().and_then(|s| s.vector_collection.as_deref());
+        let (graph_existed, mut failure) = self.delete_derived(id, collection, &mut outcomes).await;
+        if failure.is_none()
+            && let Err(e) = settle(
+                &mut outcomes,
+                StoreKind::Redis,
+                self.delete_cached(id, model.as_deref(), &texts).await,
+            )
+        {
+            failure = Some(e);
         }
         let mut pg_existed = false;
         if failure.is_none() {
-            match self
+            let deleted = self
                 .step(StoreKind::Postgres, "delete", self.pg.delete(id, None))
-                .await
-            {
-                Ok(existed) => {
-                    pg_existed = existed;
-                    outcomes.set(StoreKind::Postgres, StepState::Written, "");
-                }
-                Err(e) => {
-                    outcomes.set(StoreKind::Postgres, StepState::Failed, e.to_string());
-                    failure = Some(e);
-                }
+                .await;
+            match settle(&mut outcomes, StoreKind::Postgres, deleted) {
+                Ok(existed) => pg_existed = existed,
+                Err(e) => failure = Some(e),
             }
         }
         if let Some(error) = failure {
@@ -151,4 +100,77 @@ impl Writer {
             existed: pg_existed || graph_existed || stored.is_some(),
         })
     }
+
+    /// The graph and the vectors, concurrently: whether the graph had the document, and the
+    /// failure to report (the graph's when both failed).
+    async fn delete_derived(
+        &self,
+        id: Uuid,
+        collection: Option<&str>,
+        outcomes: &mut Outcomes,
+    ) -> (bool, Option<ServiceError>) {
+        let graph = self.step(StoreKind::Graph, "delete", self.graph.delete(id));
+        let vectors = async {
+            match collection {
+                Some(c) => {
+                    self.step(StoreKind::Vectors, "delete", self.vectors.delete_in(c, id))
+                        .await
+                }
+                None => {
+                    self.step(
+                        StoreKind::Vectors,
+                        "delete",
+                        self.vectors.delete_everywhere(id),
+                    )
+                    .await
+                }
+            }
+        };
+        let (graph, vectors) = tokio::join!(graph, vectors);
+        let mut failure = None;
+        let graph_existed = match settle(outcomes, StoreKind::Graph, graph) {
+            Ok(existed) => existed,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        };
+        if let Err(e) = settle(outcomes, StoreKind::Vectors, vectors) {
+            failure.get_or_insert(e);
+        }
+        (graph_existed, failure)
+    }
+
+    /// The document's Redis state and the cached embeddings of its text.
+    async fn delete_cached(
+        &self,
+        id: Uuid,
+        model: Option<&str>,
+        texts: &[String],
+    ) -> Result<(), ServiceError> {
+        let redis = async {
+            self.redis.delete_state(id).await?;
+            // Deleting a document drops the cached embeddings of its text too.
+            if let Some(model) = model {
+                self.redis
+                    .delete_cached_embeddings(model, &self.cache_token_limits, texts)
+                    .await?;
+            }
+            Ok(())
+        };
+        self.step(StoreKind::Redis, "delete", redis).await
+    }
+}
+
+/// Records a store's step as written or failed, and passes its result on.
+fn settle<T>(
+    outcomes: &mut Outcomes,
+    store: StoreKind,
+    result: Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    match &result {
+        Ok(_) => outcomes.set(store, StepState::Written, ""),
+        Err(e) => outcomes.set(store, StepState::Failed, e.to_string()),
+    }
+    result
 }

@@ -6,7 +6,10 @@ use apex_proto::writer::v1::{InspectDocumentResponse, StoreView};
 use uuid::Uuid;
 
 use super::{StoreKind, Writer};
+use crate::graph::GraphView;
 use crate::model;
+use crate::postgres::PgView;
+use crate::redis_store::RedisView;
 
 impl Writer {
     /// `SearchChunks`: the nearest stored chunks to a query vector, with text and entities.
@@ -111,97 +114,141 @@ impl Writer {
         let redis = self
             .timed(StoreKind::Redis, "inspect", self.redis.state(id))
             .await;
-        let vector_view = async {
-            let collections = match stored.and_then(|s| s.vector_collection) {
-                Some(c) => vec![c],
-                None => {
-                    self.timed(StoreKind::Vectors, "inspect", self.vectors.collections())
-                        .await?
-                }
-            };
-            let mut points = 0u32;
-            let mut versions: Vec<u64> = Vec::new();
-            for c in &collections {
-                let v = self
-                    .timed(StoreKind::Vectors, "inspect", self.vectors.inspect(c, id))
-                    .await?;
-                points += v.points;
-                versions.extend(v.versions);
-            }
-            Ok::<_, ServiceError>((points, versions))
-        }
-        .await;
+        let vector_view = self
+            .vector_view(id, stored.and_then(|s| s.vector_collection))
+            .await;
         let (graph_error, redis_error, vector_error) = (
             read_error(&graph),
             read_error(&redis),
             read_error(&vector_view),
         );
         let readable = graph.is_ok() && redis.is_ok() && vector_view.is_ok();
-        let graph = graph.unwrap_or(None);
-        let redis = redis.unwrap_or(None);
         let (points, mut versions) = vector_view.unwrap_or_default();
         versions.sort_unstable();
         versions.dedup();
-
-        let mut stores = Vec::new();
-        stores.push(StoreView {
-            store: StoreKind::Postgres.wire() as i32,
-            version: pg.map_or(0, |p| p.version),
-            chunk_count: pg.map_or(0, |p| p.chunks),
-            entity_count: pg.map_or(0, |p| p.entities),
-            vector_count: pg.map_or(0, |p| p.vectors),
-            present: pg.is_some(),
-            error: String::new(),
-        });
-        stores.push(StoreView {
-            store: StoreKind::Graph.wire() as i32,
-            version: graph.map_or(0, |g| g.version),
-            chunk_count: graph.map_or(0, |g| g.chunks),
-            entity_count: graph.map_or(0, |g| g.entities),
-            vector_count: 0,
-            present: graph.is_some(),
-            error: graph_error,
-        });
-        stores.push(StoreView {
-            store: StoreKind::Vectors.wire() as i32,
-            version: if versions.len() == 1 { versions[0] } else { 0 },
-            chunk_count: 0,
-            entity_count: 0,
-            vector_count: points,
-            present: points > 0,
-            error: vector_error,
-        });
-        stores.push(StoreView {
-            store: StoreKind::Redis.wire() as i32,
-            version: redis.as_ref().map_or(0, |r| r.version),
-            chunk_count: redis.as_ref().map_or(0, |r| r.chunks),
-            entity_count: redis.as_ref().map_or(0, |r| r.entities),
-            vector_count: redis.as_ref().map_or(0, |r| r.vectors),
-            present: redis.is_some(),
-            error: redis_error,
-        });
-        let consistent = readable
-            && match pg {
-                None => graph.is_none() && points == 0 && redis.is_none(),
-                Some(p) => {
-                    graph.is_some_and(|g| {
-                        g.version == p.version && g.chunks == p.chunks && g.entities == p.entities
-                    }) && points == p.vectors
-                        && (points == 0 || versions == [p.version])
-                        && redis.as_ref().is_some_and(|r| {
-                            r.version == p.version
-                                && r.chunks == p.chunks
-                                && r.entities == p.entities
-                                && r.vectors == p.vectors
-                        })
-                }
-            };
+        let views = Views {
+            pg,
+            graph: graph.unwrap_or(None),
+            redis: redis.unwrap_or(None),
+            points,
+            versions,
+        };
         Ok(InspectDocumentResponse {
-            stores,
-            consistent,
+            stores: views.stores(graph_error, vector_error, redis_error),
+            consistent: readable && views.agree(),
             content_sha256,
             version: stored_version,
         })
+    }
+
+    /// The document's points and the versions in their payloads, in its recorded
+    /// collection or, when none is recorded, in every collection.
+    async fn vector_view(
+        &self,
+        id: Uuid,
+        collection: Option<String>,
+    ) -> Result<(u32, Vec<u64>), ServiceError> {
+        let collections = match collection {
+            Some(c) => vec![c],
+            None => {
+                self.timed(StoreKind::Vectors, "inspect", self.vectors.collections())
+                    .await?
+            }
+        };
+        let mut points = 0u32;
+        let mut versions: Vec<u64> = Vec::new();
+        for c in &collections {
+            let v = self
+                .timed(StoreKind::Vectors, "inspect", self.vectors.inspect(c, id))
+                .await?;
+            points += v.points;
+            versions.extend(v.versions);
+        }
+        Ok((points, versions))
+    }
+}
+
+/// What each store holds of one document (`None` where it holds nothing or could not be
+/// read); the vectors' versions sorted and deduplicated.
+struct Views {
+    pg: Option<PgView>,
+    graph: Option<GraphView>,
+    redis: Option<RedisView>,
+    points: u32,
+    versions: Vec<u64>,
+}
+
+impl Views {
+    fn stores(
+        &self,
+        graph_error: String,
+        vector_error: String,
+        redis_error: String,
+    ) -> Vec<StoreView> {
+        let (pg, graph, redis) = (self.pg, self.graph, self.redis.as_ref());
+        vec![
+            StoreView {
+                store: StoreKind::Postgres.wire() as i32,
+                version: pg.map_or(0, |p| p.version),
+                chunk_count: pg.map_or(0, |p| p.chunks),
+                entity_count: pg.map_or(0, |p| p.entities),
+                vector_count: pg.map_or(0, |p| p.vectors),
+                present: pg.is_some(),
+                error: String::new(),
+            },
+            StoreView {
+                store: StoreKind::Graph.wire() as i32,
+                version: graph.map_or(0, |g| g.version),
+                chunk_count: graph.map_or(0, |g| g.chunks),
+                entity_count: graph.map_or(0, |g| g.entities),
+                vector_count: 0,
+                present: graph.is_some(),
+                error: graph_error,
+            },
+            StoreView {
+                store: StoreKind::Vectors.wire() as i32,
+                version: if self.versions.len() == 1 {
+                    self.versions[0]
+                } else {
+                    0
+                },
+                chunk_count: 0,
+                entity_count: 0,
+                vector_count: self.points,
+                present: self.points > 0,
+                error: vector_error,
+            },
+            StoreView {
+                store: StoreKind::Redis.wire() as i32,
+                version: redis.map_or(0, |r| r.version),
+                chunk_count: redis.map_or(0, |r| r.chunks),
+                entity_count: redis.map_or(0, |r| r.entities),
+                vector_count: redis.map_or(0, |r| r.vectors),
+                present: redis.is_some(),
+                error: redis_error,
+            },
+        ]
+    }
+
+    /// Whether every store holds what PostgreSQL says: the same version and counts, and
+    /// nothing anywhere when PostgreSQL has no document.
+    fn agree(&self) -> bool {
+        let (graph, redis, points) = (self.graph, self.redis.as_ref(), self.points);
+        match self.pg {
+            None => graph.is_none() && points == 0 && redis.is_none(),
+            Some(p) => {
+                graph.is_some_and(|g| {
+                    g.version == p.version && g.chunks == p.chunks && g.entities == p.entities
+                }) && points == p.vectors
+                    && (points == 0 || self.versions == [p.version])
+                    && redis.is_some_and(|r| {
+                        r.version == p.version
+                            && r.chunks == p.chunks
+                            && r.entities == p.entities
+                            && r.vectors == p.vectors
+                    })
+            }
+        }
     }
 }
 
