@@ -3,21 +3,23 @@
 //! `Status` that says what is wrong; every option the server does not support is refused
 //! with `UNIMPLEMENTED` instead of being ignored.
 
+mod filter;
+
 use std::collections::HashMap;
 
 use qdrant_client::qdrant;
-use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
-    AnyVariants, Condition, Distance, EdgeVectorParams, FieldCondition, Filter, HasIdCondition,
-    IsEmptyCondition, IsNullCondition, JsonPath, Match, MinShould, Payload, PayloadSchemaType,
-    PayloadSelector, PayloadSelectorExclude, PayloadSelectorInclude, PointId, PointStructPersisted,
-    Range, RangeInterface, Record, ScoredPoint, ValueVariants, VectorInternal, VectorPersisted,
-    VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
+    Distance, EdgeVectorParams, Payload, PayloadSchemaType, PayloadSelector,
+    PayloadSelectorExclude, PayloadSelectorInclude, PointId, PointStructPersisted, Record,
+    ScoredPoint, VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
 };
 use tonic::Status;
 
 use crate::error::{bad_input, unimplemented, validation};
+use filter::json_path;
+pub(crate) use filter::{filter_in, optional_filter_in};
 
 /// The name Qdrant gives the single unnamed vector of a collection.
 pub(crate) const DEFAULT_VECTOR: &str = "";
@@ -203,126 +205,6 @@ pub(crate) fn payload_out(payload: Option<Payload>) -> HashMap<String, qdrant::V
         })
         .unwrap_or_default()
 }
-
-fn json_path(key: &str) -> Result<JsonPath, Status> {
-    JsonPath::try_from(key).map_err(|()| bad_input(format!("`{key}` is not a valid payload key")))
-}
-
-pub(crate) fn filter_in(filter: qdrant::Filter) -> Result<Filter, Status> {
-    let list = |conditions: Vec<qdrant::Condition>| -> Result<Option<Vec<Condition>>, Status> {
-        if conditions.is_empty() {
-            return Ok(None);
-        }
-        conditions
-            .into_iter()
-            .map(condition_in)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    };
-    let min_should = match filter.min_should {
-        Some(m) => Some(MinShould {
-            conditions: m
-                .conditions
-                .into_iter()
-                .map(condition_in)
-                .collect::<Result<_, _>>()?,
-            min_count: usize::try_from(m.min_count)
-                .map_err(|_| validation("min_should.min_count is too large"))?,
-        }),
-        None => None,
-    };
-    Ok(Filter {
-        should: list(filter.should)?,
-        min_should,
-        must: list(filter.must)?,
-        must_not: list(filter.must_not)?,
-    })
-}
-
-pub(crate) fn optional_filter_in(filter: Option<qdrant::Filter>) -> Result<Option<Filter>, Status> {
-    filter.map(filter_in).transpose()
-}
-
-fn condition_in(condition: qdrant::Condition) -> Result<Condition, Status> {
-    use qdrant::condition::ConditionOneOf as C;
-    match condition.condition_one_of {
-        Some(C::Field(field)) => field_condition_in(field).map(Condition::Field),
-        Some(C::HasId(has_id)) => Ok(Condition::HasId(
-            point_ids_in(has_id.has_id)?
-                .into_iter()
-                .collect::<HasIdCondition>(),
-        )),
-        Some(C::Filter(inner)) => filter_in(inner).map(Condition::Filter),
-        Some(C::IsEmpty(c)) => Ok(Condition::IsEmpty(IsEmptyCondition::from(json_path(
-            &c.key,
-        )?))),
-        Some(C::IsNull(c)) => Ok(Condition::IsNull(IsNullCondition::from(json_path(&c.key)?))),
-        Some(C::Nested(_)) => Err(unimplemented("filter condition `nested`")),
-        Some(C::HasVector(_)) => Err(unimplemented("filter condition `has_vector`")),
-        Some(C::Slice(_)) => Err(unimplemented("filter condition `slice`")),
-        None => Err(bad_input("empty filter condition")),
-    }
-}
-
-fn field_condition_in(field: qdrant::FieldCondition) -> Result<FieldCondition, Status> {
-    use qdrant::r#match::MatchValue as M;
-    let key = json_path(&field.key)?;
-    if field.geo_bounding_box.is_some() || field.geo_radius.is_some() || field.geo_polygon.is_some()
-    {
-        return Err(unimplemented("geo filter conditions"));
-    }
-    if field.values_count.is_some() {
-        return Err(unimplemented("filter condition `values_count`"));
-    }
-    if field.datetime_range.is_some() {
-        return Err(unimplemented("filter condition `datetime_range`"));
-    }
-    let r#match = match field.r#match.and_then(|m| m.match_value) {
-        None => None,
-        Some(M::Keyword(s)) => Some(Match::new_value(ValueVariants::String(s))),
-        Some(M::Integer(i)) => Some(Match::new_value(ValueVariants::Integer(i))),
-        Some(M::Boolean(b)) => Some(Match::new_value(ValueVariants::Bool(b))),
-        Some(M::Keywords(k)) => Some(Match::new_any(AnyVariants::Strings(
-            k.strings.into_iter().collect(),
-        ))),
-        Some(M::Integers(i)) => Some(Match::new_any(AnyVariants::Integers(
-            i.integers.into_iter().collect(),
-        ))),
-        Some(M::ExceptKeywords(k)) => Some(Match::new_except(AnyVariants::Strings(
-            k.strings.into_iter().collect(),
-        ))),
-        Some(M::ExceptIntegers(i)) => Some(Match::new_except(AnyVariants::Integers(
-            i.integers.into_iter().collect(),
-        ))),
-        Some(M::Text(_) | M::TextAny(_) | M::Phrase(_) | M::Prefix(_) | M::Substring(_)) => {
-            return Err(unimplemented("full-text match conditions"));
-        }
-    };
-    let range = field.range.map(|r| Range {
-        lt: r.lt.map(OrderedFloat),
-        gt: r.gt.map(OrderedFloat),
-        gte: r.gte.map(OrderedFloat),
-        lte: r.lte.map(OrderedFloat),
-    });
-    if r#match.is_none() && range.is_none() && field.is_empty.is_none() && field.is_null.is_none() {
-        return Err(bad_input(format!(
-            "field condition on `{}` has nothing to check: set match, range, is_empty or is_null",
-            field.key
-        )));
-    }
-    Ok(FieldCondition {
-        key,
-        r#match,
-        range: range.map(RangeInterface::Float),
-        geo_bounding_box: None,
-        geo_radius: None,
-        geo_polygon: None,
-        values_count: None,
-        is_empty: field.is_empty,
-        is_null: field.is_null,
-    })
-}
-
 /// `with_payload`; `default` is what Qdrant does when the request leaves it out.
 pub(crate) fn with_payload_in(
     selector: Option<qdrant::WithPayloadSelector>,
@@ -453,83 +335,4 @@ pub(crate) fn schema_type_out(t: PayloadSchemaType) -> qdrant::PayloadSchemaType
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(size: usize) -> VectorConfig {
-        HashMap::from([(
-            DEFAULT_VECTOR.to_owned(),
-            EdgeVectorParams::builder(size, Distance::Cosine).build(),
-        )])
-    }
-
-    #[test]
-    fn uuid_ids_round_trip_in_hyphenated_form() {
-        let id = qdrant::PointId::from("936DA01F9ABD4d9d80C702AF85C822A8".to_owned());
-        let parsed = point_id_in(id).expect("valid uuid");
-        assert_eq!(
-            point_id_out(parsed),
-            qdrant::PointId::from("936da01f-9abd-4d9d-80c7-02af85c822a8".to_owned())
-        );
-    }
-
-    #[test]
-    fn bad_uuid_and_missing_id_are_invalid_argument() {
-        let err = point_id_in(qdrant::PointId::from("not-a-uuid".to_owned()))
-            .expect_err("must be refused");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().contains("Unable to parse UUID"), "{err:?}");
-        let err = point_id_in(qdrant::PointId::default()).expect_err("must be refused");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    }
-
-    #[test]
-    fn wrong_dimension_names_the_point_and_both_sizes() {
-        let point = qdrant::PointStruct::new(7, vec![1.0_f32, 2.0], qdrant_client::Payload::new());
-        let err = points_in(vec![point], &cfg(3)).expect_err("must be refused");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert_eq!(
-            err.message(),
-            "Wrong input: Vector dimension error: expected dim: 3, got 2 (point 7)"
-        );
-    }
-
-    #[test]
-    fn sparse_vectors_are_refused_as_unimplemented() {
-        let point = qdrant::PointStruct::new(
-            1,
-            qdrant::Vector::new_sparse(vec![1_u32], vec![0.5_f32]),
-            qdrant_client::Payload::new(),
-        );
-        let err = points_in(vec![point], &cfg(3)).expect_err("must be refused");
-        assert_eq!(err.code(), tonic::Code::Unimplemented);
-    }
-
-    #[test]
-    fn empty_field_condition_is_refused() {
-        let filter = qdrant::Filter::must([qdrant::Condition {
-            condition_one_of: Some(qdrant::condition::ConditionOneOf::Field(
-                qdrant::FieldCondition {
-                    key: "kind".into(),
-                    ..Default::default()
-                },
-            )),
-        }]);
-        let err = filter_in(filter).expect_err("must be refused");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    }
-
-    #[test]
-    fn keyword_integer_and_has_id_conditions_convert() {
-        let filter = qdrant::Filter {
-            must: vec![qdrant::Condition::matches("kind", "invoice".to_owned())],
-            should: vec![qdrant::Condition::matches("year", 2026_i64)],
-            must_not: vec![qdrant::Condition::has_id([3_u64])],
-            min_should: None,
-        };
-        let f = filter_in(filter).expect("converts");
-        assert_eq!(f.must.as_ref().map(Vec::len), Some(1));
-        assert_eq!(f.should.as_ref().map(Vec::len), Some(1));
-        assert!(matches!(f.must_not.as_deref(), Some([Condition::HasId(_)])));
-    }
-}
+mod tests;
