@@ -1,0 +1,53 @@
+//! The gRPC clients of the four services the stages call, each over a lazily connected
+//! channel that carries the caller's trace context.
+
+use std::time::Duration;
+
+use apex_common::grpc::TracePropagation;
+use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
+use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
+use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
+use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
+use tonic::codegen::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::settings::IngestSettings;
+
+pub type Traced = InterceptedService<Channel, TracePropagation>;
+
+/// Lazily connected clients of the four services.
+#[derive(Clone, Debug)]
+pub struct ServiceClients {
+    pub parser: ParserServiceClient<Traced>,
+    pub extractor: ExtractorServiceClient<Traced>,
+    pub embedder: EmbedderServiceClient<Traced>,
+    pub writer: WriterServiceClient<Traced>,
+}
+
+fn channel(addr: &str) -> anyhow::Result<Traced> {
+    let channel = Channel::from_shared(addr.to_owned())
+        .map_err(|e| anyhow::anyhow!("service address {addr}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    Ok(InterceptedService::new(channel, TracePropagation))
+}
+
+impl ServiceClients {
+    pub fn new(settings: &IngestSettings) -> anyhow::Result<Self> {
+        let max = settings.max_message_bytes;
+        Ok(Self {
+            parser: ParserServiceClient::new(channel(&settings.parser_addr)?)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            extractor: ExtractorServiceClient::new(channel(&settings.extractor_addr)?)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            embedder: EmbedderServiceClient::new(channel(&settings.embedder_addr)?)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            writer: WriterServiceClient::new(channel(&settings.writer_addr)?)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        })
+    }
+}
