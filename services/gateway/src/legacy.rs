@@ -10,16 +10,16 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use apex_common::retry::backoff;
-use apex_ingestion::DocRef;
-use apex_ingestion::IngestInput;
 use apex_ingestion::stages::{
-    ArtifactInput, FetchInput, ParseInput, StageError, Stages, WriteInput,
+    ArtifactInput, Embedded, Extracted, FetchInput, ParseInput, Parsed, StageError, Stages,
+    WriteInput,
 };
 use apex_ingestion::status::{
     COMPLETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED, PENDING,
     StepRecord, UNCHANGED,
 };
 use apex_ingestion::steps::{CHECK_TIMEOUT, FETCH_TIMEOUT, SERVICE_TIMEOUT, WRITE_TIMEOUT};
+use apex_ingestion::{Blob, DocRef, IngestInput};
 
 /// Runs ingestions on the legacy path.
 #[derive(Debug, Clone)]
@@ -32,6 +32,12 @@ pub struct Legacy {
 struct Stop {
     step: &'static str,
     error: StageError,
+}
+
+impl Stop {
+    fn at(step: &'static str) -> impl FnOnce(StageError) -> Stop {
+        move |error| Stop { step, error }
+    }
 }
 
 impl Legacy {
@@ -129,11 +135,40 @@ impl Legacy {
         R: FnMut(IngestStatus) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let stop = |step: &'static str| move |error: StageError| Stop { step, error };
-        // The deadline sent to a service: the step's, less a margin for the answer.
-        let sent = |d: Duration| Some(d - d / 20);
-        let document_id = status.document_id.clone();
+        let fetched = self.fetch_step(input, status).await?;
+        report(status.clone()).await;
+        let Some(document) = self.check_step(input, status, &fetched).await? else {
+            return Ok(());
+        };
+        let parsed = self.parse_step(input, status, &fetched, &document).await?;
+        report(status.clone()).await;
+        let artifact = ArtifactInput {
+            parsed: parsed.artifact.clone(),
+            document: document.clone(),
+            metadata: input.metadata.clone(),
+            text_chars: parsed.text_chars,
+        };
+        let (extracted, embedded) = self.extract_and_embed(status, &artifact).await?;
+        report(status.clone()).await;
+        let write = WriteInput {
+            document,
+            metadata: input.metadata.clone(),
+            content_sha256: fetched.sha256.clone(),
+            parsed: parsed.artifact,
+            entities: Some(extracted.artifact),
+            vectors: Some(embedded.artifact),
+        };
+        self.write_step(status, &write).await?;
+        status.status = COMPLETED.to_owned();
+        Ok(())
+    }
 
+    /// Copies the document's bytes into the blob store.
+    async fn fetch_step(
+        &self,
+        input: &IngestInput,
+        status: &mut IngestStatus,
+    ) -> Result<Blob, Stop> {
         let start = Instant::now();
         let (fetched, n) = self
             .attempt(FETCH_TIMEOUT, || {
@@ -143,36 +178,54 @@ impl Legacy {
                 })
             })
             .await;
-        let fetched = fetched.map_err(stop("fetch"))?;
+        let fetched = fetched.map_err(Stop::at("fetch"))?;
         step(status, "fetch", start, n);
         status.content_sha256 = fetched.sha256.clone();
         status.status = FETCHED.to_owned();
-        report(status.clone()).await;
+        Ok(fetched)
+    }
 
+    /// Asks the writer what it holds: `None` when it holds these bytes already (the status
+    /// is then `unchanged`), else the document at the version this ingestion writes.
+    async fn check_step(
+        &self,
+        input: &IngestInput,
+        status: &mut IngestStatus,
+        fetched: &Blob,
+    ) -> Result<Option<DocRef>, Stop> {
+        let document_id = status.document_id.clone();
         let start = Instant::now();
         let (stored, n) = self
             .attempt(CHECK_TIMEOUT, || {
                 self.stages.check(document_id.clone(), sent(CHECK_TIMEOUT))
             })
             .await;
-        let stored = stored.map_err(stop("check"))?;
+        let stored = stored.map_err(Stop::at("check"))?;
         step(status, "check", start, n);
         if stored.present && stored.content_sha256 == fetched.sha256 {
             status.version = stored.version;
             status.status = UNCHANGED.to_owned();
-            return Ok(());
+            return Ok(None);
         }
         status.version = if stored.present {
             stored.version + 1
         } else {
             1
         };
-        let document = DocRef {
-            document_id: document_id.clone(),
+        Ok(Some(DocRef {
+            document_id,
             source: input.source.clone(),
             version: status.version,
-        };
+        }))
+    }
 
+    async fn parse_step(
+        &self,
+        input: &IngestInput,
+        status: &mut IngestStatus,
+        fetched: &Blob,
+        document: &DocRef,
+    ) -> Result<Parsed, Stop> {
         let start = Instant::now();
         let (parsed, n) = self
             .attempt(SERVICE_TIMEOUT, || {
@@ -187,7 +240,7 @@ impl Legacy {
                 )
             })
             .await;
-        let parsed = parsed.map_err(stop("parse"))?;
+        let parsed = parsed.map_err(Stop::at("parse"))?;
         step(status, "parse", start, n);
         status.chunk_count = parsed.chunk_count;
         if parsed.chunk_count == 0 {
@@ -197,14 +250,15 @@ impl Legacy {
             ));
         }
         status.status = PARSED.to_owned();
-        report(status.clone()).await;
+        Ok(parsed)
+    }
 
-        let artifact = ArtifactInput {
-            parsed: parsed.artifact.clone(),
-            document: document.clone(),
-            metadata: input.metadata.clone(),
-            text_chars: parsed.text_chars,
-        };
+    /// Entities and vectors, side by side (both read the parsed artifact).
+    async fn extract_and_embed(
+        &self,
+        status: &mut IngestStatus,
+        artifact: &ArtifactInput,
+    ) -> Result<(Extracted, Embedded), Stop> {
         let start = Instant::now();
         let ((extracted, ne), (embedded, nv)) = tokio::join!(
             self.attempt(SERVICE_TIMEOUT, || {
@@ -214,47 +268,43 @@ impl Legacy {
                 self.stages.embed(artifact.clone(), sent(SERVICE_TIMEOUT))
             }),
         );
-        let extracted = extracted.map_err(stop("extract"))?;
+        let extracted = extracted.map_err(Stop::at("extract"))?;
         step(status, "extract", start, ne);
         status.entity_count = extracted.entity_count;
-        if extracted.entity_count == 0 && parsed.text_chars > 0 {
+        if extracted.entity_count == 0 && artifact.text_chars > 0 {
             status.warnings.push(format!(
                 "no entities were found in {} characters of text",
-                parsed.text_chars
+                artifact.text_chars
             ));
         }
         status.status = ENTITIES_EXTRACTED.to_owned();
-        let embedded = embedded.map_err(stop("embed"))?;
+        let embedded = embedded.map_err(Stop::at("embed"))?;
         step(status, "embed", start, nv);
         status.vector_count = embedded.vector_count;
         status.status = EMBEDDED.to_owned();
-        report(status.clone()).await;
+        Ok((extracted, embedded))
+    }
 
+    async fn write_step(&self, status: &mut IngestStatus, write: &WriteInput) -> Result<(), Stop> {
         // One key for every attempt of this write, so a retry after a lost answer is
         // answered from the writer's record of the first.
-        let key = format!("legacy/{}/{}", document_id, uuid::Uuid::new_v4());
+        let key = format!("legacy/{}/{}", status.document_id, uuid::Uuid::new_v4());
         let start = Instant::now();
         let (written, n) = self
             .attempt(WRITE_TIMEOUT, || {
-                self.stages.write(
-                    WriteInput {
-                        document: document.clone(),
-                        metadata: input.metadata.clone(),
-                        content_sha256: fetched.sha256.clone(),
-                        parsed: parsed.artifact.clone(),
-                        entities: Some(extracted.artifact.clone()),
-                        vectors: Some(embedded.artifact.clone()),
-                    },
-                    key.clone(),
-                    sent(WRITE_TIMEOUT),
-                )
+                self.stages
+                    .write(write.clone(), key.clone(), sent(WRITE_TIMEOUT))
             })
             .await;
-        written.map_err(stop("write"))?;
+        written.map_err(Stop::at("write"))?;
         step(status, "write", start, n);
-        status.status = COMPLETED.to_owned();
         Ok(())
     }
+}
+
+/// The deadline sent to a service: the step's, less a margin for the answer.
+fn sent(d: Duration) -> Option<Duration> {
+    Some(d - d / 20)
 }
 
 fn step(status: &mut IngestStatus, name: &str, start: Instant, attempts: u32) {
