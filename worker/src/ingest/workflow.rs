@@ -16,7 +16,8 @@ use temporalio_sdk::{
 };
 
 use super::activities::{
-    ArtifactInput, Deleted, FetchInput, IngestActivities, ParseInput, WriteInput,
+    ArtifactInput, Deleted, Embedded, Extracted, FetchInput, Fetched, IngestActivities, ParseInput,
+    Parsed, WriteInput,
 };
 use super::status::{
     COMPLETED, DELETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED,
@@ -120,6 +121,35 @@ impl DocumentIngestionWorkflow {
         input: &IngestInput,
         document_id: &str,
     ) -> Result<IngestStatus, Stop> {
+        let fetched = Self::fetch_step(ctx, input).await?;
+        let Some(document) = Self::check_step(ctx, input, document_id, &fetched).await? else {
+            return Ok(ctx.state(|s| s.status.clone()));
+        };
+        let parsed = Self::parse_step(ctx, input, &fetched, &document).await?;
+
+        // Entities and vectors both read the parsed artifact: run them side by side.
+        let artifact = ArtifactInput {
+            parsed: parsed.artifact.clone(),
+            document: document.clone(),
+            metadata: input.metadata.clone(),
+            text_chars: parsed.text_chars,
+        };
+        let (extracted, embedded) = Self::extract_and_embed(ctx, &artifact).await?;
+
+        let write = WriteInput {
+            document,
+            metadata: input.metadata.clone(),
+            content_sha256: fetched.blob.sha256.clone(),
+            parsed: parsed.artifact,
+            entities: Some(extracted.artifact),
+            vectors: Some(embedded.artifact),
+        };
+        Self::write_step(ctx, input, write).await?;
+        Ok(ctx.state(|s| s.status.clone()))
+    }
+
+    /// `fetch_document`: the bytes into the blob store.
+    async fn fetch_step(ctx: &WorkflowContext<Self>, input: &IngestInput) -> Result<Fetched, Stop> {
         let start = ctx.workflow_time();
         let fetched = ctx
             .execute_activity(
@@ -135,7 +165,17 @@ impl DocumentIngestionWorkflow {
         Self::record(ctx, "fetch", start, fetched.attempt);
         ctx.state_mut(|s| s.status.content_sha256 = fetched.blob.sha256.clone());
         Self::set_status(ctx, FETCHED);
+        Ok(fetched)
+    }
 
+    /// `check_document`: `None` when the writer holds these bytes already (the status is
+    /// then `unchanged`), else the document at the version this ingestion writes.
+    async fn check_step(
+        ctx: &WorkflowContext<Self>,
+        input: &IngestInput,
+        document_id: &str,
+        fetched: &Fetched,
+    ) -> Result<Option<DocRef>, Stop> {
         let start = ctx.workflow_time();
         let stored = ctx
             .execute_activity(
@@ -149,7 +189,7 @@ impl DocumentIngestionWorkflow {
         if stored.present && stored.content_sha256 == fetched.blob.sha256 {
             ctx.state_mut(|s| s.status.version = stored.version);
             Self::set_status(ctx, UNCHANGED);
-            return Ok(ctx.state(|s| s.status.clone()));
+            return Ok(None);
         }
         let version = if stored.present {
             stored.version + 1
@@ -157,12 +197,20 @@ impl DocumentIngestionWorkflow {
             1
         };
         ctx.state_mut(|s| s.status.version = version);
-        let document = DocRef {
+        Ok(Some(DocRef {
             document_id: document_id.to_owned(),
             source: input.source.clone(),
             version,
-        };
+        }))
+    }
 
+    /// `parse_document`.
+    async fn parse_step(
+        ctx: &WorkflowContext<Self>,
+        input: &IngestInput,
+        fetched: &Fetched,
+        document: &DocRef,
+    ) -> Result<Parsed, Stop> {
         let start = ctx.workflow_time();
         let parsed = ctx
             .execute_activity(
@@ -188,14 +236,14 @@ impl DocumentIngestionWorkflow {
             });
         }
         Self::set_status(ctx, PARSED);
+        Ok(parsed)
+    }
 
-        // Entities and vectors both read the parsed artifact: run them side by side.
-        let artifact = ArtifactInput {
-            parsed: parsed.artifact.clone(),
-            document: document.clone(),
-            metadata: input.metadata.clone(),
-            text_chars: parsed.text_chars,
-        };
+    /// `extract_entities` and `generate_embeddings`, scheduled together and awaited both.
+    async fn extract_and_embed(
+        ctx: &WorkflowContext<Self>,
+        artifact: &ArtifactInput,
+    ) -> Result<(Extracted, Embedded), Stop> {
         let start = ctx.workflow_time();
         let (extracted, embedded) = join!(
             async {
@@ -227,11 +275,11 @@ impl DocumentIngestionWorkflow {
         );
         let extracted = extracted.map_err(Stop::at("extract"))?;
         ctx.state_mut(|s| s.status.entity_count = extracted.entity_count);
-        if extracted.entity_count == 0 && parsed.text_chars > 0 {
+        if extracted.entity_count == 0 && artifact.text_chars > 0 {
             ctx.state_mut(|s| {
                 s.status.warnings.push(format!(
                     "no entities were found in {} characters of text",
-                    parsed.text_chars
+                    artifact.text_chars
                 ));
             });
         }
@@ -239,19 +287,20 @@ impl DocumentIngestionWorkflow {
         let embedded = embedded.map_err(Stop::at("embed"))?;
         ctx.state_mut(|s| s.status.vector_count = embedded.vector_count);
         Self::set_status(ctx, EMBEDDED);
+        Ok((extracted, embedded))
+    }
 
+    /// `write_to_databases`, with the input's attempts when it sets them.
+    async fn write_step(
+        ctx: &WorkflowContext<Self>,
+        input: &IngestInput,
+        write: WriteInput,
+    ) -> Result<(), Stop> {
         let start = ctx.workflow_time();
         let written = ctx
             .execute_activity(
                 IngestActivities::write_to_databases,
-                WriteInput {
-                    document,
-                    metadata: input.metadata.clone(),
-                    content_sha256: fetched.blob.sha256.clone(),
-                    parsed: parsed.artifact,
-                    entities: Some(extracted.artifact),
-                    vectors: Some(embedded.artifact),
-                },
+                write,
                 options(
                     WRITE_TIMEOUT,
                     Some(WRITE_HEARTBEAT),
@@ -266,7 +315,7 @@ impl DocumentIngestionWorkflow {
             .map_err(Stop::at("write"))?;
         Self::record(ctx, "write", start, written.attempt);
         Self::set_status(ctx, COMPLETED);
-        Ok(ctx.state(|s| s.status.clone()))
+        Ok(())
     }
 }
 
