@@ -146,19 +146,30 @@ fn components(names: &[String]) -> Result<Vec<Component>, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings: StackSettings = load_or_exit();
-    let result = match cli.command {
-        Cmd::Up { components: names } => match components(&names) {
-            Ok(only) => stack::up(&settings, &only).await.map(|()| {
-                println!("Temporal UI: {}", settings.temporal_ui());
-                true
-            }),
-            Err(e) => Err(anyhow::anyhow!(e)),
-        },
-        Cmd::Down { components: names } => match components(&names) {
-            Ok(only) => stack::down(&settings, &only).map(|()| true),
-            Err(e) => Err(anyhow::anyhow!(e)),
-        },
-        Cmd::Status { document: None, .. } => stack::status(&settings).await,
+    match run(cli.command, &settings).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command: `Ok(false)` when it ran and found something wrong.
+async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
+    match command {
+        Cmd::Up { components: names } => {
+            let only = components(&names).map_err(anyhow::Error::msg)?;
+            stack::up(settings, &only).await?;
+            println!("Temporal UI: {}", settings.temporal_ui());
+            Ok(true)
+        }
+        Cmd::Down { components: names } => {
+            let only = components(&names).map_err(anyhow::Error::msg)?;
+            stack::down(settings, &only).map(|()| true)
+        }
+        Cmd::Status { document: None, .. } => stack::status(settings).await,
         Cmd::Status {
             document: Some(id),
             gateway,
@@ -182,13 +193,7 @@ async fn main() -> ExitCode {
                 concurrency,
                 timeout: std::time::Duration::from_secs(timeout_secs),
             };
-            match gateway::expand(&inputs) {
-                Ok(files) => gateway::ingest(files, opts).await.map(|outcomes| {
-                    gateway::print_summary(&outcomes, wait);
-                    outcomes.iter().all(|o| !o.failed())
-                }),
-                Err(e) => Err(e),
-            }
+            ingest(&inputs, opts).await
         }
         Cmd::Search {
             query,
@@ -196,13 +201,8 @@ async fn main() -> ExitCode {
             source,
             gateway,
         } => {
-            gateway::search(
-                &gateway.unwrap_or_else(|| settings.gateway_url()),
-                &query,
-                limit,
-                source.as_deref(),
-            )
-            .await
+            let gateway = gateway.unwrap_or_else(|| settings.gateway_url());
+            gateway::search(&gateway, &query, limit, source.as_deref()).await
         }
         Cmd::Rollout {
             action,
@@ -217,15 +217,8 @@ async fn main() -> ExitCode {
                 RolloutCmd::Set { percent } => gateway::rollout_set(&url, &key, &percent).await,
             }
         }
-        Cmd::Logs { component, lines } => match components(&[component]) {
-            Ok(c) => stack::log_path(&settings, c[0]).map(|path| {
-                println!("==> {} <==", path.display());
-                println!("{}", process::tail(&path, lines));
-                true
-            }),
-            Err(e) => Err(anyhow::anyhow!(e)),
-        },
-        Cmd::Doctor => Ok(doctor::print(&doctor::run(&settings).await)),
+        Cmd::Logs { component, lines } => logs(settings, component, lines),
+        Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Hello {
             name,
             fail_first,
@@ -236,15 +229,25 @@ async fn main() -> ExitCode {
                 fail_first_attempts: fail_first,
                 delay_ms: 0,
             };
-            hello::run(&settings, input, &namespace).await
-        }
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            hello::run(settings, input, &namespace).await
         }
     }
+}
+
+/// `apex ingest`: every file under `inputs`, then the summary; `Ok(false)` when one failed.
+async fn ingest(inputs: &[String], opts: gateway::IngestOptions) -> anyhow::Result<bool> {
+    let wait = opts.wait;
+    let files = gateway::expand(inputs)?;
+    let outcomes = gateway::ingest(files, opts).await?;
+    gateway::print_summary(&outcomes, wait);
+    Ok(outcomes.iter().all(|o| !o.failed()))
+}
+
+/// `apex logs <component>`: the end of its log.
+fn logs(settings: &StackSettings, component: String, lines: usize) -> anyhow::Result<bool> {
+    let c = components(&[component]).map_err(anyhow::Error::msg)?;
+    let path = stack::log_path(settings, c[0])?;
+    println!("==> {} <==", path.display());
+    println!("{}", process::tail(&path, lines));
+    Ok(true)
 }

@@ -91,8 +91,16 @@ fn build_checks() -> Vec<Check> {
 
 /// The servers, tools, model files and binaries the stack runs.
 fn tool_checks(s: &StackSettings) -> Vec<Check> {
-    let mut checks = Vec::new();
-    checks.push(check(
+    let mut checks = vec![postgres_check()];
+    checks.extend(server_checks(s));
+    checks.extend(model_checks(s));
+    checks.extend(binary_checks());
+    checks
+}
+
+/// A PostgreSQL server of version 12 or later.
+fn postgres_check() -> Check {
+    check(
         "postgresql server >= 12",
         match postgres_bin() {
             Some(bin) => version_of(&bin.join("postgres"), "--version").and_then(|v| {
@@ -110,69 +118,86 @@ fn tool_checks(s: &StackSettings) -> Vec<Check> {
             None => Err("no server under /usr/lib/postgresql".to_owned()),
         },
         BOOTSTRAP,
-    ));
-    checks.push(check(
-        "redis-server",
-        version_of(Path::new("redis-server"), "--version"),
-        BOOTSTRAP,
-    ));
-    checks.push(check(
-        "falkordb",
-        version_of(&s.falkordb_dir().join("redis-server"), "--version").and_then(|v| {
-            if s.falkordb_dir().join("falkordb.so").exists() {
-                Ok(v)
-            } else {
-                Err("falkordb.so missing".to_owned())
-            }
-        }),
-        BOOTSTRAP,
-    ));
-    checks.push(check(
-        "temporal cli",
-        version_of(&s.venv_bin("temporal"), "--version"),
-        BOOTSTRAP,
-    ));
-    checks.push(check(
-        "prometheus",
-        version_of(Path::new("prometheus"), "--version"),
-        BOOTSTRAP,
-    ));
-    checks.push(check(
-        "promtool",
-        version_of(Path::new("promtool"), "--version"),
-        BOOTSTRAP,
-    ));
+    )
+}
+
+/// Redis, FalkorDB, the Temporal CLI and Prometheus.
+fn server_checks(s: &StackSettings) -> Vec<Check> {
+    vec![
+        check(
+            "redis-server",
+            version_of(Path::new("redis-server"), "--version"),
+            BOOTSTRAP,
+        ),
+        check(
+            "falkordb",
+            version_of(&s.falkordb_dir().join("redis-server"), "--version").and_then(|v| {
+                if s.falkordb_dir().join("falkordb.so").exists() {
+                    Ok(v)
+                } else {
+                    Err("falkordb.so missing".to_owned())
+                }
+            }),
+            BOOTSTRAP,
+        ),
+        check(
+            "temporal cli",
+            version_of(&s.venv_bin("temporal"), "--version"),
+            BOOTSTRAP,
+        ),
+        check(
+            "prometheus",
+            version_of(Path::new("prometheus"), "--version"),
+            BOOTSTRAP,
+        ),
+        check(
+            "promtool",
+            version_of(Path::new("promtool"), "--version"),
+            BOOTSTRAP,
+        ),
+    ]
+}
+
+/// The embedding model, and the ONNX runtime and graph that make the embedder fast.
+fn model_checks(s: &StackSettings) -> Vec<Check> {
     let model = s.model_dir();
-    checks.push(check(
-        "embedding model",
-        if model.join("model.safetensors").exists() && model.join("tokenizer.json").exists() {
-            Ok(model.display().to_string())
-        } else {
-            Err(format!(
-                "model.safetensors or tokenizer.json missing in {}",
-                model.display()
-            ))
-        },
-        BOOTSTRAP,
-    ));
     let runtime = s.tools().join("lib/libonnxruntime.so");
-    checks.push(check(
-        "onnx runtime and graph",
-        if !model.join("model.onnx").exists() {
-            Err(format!(
-                "model.onnx missing in {} (the embedder falls back to the slower candle encoder)",
-                model.display()
-            ))
-        } else if !runtime.exists() {
-            Err(format!(
-                "{} missing (the embedder falls back to the slower candle encoder)",
-                runtime.display()
-            ))
-        } else {
-            Ok(runtime.display().to_string())
-        },
-        BOOTSTRAP,
-    ));
+    vec![
+        check(
+            "embedding model",
+            if model.join("model.safetensors").exists() && model.join("tokenizer.json").exists() {
+                Ok(model.display().to_string())
+            } else {
+                Err(format!(
+                    "model.safetensors or tokenizer.json missing in {}",
+                    model.display()
+                ))
+            },
+            BOOTSTRAP,
+        ),
+        check(
+            "onnx runtime and graph",
+            if !model.join("model.onnx").exists() {
+                Err(format!(
+                    "model.onnx missing in {} (the embedder falls back to the slower candle encoder)",
+                    model.display()
+                ))
+            } else if !runtime.exists() {
+                Err(format!(
+                    "{} missing (the embedder falls back to the slower candle encoder)",
+                    runtime.display()
+                ))
+            } else {
+                Ok(runtime.display().to_string())
+            },
+            BOOTSTRAP,
+        ),
+    ]
+}
+
+/// The binaries `apex up` starts next to this one.
+fn binary_checks() -> Vec<Check> {
+    let mut checks = Vec::new();
     for binary in ["apex-worker", "apex-vectord"] {
         let path = std::env::current_exe()
             .map(|p| p.with_file_name(binary))
