@@ -1,7 +1,9 @@
-//! Errors as the HTTP API answers them: `{"error": {"code", "message", "details"}}` with the
-//! status from the shared error table, and `Retry-After` where waiting helps.
+//! Errors as the HTTP API answers them: `{"error": {"code", "message", "details",
+//! "retryable"}}` with the status from the shared error table, and `Retry-After` where
+//! waiting helps. `retryable` lets a client decide from the body alone whether sending the
+//! same request again can succeed.
 
-use apex_common::error::ErrorCode;
+use apex_common::error::{ErrorCode, Retry};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -66,12 +68,21 @@ impl ApiError {
         StatusCode::from_u16(self.code.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// Whether the same request may succeed later: the code's retry class (the one its gRPC
+    /// details carry), or an answer that says when to come back (`Retry-After`). The latter
+    /// covers the `409` for a document another ingestion holds: `already_exists` is final as
+    /// a service's answer, but this conflict ends when that ingestion does.
+    pub fn retryable(&self) -> bool {
+        self.code.retry() == Retry::Retryable || self.retry_after_secs.is_some()
+    }
+
     pub fn body(&self) -> Value {
         json!({
             "error": {
                 "code": self.code.as_str(),
                 "message": self.message,
                 "details": self.details,
+                "retryable": self.retryable(),
             }
         })
     }
@@ -108,7 +119,7 @@ mod tests {
         assert_eq!(
             e.body(),
             json!({"error": {"code": "invalid_argument", "message": "the file is empty",
-                             "details": {"field": "file"}}})
+                             "details": {"field": "file"}, "retryable": false}})
         );
         let busy = ApiError::busy(4, 2).into_response();
         assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -119,6 +130,36 @@ mod tests {
         assert_eq!(
             ApiError::new(ErrorCode::TooLarge, "x").status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn the_body_says_whether_the_same_request_may_be_retried() {
+        let retryable = |e: &ApiError| e.body()["error"]["retryable"].clone();
+        // By the code's retry class, as the gRPC details say it.
+        assert_eq!(retryable(&ApiError::invalid("file", "empty")), json!(false));
+        assert_eq!(
+            retryable(&ApiError::new(ErrorCode::TooLarge, "x")),
+            json!(false)
+        );
+        assert_eq!(retryable(&ApiError::busy(4, 2)), json!(true));
+        let down = ApiError::from_status("writer", &tonic::Status::unavailable("postgres down"));
+        assert_eq!(retryable(&down), json!(true));
+        let limit = ApiError::from_status(
+            "parser",
+            &ErrorCode::TooLarge.status("over the limit", Vec::new()),
+        );
+        assert_eq!(retryable(&limit), json!(false));
+        // A conflict that says when to come back (the 409 of a document being ingested).
+        let held = ApiError {
+            retry_after_secs: Some(2),
+            ..ApiError::new(ErrorCode::AlreadyExists, "document d is being ingested")
+        };
+        assert_eq!(held.status(), StatusCode::CONFLICT);
+        assert_eq!(retryable(&held), json!(true));
+        assert_eq!(
+            retryable(&ApiError::new(ErrorCode::AlreadyExists, "x")),
+            json!(false)
         );
     }
 }

@@ -120,11 +120,12 @@ fn search() -> Value {
 /// The body of every error answer ([`crate::error::ApiError::body`]).
 fn error_schema() -> Value {
     json!({"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message", "details"],
+    "type": "object", "required": ["code", "message", "details", "retryable"],
     "properties": {
         "code": {"type": "string", "enum": ["invalid_argument", "not_found", "already_exists", "failed_precondition", "resource_exhausted", "unavailable", "timeout", "cancelled", "unimplemented", "internal", "too_large", "unsupported_type"]},
         "message": {"type": "string"},
-        "details": {"type": "object"}
+        "details": {"type": "object"},
+        "retryable": {"type": "boolean", "description": "whether the same request may succeed when sent again (after Retry-After, when given): the code's retry class, or a conflict that ends by itself (the 409 of a document being ingested or deleted). Gateways older than this field leave it out"}
     }}}})
 }
 
