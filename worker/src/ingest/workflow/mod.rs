@@ -1,8 +1,11 @@
-//! `DocumentIngestionWorkflow` and `DocumentDeletionWorkflow`. Workflow code only decides:
-//! which activity runs next, with which timeouts and retries, and what the status says.
+//! `DocumentIngestionWorkflow` (here) and `DocumentDeletionWorkflow` ([`deletion`]). Workflow
+//! code only decides: which activity runs next, with which timeouts and retries, and what the
+//! status says.
 
 // The workflow macros generate marker types without `Debug`.
 #![allow(missing_debug_implementations)]
+
+mod deletion;
 
 use std::time::{Duration, SystemTime};
 
@@ -16,20 +19,21 @@ use temporalio_sdk::{
 };
 
 use super::activities::{
-    ArtifactInput, Deleted, Embedded, Extracted, FetchInput, Fetched, IngestActivities, ParseInput,
-    Parsed, WriteInput,
+    ArtifactInput, Embedded, Extracted, FetchInput, Fetched, IngestActivities, ParseInput, Parsed,
+    WriteInput,
 };
 use super::status::{
-    COMPLETED, DELETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED,
-    PENDING, StepRecord, UNCHANGED,
+    COMPLETED, EMBEDDED, ENTITIES_EXTRACTED, FAILED, FETCHED, IngestStatus, PARSED, PENDING,
+    StepRecord, UNCHANGED,
 };
-use super::{DeleteInput, DocRef, IngestInput};
+use super::{DocRef, IngestInput};
 
 pub use apex_ingestion::steps::{
     CHECK_TIMEOUT, FETCH_TIMEOUT, INVALID_INPUT, MAX_ATTEMPTS, SERVICE_HEARTBEAT, SERVICE_TIMEOUT,
     WRITE_HEARTBEAT, WRITE_MAX_ATTEMPTS, WRITE_TIMEOUT,
 };
 pub use apex_ingestion::workflows::{DOCUMENT_ID, PRIORITY, SOURCE, STATUS};
+pub use deletion::DocumentDeletionWorkflow;
 
 fn retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
@@ -378,68 +382,5 @@ impl DocumentIngestionWorkflow {
             status.status = PENDING.to_owned();
         }
         status
-    }
-}
-
-#[workflow]
-#[derive(Default)]
-pub struct DocumentDeletionWorkflow {
-    status: String,
-}
-
-#[workflow_methods]
-impl DocumentDeletionWorkflow {
-    #[run]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        input: DeleteInput,
-    ) -> WorkflowResult<Deleted> {
-        let document_id = input.document_id.trim().to_owned();
-        ctx.upsert_search_attributes([
-            DOCUMENT_ID.value_set(document_id.clone()),
-            STATUS.value_set(PENDING.to_owned()),
-        ]);
-        ctx.state_mut(|s| s.status = PENDING.to_owned());
-        if document_id.is_empty() {
-            ctx.upsert_search_attributes([STATUS.value_set(FAILED.to_owned())]);
-            return Err(ApplicationFailure::builder("document_id is required")
-                .type_name(INVALID_INPUT.to_owned())
-                .non_retryable(true)
-                .build()
-                .into());
-        }
-        let result = ctx
-            .execute_activity(
-                IngestActivities::delete_document,
-                document_id,
-                options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), WRITE_MAX_ATTEMPTS),
-            )
-            .await;
-        match result {
-            Ok(deleted) => {
-                ctx.state_mut(|s| s.status = DELETED.to_owned());
-                ctx.upsert_search_attributes([STATUS.value_set(DELETED.to_owned())]);
-                Ok(deleted)
-            }
-            Err(e) => {
-                let message = format!("delete failed: {}", reason(&e));
-                ctx.state_mut(|s| s.status = FAILED.to_owned());
-                ctx.upsert_search_attributes([STATUS.value_set(FAILED.to_owned())]);
-                Err(ApplicationFailure::builder(message)
-                    .type_name("DeletionFailed".to_owned())
-                    .non_retryable(true)
-                    .build()
-                    .into())
-            }
-        }
-    }
-
-    #[query]
-    pub fn get_status(&self, _ctx: &WorkflowContextView) -> String {
-        if self.status.is_empty() {
-            PENDING.to_owned()
-        } else {
-            self.status.clone()
-        }
     }
 }
