@@ -213,11 +213,16 @@ pub async fn run(base: WriterSettings, args: BenchArgs) -> anyhow::Result<()> {
         .await
         .context("cleaning up the benchmark's data")?;
     outcome?;
+    report(&runs, &args);
+    Ok(())
+}
 
+/// The table of the runs, the slowest calls of each, and batched against row by row.
+fn report(runs: &[Run], args: &BenchArgs) {
     println!(
         "\n| writes | concurrency | docs/s | chunks/s | p50 ms | p95 ms |\n|---|---:|---:|---:|---:|---:|"
     );
-    for r in &runs {
+    for r in runs {
         let docs_s = r.latencies.len() as f64 / r.elapsed.as_secs_f64();
         println!(
             "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} |",
@@ -229,7 +234,7 @@ pub async fn run(base: WriterSettings, args: BenchArgs) -> anyhow::Result<()> {
             percentile(&r.latencies, 95.0).as_secs_f64() * 1e3,
         );
     }
-    for r in &runs {
+    for r in runs {
         let top: Vec<String> = r
             .steps
             .iter()
@@ -257,5 +262,4 @@ pub async fn run(base: WriterSettings, args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
 }

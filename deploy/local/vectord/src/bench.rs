@@ -122,45 +122,71 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.points > 0 && args.queries > 0,
         "--points and --queries must be positive"
     );
-
-    let mut own = None;
-    let _data_dir;
-    let url = match &args.url {
-        Some(url) => url.clone(),
-        None => {
-            let dir = tempfile::tempdir()?;
-            let settings = VectordSettings {
-                data_dir: dir.path().to_path_buf(),
-                ..VectordSettings::default()
-            };
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let server = Server::start(settings, listener)?;
-            let url = server.url();
-            own = Some(server);
-            _data_dir = Some(dir);
-            url
-        }
-    };
-    let client = Qdrant::from_url(&url)
-        .skip_compatibility_check()
-        .build()
-        .context("qdrant client")?;
-    let version = client.health_check().await.context("health check")?;
-    println!(
-        "apex-vectord bench: {url} ({} {}), {} dims, Cosine, seed {}",
-        version.title, version.version, args.dims, args.seed
-    );
-    println!(
-        "machine: {} logical CPUs; client and server share them{}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        if own.is_some() {
-            " (server in-process)"
-        } else {
-            ""
-        }
-    );
-
+    let target = Target::connect(&args).await?;
     let mut rng = Rng::new(args.seed);
+    upsert_throughput(&target.client, &args, &mut rng).await?;
+    search_latency(&target.client, &args, &mut rng).await?;
+    target.stop().await
+}
+
+/// The server measured: the one at `--url`, or one started in this process over a
+/// temporary directory.
+struct Target {
+    client: Qdrant,
+    own: Option<Server>,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    async fn connect(args: &BenchArgs) -> anyhow::Result<Self> {
+        let (url, own, data_dir) = match &args.url {
+            Some(url) => (url.clone(), None, None),
+            None => {
+                let dir = tempfile::tempdir()?;
+                let settings = VectordSettings {
+                    data_dir: dir.path().to_path_buf(),
+                    ..VectordSettings::default()
+                };
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let server = Server::start(settings, listener)?;
+                (server.url(), Some(server), Some(dir))
+            }
+        };
+        let client = Qdrant::from_url(&url)
+            .skip_compatibility_check()
+            .build()
+            .context("qdrant client")?;
+        let version = client.health_check().await.context("health check")?;
+        println!(
+            "apex-vectord bench: {url} ({} {}), {} dims, Cosine, seed {}",
+            version.title, version.version, args.dims, args.seed
+        );
+        println!(
+            "machine: {} logical CPUs; client and server share them{}",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            if own.is_some() {
+                " (server in-process)"
+            } else {
+                ""
+            }
+        );
+        Ok(Self {
+            client,
+            own,
+            _data_dir: data_dir,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        if let Some(server) = self.own {
+            server.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Points/s of one client upserting `--upsert-points` at each batch size.
+async fn upsert_throughput(client: &Qdrant, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<()> {
     println!();
     println!(
         "upsert throughput (1 client, wait=true, {} points per run)",
@@ -170,16 +196,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("|------:|-------:|--------:|---------:|");
     for &batch in &args.batches {
         let name = format!("bench_upsert_{batch}");
-        fresh_collection(&client, &name, args.dims).await?;
-        let elapsed = load(
-            &client,
-            &name,
-            &mut rng,
-            args.dims,
-            args.upsert_points,
-            batch,
-        )
-        .await?;
+        fresh_collection(client, &name, args.dims).await?;
+        let elapsed = load(client, &name, rng, args.dims, args.upsert_points, batch).await?;
         println!(
             "| {batch} | {} | {:.2} | {:.0} |",
             args.upsert_points,
@@ -188,10 +206,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         client.delete_collection(&name).await?;
     }
+    Ok(())
+}
 
+/// Latency percentiles of `--queries` top-k searches over `--points` loaded points.
+async fn search_latency(client: &Qdrant, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<()> {
     let name = "bench_search";
-    fresh_collection(&client, name, args.dims).await?;
-    let loaded = load(&client, name, &mut rng, args.dims, args.points, 256).await?;
+    fresh_collection(client, name, args.dims).await?;
+    let loaded = load(client, name, rng, args.dims, args.points, 256).await?;
     let count = client
         .count(qdrant_client::qdrant::CountPointsBuilder::new(name).exact(true))
         .await?
@@ -252,10 +274,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.queries as f64 / total.as_secs_f64()
     );
     client.delete_collection(name).await?;
-
-    if let Some(server) = own {
-        server.stop().await?;
-    }
     Ok(())
 }
 
