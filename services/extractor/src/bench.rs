@@ -1,18 +1,15 @@
 //! `apex-tools extractor bench`: chunks per second of the default engine over 256-token chunks
-//! (MiniLM tokens, cut by the parser as the pipeline cuts them) of the evaluation documents,
-//! with one
-//! thread and with every core. Bounded by `--seconds` per configuration.
+//! (MiniLM tokens, cut by the parser as the pipeline cuts them: `apex-tools` does the cutting,
+//! so the extractor never links the parser) of the evaluation documents, with one thread and
+//! with every core. Bounded by `--seconds` per configuration.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use apex_parser::{Hints, Parser, ParserSettings};
 use apex_proto::common::v1::Chunk;
-use apex_proto::parser::v1::ParseOptions;
 
 use crate::engine::Engine;
-use crate::eval;
 
 /// Options of `apex-tools extractor bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,7 +31,8 @@ pub struct BenchArgs {
     pub threads: Option<usize>,
 }
 
-fn default_tokenizer() -> PathBuf {
+/// The tokenizer `apex up` uses, where bootstrap installs it.
+pub fn default_tokenizer() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache/apex/tools/models/all-MiniLM-L6-v2/tokenizer.json")
 }
@@ -90,54 +88,20 @@ pub fn measure(engine: &Engine, chunks: &[Chunk], threads: usize, seconds: f64) 
     }
 }
 
-/// Prints the bench table.
-pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = args.dir.clone().unwrap_or_else(eval::default_dir);
-    let docs = eval::load_dir(&dir)?;
-    let parser = Parser::new(ParserSettings {
-        tokenizer_path: args.tokenizer.clone().unwrap_or_else(default_tokenizer),
-        ..ParserSettings::default()
-    })?;
-    let options = ParseOptions {
-        max_chunk_tokens: args.chunk_tokens,
-        ..ParseOptions::default()
-    };
-    // One text of every document, so that nearly every chunk is a full 256-token chunk.
-    let corpus = docs
-        .iter()
-        .map(|d| d.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    let chunks = parser
-        .parse(
-            corpus.as_bytes(),
-            Hints {
-                file_name: "corpus.txt",
-                mime_type: "text/plain",
-                options: Some(&options),
-                ..Hints::default()
-            },
-        )?
-        .chunks;
-    anyhow::ensure!(!chunks.is_empty(), "no text to chunk in {}", dir.display());
-    let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
-    println!(
-        "{} chunks of up to {} tokens (mean {:.0}) from {} documents in {} (mean {} bytes per chunk)",
-        chunks.len(),
-        args.chunk_tokens,
-        chunks
-            .iter()
-            .map(|c| f64::from(c.token_count) + 2.0)
-            .sum::<f64>()
-            / chunks.len() as f64,
-        docs.len(),
-        dir.display(),
-        bytes / chunks.len()
-    );
+/// Prints the bench table over `chunks` (cut by the caller from the documents).
+pub fn run(engine: &Engine, chunks: &[Chunk], args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!chunks.is_empty(), "no chunks to measure");
+    table(engine, chunks, args);
+    per_finder(engine, chunks);
+    Ok(())
+}
+
+/// Chunks/s, MB/s and mentions per chunk with one thread and with `--threads`.
+fn table(engine: &Engine, chunks: &[Chunk], args: &BenchArgs) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let multi = args.threads.unwrap_or(cores).max(1);
     // Warm the lazily built patterns and caches before measuring.
-    let _ = measure(engine, &chunks, 1, 0.2);
+    let _ = measure(engine, chunks, 1, 0.2);
     println!(
         "{:>7} {:>10} {:>10} {:>10} {:>14}",
         "threads", "chunks", "chunks/s", "MB/s", "mentions/chunk"
@@ -147,7 +111,7 @@ pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
         configs.push(multi);
     }
     for threads in configs {
-        let f = measure(engine, &chunks, threads, args.seconds);
+        let f = measure(engine, chunks, threads, args.seconds);
         println!(
             "{:>7} {:>10} {:>10.0} {:>10.2} {:>14.1}",
             f.threads,
@@ -158,13 +122,16 @@ pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("({cores} cores available)");
-    // Where one thread's time goes, per finder, over one pass of the chunks.
+}
+
+/// Where one thread's time goes, per finder, over 20 passes of the chunks.
+fn per_finder(engine: &Engine, chunks: &[Chunk]) {
     let passes = 20;
     let stage = |name: &str, f: &dyn Fn(&str) -> usize| {
         let started = Instant::now();
         let mut n = 0;
         for _ in 0..passes {
-            for c in &chunks {
+            for c in chunks {
                 n += f(&c.text);
             }
         }
@@ -180,5 +147,4 @@ pub fn run(engine: &Engine, args: &BenchArgs) -> anyhow::Result<()> {
     stage("tables + json", &|t| crate::tables::find(t).len());
     stage("named rules", &|t| crate::named::find(t).len());
     stage("whole engine", &|t| engine.find(t).len());
-    Ok(())
 }
