@@ -62,7 +62,8 @@ enum Cmd {
         /// Uploads at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Longest wait per document with --wait, in seconds.
+        /// Longest wait per document, in seconds: for the gateway to accept it (a busy gateway
+        /// or a dependency away is waited out) and, with --wait, for its ingestion.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
         #[arg(long, env = "APEX_GATEWAY_URL")]

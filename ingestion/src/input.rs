@@ -92,9 +92,12 @@ pub struct IngestInput {
     pub file_name: String,
     pub mime_type: String,
     pub metadata: BTreeMap<String, String>,
-    /// How many times the write to the stores is tried before the ingestion fails
-    /// (0 = the default, [`crate::steps::WRITE_MAX_ATTEMPTS`]).
+    /// How many times the write to the stores is tried before the ingestion fails (0: no
+    /// count, retried like every step until the deadline).
     pub max_write_attempts: u32,
+    /// How long the ingestion waits out outages before it fails, in seconds from its start
+    /// (0: [`crate::steps::DEFAULT_DEADLINE`]).
+    pub deadline_secs: u64,
 }
 
 impl IngestInput {
@@ -104,6 +107,15 @@ impl IngestInput {
             document_id(&self.source, &self.external_id)
         } else {
             self.document_id.trim().to_owned()
+        }
+    }
+
+    /// How long the ingestion may wait out outages: the input's `deadline_secs`, else the
+    /// default.
+    pub fn deadline(&self) -> std::time::Duration {
+        match self.deadline_secs {
+            0 => crate::steps::DEFAULT_DEADLINE,
+            s => std::time::Duration::from_secs(s),
         }
     }
 }

@@ -112,6 +112,9 @@ pub struct IngestStatus {
     /// Loud notes about silent outcomes: no chunks, no entities from a non-empty text.
     pub warnings: Vec<String>,
     pub error: Option<String>,
+    /// When the step in progress (or the last one) began, in ms since the Unix epoch: how
+    /// long a step that keeps failing has been waiting for its dependency.
+    pub step_started_ms: u64,
 }
 
 impl IngestStatus {

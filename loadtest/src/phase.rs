@@ -80,8 +80,9 @@ async fn one(
     }
 }
 
-/// Uploads the document, waiting out `429`s (counted in `busy_retries`) until the deadline;
-/// the gateway's `202` answer, or why there was none.
+/// Uploads the document, waiting out `429`s and `503`s (a busy gateway, a dependency away;
+/// counted in `busy_retries`) until the deadline; the gateway's `202` answer, or why there
+/// was none.
 async fn upload(
     http: &reqwest::Client,
     args: &IngestArgs,
@@ -110,7 +111,9 @@ async fn upload(
             Err(e) => return Err(format!("upload: {e}")),
         };
         let status = response.status();
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS && Instant::now() < deadline {
+        let busy = status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+        if busy && Instant::now() < deadline {
             *busy_retries += 1;
             let wait = response
                 .headers()

@@ -14,6 +14,7 @@
 //! It is not a test framework and holds no assertions about the product.
 
 pub mod bins;
+pub mod chaos;
 pub mod fault;
 pub mod names;
 pub mod stack;

@@ -124,7 +124,8 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
     let (runtime, meter) = runtime(&settings)?;
     let ingest = IngestActivities::new(&settings.ingest)
         .context("ingestion activities")?
-        .with_metrics(meter);
+        .with_metrics(meter.clone());
+    let _gauges = meter.map(|m| crate::ingest::waiting::export(ingest.waiting(), m));
     tracing::info!(
         task_queue = %settings.temporal.task_queue,
         namespace = %settings.temporal.namespace,

@@ -68,6 +68,15 @@ fn field_str(v: &Value, key: &str) -> String {
 pub async fn status(gateway: &str, id: &str) -> anyhow::Result<bool> {
     let http = reqwest::Client::new();
     let s = fetch_status(&http, gateway, id).await?;
+    // A step being retried first, in one line each: what the document is waiting for.
+    for w in s
+        .get("waiting")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!("{}", field_str(w, "message"));
+    }
     println!("{}", serde_json::to_string_pretty(&s)?);
     Ok(field_str(&s, "status") != "failed")
 }

@@ -31,8 +31,9 @@ fn media_type(path: &str) -> &'static str {
     }
 }
 
-/// Uploads one input. A refused upload that may succeed later ([`may_retry`]) is sent again
-/// after the wait the gateway asks for, up to 30 attempts in all.
+/// Uploads one input. A refused upload that may succeed later ([`may_retry`]: a busy
+/// gateway, a dependency away, a conflict that will end) is sent again after the wait the
+/// gateway asks for, until `opts.timeout` has passed.
 pub(super) async fn upload(
     http: &reqwest::Client,
     opts: &IngestOptions,
@@ -41,7 +42,10 @@ pub(super) async fn upload(
     let url = format!("{}/v1/documents", opts.gateway);
     let metadata = serde_json::to_string(&opts.metadata)?;
     let mut last = String::new();
-    for attempt in 0..30u32 {
+    let give_up = std::time::Instant::now() + opts.timeout;
+    let mut attempt = 0u32;
+    while std::time::Instant::now() < give_up {
+        attempt += 1;
         let response = request(http, &url, opts, input, &metadata)
             .await?
             .send()
@@ -62,7 +66,10 @@ pub(super) async fn upload(
         )
         .await;
     }
-    bail!("the gateway still refused after 30 attempts: {last}")
+    bail!(
+        "the gateway still refused after {attempt} attempts in {} s: {last}",
+        opts.timeout.as_secs()
+    )
 }
 
 /// One attempt's request: a URL as JSON, a file (read again each time) as multipart.
@@ -104,15 +111,19 @@ async fn request(
 
 /// Whether a refused upload may succeed when sent again, from the gateway's error body
 /// alone: its `error.retryable`. A gateway that does not say (an older one, or a proxy's
-/// page instead of the gateway's JSON) is judged by the status: a busy gateway (429) or the
-/// document being ingested with other bytes (409) is worth waiting for, nothing else is.
+/// page instead of the gateway's JSON) is judged by the status: a busy gateway (429), a
+/// dependency away (503) or the document being ingested with other bytes (409) is worth
+/// waiting for, nothing else is.
 fn may_retry(status: reqwest::StatusCode, body: &str) -> bool {
     let said = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("error")?.get("retryable")?.as_bool());
-    said.unwrap_or(
-        status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::CONFLICT,
-    )
+    said.unwrap_or(matches!(
+        status,
+        reqwest::StatusCode::TOO_MANY_REQUESTS
+            | reqwest::StatusCode::CONFLICT
+            | reqwest::StatusCode::SERVICE_UNAVAILABLE
+    ))
 }
 
 /// The wait the gateway asks for (`Retry-After`, in seconds), kept within 1 to 30 s; 1 s
@@ -164,10 +175,14 @@ mod tests {
     }
 
     #[test]
-    fn without_the_field_only_409_and_429_are_retried() {
+    fn without_the_field_409_429_and_503_are_retried() {
         assert!(may_retry(StatusCode::TOO_MANY_REQUESTS, &body(None)));
         assert!(may_retry(StatusCode::CONFLICT, &body(None)));
-        assert!(!may_retry(StatusCode::SERVICE_UNAVAILABLE, &body(None)));
+        assert!(may_retry(StatusCode::SERVICE_UNAVAILABLE, &body(None)));
+        assert!(may_retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<html>down</html>"
+        ));
         assert!(!may_retry(StatusCode::BAD_REQUEST, &body(None)));
         // Not the gateway's JSON at all.
         assert!(may_retry(

@@ -28,6 +28,11 @@ fn channel(addr: &str) -> anyhow::Result<Traced> {
     let channel = Channel::from_shared(addr.to_owned())
         .map_err(|e| anyhow::anyhow!("service address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
+        // A service that died or hangs on an open connection is noticed within about 15 s
+        // (a ping unanswered), not at the end of a 10-minute call.
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
         .connect_lazy();
     Ok(InterceptedService::new(channel, TracePropagation))
 }

@@ -82,7 +82,15 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
     if state == WorkflowExecutionStatus::Running as i32 {
         let query = handle.query(IngestionStatus, (), WorkflowQueryOptions::default());
         return Ok(Some(match tokio::time::timeout(t, query).await {
-            Ok(Ok(status)) => status_body(&status, "temporal", extra),
+            Ok(Ok(status)) => {
+                let waiting = crate::waiting::waiting(
+                    &desc.raw().pending_activities,
+                    status.step_started_ms,
+                    std::time::SystemTime::now(),
+                );
+                let extra = json!({ "workflow_id": workflow_id, "waiting": waiting });
+                status_body(&status, "temporal", extra)
+            }
             other => {
                 let why = match other {
                     Ok(Err(e)) => e.to_string(),

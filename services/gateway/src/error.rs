@@ -39,8 +39,13 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    /// A dependency the request needs is away: `503` with `Retry-After`
+    /// ([`UNAVAILABLE_RETRY_AFTER_SECS`]), so a client waits and sends it again.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unavailable, message)
+        Self {
+            retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ..Self::new(ErrorCode::Unavailable, message)
+        }
     }
 
     pub fn busy(in_flight: usize, retry_after_secs: u64) -> Self {
@@ -96,10 +101,19 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// What a `503` asks a client to wait when nothing better is known: long enough not to
+/// hammer a gateway whose dependency is away, short enough to notice it back soon.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
-        if let Some(secs) = self.retry_after_secs
+        // Every 503 says when to come back, also one made from a service's answer.
+        let retry_after = self.retry_after_secs.or_else(|| {
+            (self.status() == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(UNAVAILABLE_RETRY_AFTER_SECS)
+        });
+        if let Some(secs) = retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -17,6 +17,7 @@ pub mod settings;
 pub mod shared;
 pub mod state;
 pub mod upload;
+pub mod waiting;
 
 use std::sync::Arc;
 

@@ -37,8 +37,12 @@ pub struct GatewaySettings {
     pub retry_after_secs: u64,
     /// Largest document accepted in an upload.
     pub max_upload_bytes: u64,
-    /// Attempts per stage on the legacy path (transient failures only).
+    /// Attempts per stage on the legacy path (transient failures only). The legacy path
+    /// cannot wait out a long outage: after these it fails the document.
     pub legacy_max_attempts: u32,
+    /// How long an ingestion on the Temporal path waits out outages (a stage or a store
+    /// away) before it fails, in seconds.
+    pub ingest_deadline_secs: u64,
     /// Whether JSON uploads may name files on the machine (`file:///…`, `/path`), read by
     /// the gateway or the worker. Off by default: anyone who can call the API could
     /// otherwise have any readable file ingested and searchable.
@@ -68,6 +72,7 @@ impl Default for GatewaySettings {
             retry_after_secs: 2,
             max_upload_bytes: 64 * 1024 * 1024,
             legacy_max_attempts: 3,
+            ingest_deadline_secs: apex_ingestion::steps::DEFAULT_DEADLINE.as_secs(),
             allow_local_files: false,
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
@@ -107,6 +112,9 @@ impl Settings for GatewaySettings {
         }
         if self.legacy_max_attempts == 0 {
             p.push("legacy_max_attempts must be at least 1".to_owned());
+        }
+        if self.ingest_deadline_secs < 60 {
+            p.push("ingest_deadline_secs must be at least 60".to_owned());
         }
         if self.temporal_timeout_ms < 100 {
             p.push("temporal_timeout_ms must be at least 100".to_owned());

@@ -18,13 +18,16 @@ pub use super::stages::{
     ArtifactInput, Deleted, Embedded, Extracted, FetchInput, Fetched, ParseInput, Parsed,
     ServiceClients, StageError, Stages, Stored, WriteInput, Written,
 };
+use super::waiting::Waiting;
 use crate::settings::IngestSettings;
+use apex_ingestion::steps::{Patience, retry_delay, step_of_activity};
 
 /// The ingestion activities and what they share (cheap to clone: clients and handles).
 #[derive(Clone)]
 pub struct IngestActivities {
     stages: Stages,
     metrics: Option<IngestMetrics>,
+    waiting: Waiting,
 }
 
 /// `apex_ingest_warnings_total{kind}`: documents that gave no chunks (`no_chunks`) or no
@@ -41,7 +44,13 @@ impl IngestActivities {
         Ok(Self {
             stages: Stages::new(settings)?,
             metrics: None,
+            waiting: Waiting::default(),
         })
+    }
+
+    /// The steps waiting for a dependency, for the worker's gauges.
+    pub fn waiting(&self) -> Waiting {
+        self.waiting.clone()
     }
     /// Counts silent outcomes on `meter` (the worker's Prometheus exporter).
     pub fn with_metrics(
@@ -75,15 +84,67 @@ impl IngestActivities {
     }
 }
 
-/// A stage's failure as Temporal sees it: its type, its reason, retryable or not. (Not a
+/// A stage's failure as Temporal sees it: its type, its reason, and whether this attempt is
+/// the last. An outage is retried (until the workflow's deadline ends the activity's
+/// schedule-to-close time), a possible fault of the service for a few attempts, bad input
+/// never ([`StageError::patience`]); `delay` is the wait before the next attempt. (Not a
 /// `From` impl: the SDK's blanket conversion would make every error retryable.)
-fn failure(e: StageError) -> ActivityError {
+fn failure(e: StageError, attempt: u32, last: bool, delay: Duration) -> ActivityError {
+    let message = match e.patience {
+        Patience::Attempts(n) if last && n > 1 => {
+            format!("{} (after {attempt} attempts)", e.message)
+        }
+        _ => e.message,
+    };
     ActivityError::application(
-        ApplicationFailure::builder(e.message)
+        ApplicationFailure::builder(message)
             .type_name(e.type_name)
-            .non_retryable(!e.retryable)
+            .non_retryable(last)
+            .maybe_next_retry_delay((!last).then_some(delay))
             .build(),
     )
+}
+
+/// A number in [0, 1) that differs between attempts and workers: the clock's nanoseconds
+/// (spreading retries needs no stronger randomness).
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+impl IngestActivities {
+    /// A step's outcome as Temporal takes it, noted in [`Waiting`]: a success or a final
+    /// failure ends the step's wait; a failure that will be retried starts (or goes on
+    /// with) it. The wait before the next attempt is [`retry_delay`]: capped exponential,
+    /// jittered.
+    fn settle<T>(
+        &self,
+        ctx: &ActivityContext,
+        activity: &'static str,
+        result: Result<T, StageError>,
+    ) -> Result<T, ActivityError> {
+        let key = idempotency_key(ctx);
+        let e = match result {
+            Ok(v) => {
+                self.waiting.done(&key);
+                return Ok(v);
+            }
+            Err(e) => e,
+        };
+        let info = ctx.info();
+        let last = e.patience.gives_up_after(info.attempt);
+        let delay = retry_delay(info.attempt, jitter());
+        match step_of_activity(activity) {
+            Some(step) if !last => {
+                let since = info.scheduled_time.unwrap_or_else(SystemTime::now);
+                self.waiting.failed(key, step.dependency, since, delay);
+            }
+            _ => self.waiting.done(&key),
+        }
+        Err(failure(e, info.attempt, last, delay))
+    }
 }
 
 /// The gRPC timeout for the activity's call: see [`call_timeout`].
@@ -160,12 +221,12 @@ impl IngestActivities {
         ctx: ActivityContext,
         input: FetchInput,
     ) -> Result<Fetched, ActivityError> {
-        let blob = self
+        let fetched = self
             .stages
             .fetch(input)
             .instrument(activity_span(&ctx, "fetch_document"))
-            .await
-            .map_err(failure)?;
+            .await;
+        let blob = self.settle(&ctx, "fetch_document", fetched)?;
         Ok(Fetched {
             blob,
             attempt: ctx.info().attempt,
@@ -179,11 +240,12 @@ impl IngestActivities {
         ctx: ActivityContext,
         document_id: String,
     ) -> Result<Stored, ActivityError> {
-        self.stages
+        let stored = self
+            .stages
             .check(document_id, timeout(&ctx))
             .instrument(activity_span(&ctx, "check_document"))
-            .await
-            .map_err(failure)
+            .await;
+        self.settle(&ctx, "check_document", stored)
     }
 
     /// `ParseBlob`, heartbeating while the parser works.
@@ -194,9 +256,8 @@ impl IngestActivities {
         input: ParseInput,
     ) -> Result<Parsed, ActivityError> {
         let call = self.stages.parse(input, timeout(&ctx));
-        let mut parsed = with_heartbeats(&ctx, "parse_document", call)
-            .await
-            .map_err(failure)?;
+        let parsed = with_heartbeats(&ctx, "parse_document", call).await;
+        let mut parsed = self.settle(&ctx, "parse_document", parsed)?;
         if parsed.chunk_count == 0
             && let Some(m) = &self.metrics
         {
@@ -215,9 +276,8 @@ impl IngestActivities {
     ) -> Result<Extracted, ActivityError> {
         let text_chars = input.text_chars;
         let call = self.stages.extract(input, timeout(&ctx));
-        let mut extracted = with_heartbeats(&ctx, "extract_entities", call)
-            .await
-            .map_err(failure)?;
+        let extracted = with_heartbeats(&ctx, "extract_entities", call).await;
+        let mut extracted = self.settle(&ctx, "extract_entities", extracted)?;
         if extracted.entity_count == 0
             && text_chars > 0
             && let Some(m) = &self.metrics
@@ -236,9 +296,8 @@ impl IngestActivities {
         input: ArtifactInput,
     ) -> Result<Embedded, ActivityError> {
         let call = self.stages.embed(input, timeout(&ctx));
-        let mut embedded = with_heartbeats(&ctx, "generate_embeddings", call)
-            .await
-            .map_err(failure)?;
+        let embedded = with_heartbeats(&ctx, "generate_embeddings", call).await;
+        let mut embedded = self.settle(&ctx, "generate_embeddings", embedded)?;
         embedded.attempt = ctx.info().attempt;
         Ok(embedded)
     }
@@ -254,9 +313,8 @@ impl IngestActivities {
         let call = self
             .stages
             .write(input, idempotency_key(&ctx), timeout(&ctx));
-        let mut written = with_heartbeats(&ctx, "write_to_databases", call)
-            .await
-            .map_err(failure)?;
+        let written = with_heartbeats(&ctx, "write_to_databases", call).await;
+        let mut written = self.settle(&ctx, "write_to_databases", written)?;
         written.attempt = ctx.info().attempt;
         Ok(written)
     }
@@ -268,11 +326,12 @@ impl IngestActivities {
         ctx: ActivityContext,
         document_id: String,
     ) -> Result<Deleted, ActivityError> {
-        self.stages
+        let deleted = self
+            .stages
             .delete(document_id, idempotency_key(&ctx), timeout(&ctx))
             .instrument(activity_span(&ctx, "delete_document"))
-            .await
-            .map_err(failure)
+            .await;
+        self.settle(&ctx, "delete_document", deleted)
     }
 }
 

@@ -79,6 +79,7 @@ pub(crate) async fn create_document(
         mime_type: upload.mime_type.clone(),
         metadata: upload.metadata.clone(),
         max_write_attempts: 0,
+        deadline_secs: g.settings.ingest_deadline_secs,
     };
     let id = input.resolved_document_id();
     let path = choose_path(&g, &id).await?;

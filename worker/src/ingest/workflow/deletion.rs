@@ -8,8 +8,8 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ApplicationFailure, WorkflowContext, WorkflowContextView, WorkflowResult};
 
 use super::{
-    DOCUMENT_ID, INVALID_INPUT, STATUS, WRITE_HEARTBEAT, WRITE_MAX_ATTEMPTS, WRITE_TIMEOUT,
-    options, reason,
+    DEFAULT_DEADLINE, DOCUMENT_ID, INVALID_INPUT, STATUS, WRITE_HEARTBEAT, WRITE_TIMEOUT, options,
+    reason,
 };
 use crate::ingest::DeleteInput;
 use crate::ingest::activities::{Deleted, IngestActivities};
@@ -46,7 +46,7 @@ impl DocumentDeletionWorkflow {
             .execute_activity(
                 IngestActivities::delete_document,
                 document_id,
-                options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), WRITE_MAX_ATTEMPTS),
+                options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), 0, DEFAULT_DEADLINE),
             )
             .await;
         match result {

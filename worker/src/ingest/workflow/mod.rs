@@ -15,7 +15,7 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::join;
 use temporalio_sdk::{
     ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, ApplicationFailure,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    TimeoutType, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
 use super::activities::{
@@ -29,29 +29,38 @@ use super::status::{
 use super::{DocRef, IngestInput};
 
 pub use apex_ingestion::steps::{
-    CHECK_TIMEOUT, FETCH_TIMEOUT, INVALID_INPUT, MAX_ATTEMPTS, SERVICE_HEARTBEAT, SERVICE_TIMEOUT,
-    WRITE_HEARTBEAT, WRITE_MAX_ATTEMPTS, WRITE_TIMEOUT,
+    CHECK_TIMEOUT, DEFAULT_DEADLINE, FETCH_TIMEOUT, FIRST_BACKOFF, INVALID_INPUT, MAX_BACKOFF,
+    SERVICE_HEARTBEAT, SERVICE_TIMEOUT, WRITE_HEARTBEAT, WRITE_TIMEOUT,
 };
 pub use apex_ingestion::workflows::{DOCUMENT_ID, PRIORITY, SOURCE, STATUS};
 pub use deletion::DocumentDeletionWorkflow;
 
+/// Attempts without a count (0, unless an input sets one): each failure says itself whether
+/// it is the last and how long to wait before the next ([`apex_ingestion::steps`]); the
+/// policy's intervals apply only to a failure that does not (a lost worker's timeout).
 fn retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
-        .initial_interval(Duration::from_millis(500))
+        .initial_interval(FIRST_BACKOFF)
         .backoff_coefficient(2.0)
-        .maximum_interval(Duration::from_secs(30))
+        .maximum_interval(MAX_BACKOFF)
         .maximum_attempts(max_attempts)
         .build()
 }
 
+/// An activity's options: `start_to_close` per attempt, all attempts within `left` (the time
+/// to the ingestion's deadline), `attempts` at most (0: no count).
 fn options(
     start_to_close: Duration,
     heartbeat: Option<Duration>,
     attempts: u32,
+    left: Duration,
 ) -> ActivityOptions {
     let builder =
-        ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::StartToClose(start_to_close))
-            .retry_policy(retry(attempts));
+        ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: left,
+            start_to_close: start_to_close.min(left),
+        })
+        .retry_policy(retry(attempts));
     match heartbeat {
         Some(h) => builder.heartbeat_timeout(h).build(),
         None => builder.build(),
@@ -59,18 +68,41 @@ fn options(
 }
 
 /// Parse, extract and embed: up to 10 minutes an attempt, a heartbeat every 30 s.
-fn service_step() -> ActivityOptions {
-    options(SERVICE_TIMEOUT, Some(SERVICE_HEARTBEAT), MAX_ATTEMPTS)
+fn service_step(left: Duration) -> ActivityOptions {
+    options(SERVICE_TIMEOUT, Some(SERVICE_HEARTBEAT), 0, left)
+}
+
+/// The time from now to `deadline`; `None` once it has passed (or without a clock).
+pub(crate) fn time_left(
+    ctx: &WorkflowContext<impl Sized>,
+    deadline: SystemTime,
+) -> Option<Duration> {
+    let now = ctx.workflow_time()?;
+    deadline.duration_since(now).ok().filter(|d| !d.is_zero())
 }
 
 /// The reason an activity gave, without the wrappers around it.
+/// When the ingestion's deadline ended the retries, it says so before the last reason.
 pub fn reason(err: &ActivityExecutionError) -> String {
+    let mut deadline = false;
     let mut cause = err.cause();
     while let Some(e) = cause {
-        if let IncomingError::Application(app) = e {
-            return app.to_string();
+        match e {
+            IncomingError::Application(app) if deadline => {
+                return format!(
+                    "the ingestion's deadline passed while retrying; last error: {app}"
+                );
+            }
+            IncomingError::Application(app) => return app.to_string(),
+            IncomingError::Timeout(t) if t.timeout_type() == TimeoutType::ScheduleToClose => {
+                deadline = true;
+            }
+            _ => {}
         }
         cause = e.cause();
+    }
+    if deadline {
+        return "the ingestion's deadline passed while retrying".to_owned();
     }
     apex_ingestion::error_chain(err)
 }
@@ -86,6 +118,8 @@ fn millis_since(ctx: &WorkflowContext<impl Sized>, start: Option<SystemTime>) ->
 #[derive(Default)]
 pub struct DocumentIngestionWorkflow {
     status: IngestStatus,
+    /// When the ingestion stops waiting out outages: its start plus the input's deadline.
+    deadline: Option<SystemTime>,
 }
 
 /// Where an ingestion stopped, and why.
@@ -95,6 +129,13 @@ struct Stop {
 }
 
 impl Stop {
+    fn deadline(step: &'static str) -> Stop {
+        Stop {
+            step,
+            message: "the ingestion's deadline passed before the step could start".to_owned(),
+        }
+    }
+
     fn at(step: &'static str) -> impl FnOnce(ActivityExecutionError) -> Stop {
         move |e| Stop {
             step,
@@ -104,6 +145,26 @@ impl Stop {
 }
 
 impl DocumentIngestionWorkflow {
+    /// The time left for `step` and its retries; a [`Stop`] once the deadline has passed.
+    fn left(ctx: &WorkflowContext<Self>, step: &'static str) -> Result<Duration, Stop> {
+        let deadline = ctx.state(|s| s.deadline);
+        match deadline {
+            Some(d) => time_left(ctx, d).ok_or_else(|| Stop::deadline(step)),
+            None => Ok(DEFAULT_DEADLINE),
+        }
+    }
+
+    /// The workflow's time as a step begins, recorded in the status (`step_started_ms`) so
+    /// that whoever asks can say how long the step has been waiting.
+    fn begin(ctx: &WorkflowContext<Self>) -> Option<SystemTime> {
+        let now = ctx.workflow_time();
+        let ms = now
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        ctx.state_mut(|s| s.status.step_started_ms = ms);
+        now
+    }
+
     fn set_status(ctx: &WorkflowContext<Self>, status: &str) {
         ctx.state_mut(|s| s.status.status = status.to_owned());
         ctx.upsert_search_attributes([STATUS.value_set(status.to_owned())]);
@@ -154,7 +215,7 @@ impl DocumentIngestionWorkflow {
 
     /// `fetch_document`: the bytes into the blob store.
     async fn fetch_step(ctx: &WorkflowContext<Self>, input: &IngestInput) -> Result<Fetched, Stop> {
-        let start = ctx.workflow_time();
+        let start = Self::begin(ctx);
         let fetched = ctx
             .execute_activity(
                 IngestActivities::fetch_document,
@@ -162,7 +223,7 @@ impl DocumentIngestionWorkflow {
                     location: input.location.clone(),
                     mime_type: input.mime_type.clone(),
                 },
-                options(FETCH_TIMEOUT, None, MAX_ATTEMPTS),
+                options(FETCH_TIMEOUT, None, 0, Self::left(ctx, "fetch")?),
             )
             .await
             .map_err(Stop::at("fetch"))?;
@@ -180,12 +241,12 @@ impl DocumentIngestionWorkflow {
         document_id: &str,
         fetched: &Fetched,
     ) -> Result<Option<DocRef>, Stop> {
-        let start = ctx.workflow_time();
+        let start = Self::begin(ctx);
         let stored = ctx
             .execute_activity(
                 IngestActivities::check_document,
                 document_id.to_owned(),
-                options(CHECK_TIMEOUT, None, WRITE_MAX_ATTEMPTS),
+                options(CHECK_TIMEOUT, None, 0, Self::left(ctx, "check")?),
             )
             .await
             .map_err(Stop::at("check"))?;
@@ -215,7 +276,7 @@ impl DocumentIngestionWorkflow {
         fetched: &Fetched,
         document: &DocRef,
     ) -> Result<Parsed, Stop> {
-        let start = ctx.workflow_time();
+        let start = Self::begin(ctx);
         let parsed = ctx
             .execute_activity(
                 IngestActivities::parse_document,
@@ -225,7 +286,7 @@ impl DocumentIngestionWorkflow {
                     mime_type: input.mime_type.clone(),
                     document: document.clone(),
                 },
-                service_step(),
+                service_step(Self::left(ctx, "parse")?),
             )
             .await
             .map_err(Stop::at("parse"))?;
@@ -248,14 +309,15 @@ impl DocumentIngestionWorkflow {
         ctx: &WorkflowContext<Self>,
         artifact: &ArtifactInput,
     ) -> Result<(Extracted, Embedded), Stop> {
-        let start = ctx.workflow_time();
+        let start = Self::begin(ctx);
+        let left = Self::left(ctx, "extract")?;
         let (extracted, embedded) = join!(
             async {
                 let r = ctx
                     .execute_activity(
                         IngestActivities::extract_entities,
                         artifact.clone(),
-                        service_step(),
+                        service_step(left),
                     )
                     .await;
                 if let Ok(e) = &r {
@@ -268,7 +330,7 @@ impl DocumentIngestionWorkflow {
                     .execute_activity(
                         IngestActivities::generate_embeddings,
                         artifact.clone(),
-                        service_step(),
+                        service_step(left),
                     )
                     .await;
                 if let Ok(e) = &r {
@@ -300,7 +362,7 @@ impl DocumentIngestionWorkflow {
         input: &IngestInput,
         write: WriteInput,
     ) -> Result<(), Stop> {
-        let start = ctx.workflow_time();
+        let start = Self::begin(ctx);
         let written = ctx
             .execute_activity(
                 IngestActivities::write_to_databases,
@@ -308,11 +370,8 @@ impl DocumentIngestionWorkflow {
                 options(
                     WRITE_TIMEOUT,
                     Some(WRITE_HEARTBEAT),
-                    if input.max_write_attempts == 0 {
-                        WRITE_MAX_ATTEMPTS
-                    } else {
-                        input.max_write_attempts
-                    },
+                    input.max_write_attempts,
+                    Self::left(ctx, "write")?,
                 ),
             )
             .await
@@ -331,7 +390,9 @@ impl DocumentIngestionWorkflow {
         input: IngestInput,
     ) -> WorkflowResult<IngestStatus> {
         let document_id = input.resolved_document_id();
+        let deadline = ctx.workflow_time().map(|t| t + input.deadline());
         ctx.state_mut(|s| {
+            s.deadline = deadline;
             s.status.status = PENDING.to_owned();
             s.status.document_id = document_id.clone();
             s.status.source = input.source.clone();
