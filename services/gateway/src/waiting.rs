@@ -33,7 +33,7 @@ fn span(d: Duration) -> String {
 /// The steps being retried: one object per pending activity that has failed at least once,
 /// with a sentence that says it all ("waiting for the embedder since 12:03:10 UTC: attempt 7
 /// failed (embedder: unavailable: …); next attempt in 20 s").
-pub(crate) fn waiting(
+pub fn waiting(
     pending: &[PendingActivityInfo],
     step_started_ms: u64,
     now: SystemTime,

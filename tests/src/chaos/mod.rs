@@ -126,6 +126,8 @@ pub async fn run(config: &Config, mut progress: impl FnMut(&str)) -> anyhow::Res
     let before = rollout.get().await?;
     rollout.set(100).await?;
     let rounds = rounds(config, &mut progress).await;
+    // A new connection: the first one may have lived through a restart of Redis.
+    let rollout = Rollout::connect(&config.stack.redis_url(), ROLLOUT_KEY).await?;
     let restored = match before {
         Some(p) => rollout.set(p).await,
         None => rollout.clear().await,

@@ -18,21 +18,34 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = status(&handle).await;
-        let retrying = handle
+        let described = handle
             .describe(WorkflowDescribeOptions::default())
             .await
-            .expect("describe")
-            .raw()
-            .pending_activities
-            .iter()
-            .any(|p| {
-                p.attempt > 1
-                    && p.activity_type
-                        .as_ref()
-                        .is_some_and(|t| t.name.ends_with("generate_embeddings"))
-            });
+            .expect("describe");
+        let pending = &described.raw().pending_activities;
+        let retrying = pending.iter().any(|p| {
+            p.attempt > 1
+                && p.activity_type
+                    .as_ref()
+                    .is_some_and(|t| t.name.ends_with("generate_embeddings"))
+        });
         if retrying {
             assert_eq!(s.status, PARSED, "{s:?}");
+            // What the gateway's status says of it: the embedder, since the step began.
+            let waiting =
+                apex_gateway::waiting::waiting(pending, s.step_started_ms, SystemTime::now());
+            let embed = waiting
+                .iter()
+                .find(|w| w["step"] == "embed")
+                .unwrap_or_else(|| panic!("the embedding waits: {waiting:?}"));
+            assert_eq!(embed["dependency"], "embedder", "{embed}");
+            assert_eq!(embed["since_ms"], s.step_started_ms, "{embed}");
+            let message = embed["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("waiting for the embedder since ")
+                    && message.contains(" failed (embedder: "),
+                "{message}"
+            );
             break;
         }
         assert!(

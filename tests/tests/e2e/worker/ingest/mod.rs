@@ -3,7 +3,7 @@
 //! ephemeral ports, and the local stack's real PostgreSQL, FalkorDB, vector server and
 //! Redis.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::services::Services;
 use super::{DevServer, WorkerProc, record_history, unique_queue};
