@@ -13,19 +13,13 @@ use std::time::Duration;
 /// Failure type of an ingestion input that cannot be ingested (never retried).
 pub const INVALID_INPUT: &str = "InvalidIngestInput";
 
-/// Failure type of an ingestion whose deadline passed while a step was still failing.
-pub const DEADLINE_EXCEEDED: &str = "IngestionDeadlineExceeded";
-
 /// How long an ingestion on the Temporal path may wait out outages before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Attempts of a failure that may be the service's own fault rather than an outage
-/// (`internal`, an unknown gRPC code): enough for a crash-restart, not a day of a bug. The
-/// legacy path gives every retryable failure this many attempts.
+/// (`internal` with the error contract's details): enough for a crash-restart, not a day of
+/// a bug. (The legacy path has its own count, the gateway's `legacy_max_attempts`.)
 pub const MAX_ATTEMPTS: u32 = 5;
-/// The legacy path's attempts of a write (the stores are the likeliest to be briefly away
-/// and a write is idempotent).
-pub const WRITE_MAX_ATTEMPTS: u32 = 10;
 
 /// The wait before the second attempt, doubled for each later one up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
