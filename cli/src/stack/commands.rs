@@ -68,9 +68,12 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
 /// Search attributes registered on the dev server at start.
 pub use apex_ingestion::workflows::SEARCH_ATTRIBUTES;
 
+/// The alert rules (`deploy/prometheus/alerts.yml`), written beside the configuration.
+const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/alerts.yml");
+
 fn prometheus_config(s: &StackSettings) -> String {
     format!(
-        "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files:\n  - alerts.yml\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
         s.temporal_metrics_port,
         s.worker_metrics_port,
         ports::PARSER.metrics,
@@ -233,6 +236,7 @@ fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
 fn prometheus_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
     let config = dir.join("prometheus.yml");
     fs::write(&config, prometheus_config(s))?;
+    fs::write(dir.join("alerts.yml"), ALERT_RULES)?;
     let mut cmd = Command::new("prometheus");
     cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!(
@@ -244,4 +248,43 @@ fn prometheus_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> 
             s.prometheus_port
         ));
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promtool(args: &[&str]) -> String {
+        let out = Command::new("promtool")
+            .args(args)
+            .output()
+            .expect("promtool runs (deploy/local/bootstrap installs it with prometheus)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {}: {text}", args.join(" "));
+        text
+    }
+
+    #[test]
+    fn the_local_prometheus_configuration_loads_the_alert_rules() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("prometheus.yml");
+        fs::write(&config, prometheus_config(&StackSettings::default())).expect("written");
+        fs::write(dir.path().join("alerts.yml"), ALERT_RULES).expect("written");
+        let text = promtool(&["check", "config", &config.to_string_lossy()]);
+        assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
+    }
+
+    #[test]
+    fn the_alert_rules_pass_their_promtool_tests() {
+        let tests = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/prometheus/alerts.test.yml"
+        );
+        let text = promtool(&["test", "rules", tests]);
+        assert!(text.contains("SUCCESS"), "{text}");
+    }
 }

@@ -16,6 +16,8 @@ pub struct Doc {
     pub vector_count: u64,
     pub entity_count: u64,
     pub chunk_count: u64,
+    /// When this run first saw the document final.
+    pub ended: Option<Instant>,
 }
 
 /// A text no other document of any run has: its bytes decide its content hash.
@@ -103,6 +105,8 @@ use apex_ingestion::status::is_final;
 
 /// Polls each document's status until all are final or `give_up` passes; a gateway that
 /// does not answer (it may be the one taken away) is asked again.
+/// A document's end time is when a poll first saw it final: the polls go round every half
+/// second plus the time they take.
 pub async fn settle(http: &reqwest::Client, gateway: &str, docs: &mut [Doc], give_up: Instant) {
     loop {
         for d in docs.iter_mut().filter(|d| !is_final(&d.status)) {
@@ -115,6 +119,9 @@ pub async fn settle(http: &reqwest::Client, gateway: &str, docs: &mut [Doc], giv
             };
             if let Some(status) = v.get("status").and_then(Value::as_str) {
                 d.status = status.to_owned();
+                if is_final(status) {
+                    d.ended = Some(Instant::now());
+                }
                 d.error = v
                     .get("error")
                     .and_then(Value::as_str)

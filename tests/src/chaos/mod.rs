@@ -8,7 +8,9 @@
 //! (SIGKILL), the other half is uploaded while it is away (a refused upload is sent again,
 //! as `apex ingest` does), the target is brought back (`apex up`) after the outage, and the
 //! round waits for every document to end. The time from the target's return to the last
-//! document's end is the recovery time.
+//! document's end is the recovery time; the documents that ended after the return, per second
+//! from the first of them to the last, are the drain rate. A first round with nothing taken
+//! away gives the normal rate of the same documents on the same stack, to compare it with.
 
 pub mod check;
 pub mod docs;
@@ -37,6 +39,9 @@ pub const TARGETS: [&str; 11] = [
     "graph",
     "vectors",
 ];
+
+/// The first round's target: nothing is taken away, which gives the normal rate.
+pub const BASELINE: &str = "nothing";
 
 /// How a target is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +87,19 @@ pub struct Round {
     pub verdict: Verdict,
     /// From the target's return to the last document's end; `None` if some never ended.
     pub recovered: Option<Duration>,
+    /// Documents per second among those that ended after the return, from the first of them
+    /// to the last; `None` when fewer than two did.
+    pub drain: Option<f64>,
+}
+
+/// Completions per second over `ends`: one less than their number over the time from the
+/// first to the last (the first end opens the interval); `None` for fewer than two.
+pub fn rate(ends: impl IntoIterator<Item = Instant>) -> Option<f64> {
+    let mut ends: Vec<Instant> = ends.into_iter().collect();
+    ends.sort();
+    let (first, last) = (*ends.first()?, *ends.last()?);
+    let span = last.duration_since(first).as_secs_f64();
+    (ends.len() >= 2 && span > 0.0).then(|| (ends.len() - 1) as f64 / span)
 }
 
 /// Runs `apex <args>`; an error with its output when it fails.
@@ -137,8 +155,17 @@ pub async fn run(config: &Config, mut progress: impl FnMut(&str)) -> anyhow::Res
     Ok(rounds)
 }
 
+/// The baseline round first, then one per target.
 async fn rounds(config: &Config, progress: &mut impl FnMut(&str)) -> anyhow::Result<Vec<Round>> {
     let mut rounds = Vec::new();
+    progress(&format!(
+        "{BASELINE} taken away (the normal rate), {} documents",
+        config.documents
+    ));
+    let baseline = round(config, BASELINE).await?;
+    progress(&format!("{BASELINE}: {}", line(&baseline, None)));
+    let normal = baseline.drain;
+    rounds.push(baseline);
     for target in &config.targets {
         progress(&format!(
             "{target}: {} for {} s, {} documents",
@@ -147,7 +174,7 @@ async fn rounds(config: &Config, progress: &mut impl FnMut(&str)) -> anyhow::Res
             config.documents
         ));
         let r = round(config, target).await?;
-        progress(&format!("{target}: {}", line(&r)));
+        progress(&format!("{target}: {}", line(&r, normal)));
         rounds.push(r);
     }
     Ok(rounds)
@@ -175,12 +202,18 @@ fn spawn_uploads(
     }
 }
 
+/// One round; [`BASELINE`] takes nothing away, and its "return" is the first upload.
 async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
-    let give_up = Instant::now() + config.away + config.settle;
+    let outage = target != BASELINE;
+    let away = if outage { config.away } else { Duration::ZERO };
+    let give_up = Instant::now() + away + config.settle;
     let half = config.documents / 2;
     let mut uploads = JoinSet::new();
+    let start = Instant::now();
     spawn_uploads(config, target, 0..half, give_up, &mut uploads);
-    take_away(config, target)?;
+    if outage {
+        take_away(config, target)?;
+    }
     spawn_uploads(
         config,
         target,
@@ -188,10 +221,14 @@ async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
         give_up,
         &mut uploads,
     );
-    // The outage itself: nothing to wait for but the clock.
-    tokio::time::sleep(config.away).await;
-    apex(config, &["up", target])?;
-    let back = Instant::now();
+    let back = if outage {
+        // The outage itself: nothing to wait for but the clock.
+        tokio::time::sleep(away).await;
+        apex(config, &["up", target])?;
+        Instant::now()
+    } else {
+        start
+    };
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     while let Some(joined) = uploads.join_next().await {
@@ -214,6 +251,12 @@ async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
         .iter()
         .all(|d| apex_ingestion::status::is_final(&d.status));
     let recovered = ended.then(|| back.elapsed());
+    let drain = rate(
+        accepted
+            .iter()
+            .filter_map(|d| d.ended)
+            .filter(|e| *e >= back),
+    );
     // Connections of its own, opened after the outage: a client that lived through the
     // store's restart is not what is being checked.
     let writer = apex_writer::connect(&check::writer_settings(&config.stack)).await?;
@@ -221,20 +264,31 @@ async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
     Ok(Round {
         target: target.to_owned(),
         how: config.how,
-        away: config.away,
+        away,
         documents: config.documents,
         verdict,
         recovered,
+        drain,
     })
 }
 
-/// One round as a line of the report's table.
-pub fn line(r: &Round) -> String {
+/// One round as a line of the report's table; `normal` is the baseline's rate.
+pub fn line(r: &Round, normal: Option<f64>) -> String {
     let v = &r.verdict;
+    let drain = match (r.drain, normal) {
+        (Some(d), Some(n)) if r.target != BASELINE => format!("{d:.2} ({:.2}×)", d / n),
+        (Some(d), _) => format!("{d:.2}"),
+        (None, _) => "–".to_owned(),
+    };
+    let how = if r.target == BASELINE {
+        "–"
+    } else {
+        r.how.as_str()
+    };
     format!(
-        "| {} | {} | {} s | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} s | {} | {} | {} | {} | {} | {} | {} | {} |",
         r.target,
-        r.how.as_str(),
+        how,
         r.away.as_secs(),
         r.documents,
         v.completed,
@@ -246,17 +300,23 @@ pub fn line(r: &Round) -> String {
             || "never".to_owned(),
             |d| format!("{:.1} s", d.as_secs_f64())
         ),
+        drain,
     )
 }
 
-/// The report: a Markdown table, one line per round, and every problem under it.
+/// The report: a Markdown table, one line per round (the baseline's first), and every problem
+/// under it. The drain column compares each round's drain rate with the baseline's.
 pub fn report(rounds: &[Round]) -> String {
+    let normal = rounds
+        .iter()
+        .find(|r| r.target == BASELINE)
+        .and_then(|r| r.drain);
     let mut out = String::from(
-        "| taken away | how | for | documents | completed | failed | lost | duplicated | stores disagree | recovered after |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| taken away | how | for | documents | completed | failed | lost | duplicated | stores disagree | recovered after | drain, docs/s (× normal) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rounds {
-        out.push_str(&line(r));
+        out.push_str(&line(r, normal));
         out.push('\n');
     }
     for r in rounds {
@@ -265,4 +325,21 @@ pub fn report(rounds: &[Round]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_counts_the_intervals_between_the_first_end_and_the_last() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        // Five ends over two seconds: four intervals, 2 per second, in any order.
+        let r = rate([at(2_000), at(0), at(500), at(1_000), at(1_500)]).expect("five ends");
+        assert!((r - 2.0).abs() < 1e-9, "{r}");
+        assert_eq!(rate([at(7)]), None, "one end has no interval");
+        assert_eq!(rate([]), None);
+        assert_eq!(rate([at(3), at(3)]), None, "no time between them");
+    }
 }

@@ -35,7 +35,12 @@ async fn no_document_fails_while_any_one_dependency_is_away_for_half_a_minute() 
         .expect("the chaos rounds ran");
     let report = chaos::report(&rounds);
     eprintln!("{report}");
-    assert_eq!(rounds.len(), TARGETS.len());
+    assert_eq!(
+        rounds.len(),
+        TARGETS.len() + 1,
+        "the baseline, then each target"
+    );
+    assert_eq!(rounds[0].target, chaos::BASELINE);
     for r in &rounds {
         assert!(
             r.verdict.clean() && r.recovered.is_some(),
