@@ -8,7 +8,6 @@ use std::{
 };
 
 use anyhow::bail;
-use apex_common::ports;
 
 use super::Component;
 use crate::settings::StackSettings;
@@ -76,11 +75,11 @@ fn prometheus_config(s: &StackSettings) -> String {
         "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files:\n  - alerts.yml\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
         s.temporal_metrics_port,
         s.worker_metrics_port,
-        ports::PARSER.metrics,
-        ports::EXTRACTOR.metrics,
-        ports::EMBEDDER.metrics,
-        ports::WRITER.metrics,
-        ports::GATEWAY_METRICS,
+        s.parser_metrics_port,
+        s.extractor_metrics_port,
+        s.embedder_metrics_port,
+        s.writer_metrics_port,
+        s.gateway_metrics_port,
     )
 }
 
@@ -226,6 +225,10 @@ fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
         .env(
             "APEX_GATEWAY__LISTEN_ADDR",
             format!("127.0.0.1:{}", s.gateway_port),
+        )
+        .env(
+            "APEX_GATEWAY__METRICS_ADDR",
+            format!("127.0.0.1:{}", s.gateway_metrics_port),
         )
         .env("APEX_GATEWAY__REDIS_URL", s.redis_url())
         .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");

@@ -8,7 +8,6 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use apex_common::ports;
 
 use crate::{
     probe::{self, ProbeResult},
@@ -63,25 +62,25 @@ impl Component {
             Self::Parser => Some((
                 "apex-parser",
                 s.parser_port,
-                ports::PARSER.metrics,
+                s.parser_metrics_port,
                 "apex.parser.v1.ParserService",
             )),
             Self::Extractor => Some((
                 "apex-extractor",
                 s.extractor_port,
-                ports::EXTRACTOR.metrics,
+                s.extractor_metrics_port,
                 "apex.extractor.v1.ExtractorService",
             )),
             Self::Embedder => Some((
                 "apex-embedder",
                 s.embedder_port,
-                ports::EMBEDDER.metrics,
+                s.embedder_metrics_port,
                 "apex.embedder.v1.EmbedderService",
             )),
             Self::Writer => Some((
                 "apex-writer",
                 s.writer_port,
-                ports::WRITER.metrics,
+                s.writer_metrics_port,
                 "apex.writer.v1.WriterService",
             )),
             _ => None,

@@ -30,12 +30,18 @@ pub struct StackSettings {
     pub vectors_port: u16,
     pub worker_metrics_port: u16,
     pub prometheus_port: u16,
-    /// The gRPC services (their `/metrics` ports are 9101–9104) and the HTTP gateway.
+    /// The gRPC services and the HTTP gateway.
     pub parser_port: u16,
     pub extractor_port: u16,
     pub embedder_port: u16,
     pub writer_port: u16,
     pub gateway_port: u16,
+    /// Their `/metrics` listeners (9101–9104, and the gateway's second one on 9106).
+    pub parser_metrics_port: u16,
+    pub extractor_metrics_port: u16,
+    pub embedder_metrics_port: u16,
+    pub writer_metrics_port: u16,
+    pub gateway_metrics_port: u16,
     /// Seconds to wait for a component to become healthy.
     pub start_timeout_secs: u64,
 }
@@ -65,6 +71,11 @@ impl Default for StackSettings {
             embedder_port: ports::EMBEDDER.grpc,
             writer_port: ports::WRITER.grpc,
             gateway_port: ports::GATEWAY_HTTP,
+            parser_metrics_port: ports::PARSER.metrics,
+            extractor_metrics_port: ports::EXTRACTOR.metrics,
+            embedder_metrics_port: ports::EMBEDDER.metrics,
+            writer_metrics_port: ports::WRITER.metrics,
+            gateway_metrics_port: ports::GATEWAY_METRICS,
             start_timeout_secs: 90,
         }
     }
@@ -104,6 +115,11 @@ impl Settings for StackSettings {
             ("embedder_port", self.embedder_port),
             ("writer_port", self.writer_port),
             ("gateway_port", self.gateway_port),
+            ("parser_metrics_port", self.parser_metrics_port),
+            ("extractor_metrics_port", self.extractor_metrics_port),
+            ("embedder_metrics_port", self.embedder_metrics_port),
+            ("writer_metrics_port", self.writer_metrics_port),
+            ("gateway_metrics_port", self.gateway_metrics_port),
         ];
         for (i, (name, port)) in ports.iter().enumerate() {
             if *port == 0 {
