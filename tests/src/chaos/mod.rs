@@ -8,9 +8,10 @@
 //! (SIGKILL), the other half is uploaded while it is away (a refused upload is sent again,
 //! as `apex ingest` does), the target is brought back (`apex up`) after the outage, and the
 //! round waits for every document to end. The time from the target's return to the last
-//! document's end is the recovery time; the documents that ended after the return, per second
-//! from the first of them to the last, are the drain rate. A first round with nothing taken
-//! away gives the normal rate of the same documents on the same stack, to compare it with.
+//! document's end is the recovery time; the documents that ended after the return over that
+//! time are the drain rate. A first round with nothing taken away gives the normal rate: the
+//! same number of documents over the time from their upload to the last one's end, on the
+//! same stack, to compare it with.
 
 pub mod check;
 pub mod docs;
@@ -87,19 +88,17 @@ pub struct Round {
     pub verdict: Verdict,
     /// From the target's return to the last document's end; `None` if some never ended.
     pub recovered: Option<Duration>,
-    /// Documents per second among those that ended after the return, from the first of them
-    /// to the last; `None` when fewer than two did.
+    /// Documents per second: those that ended after the return over the time from the return
+    /// to the last end; `None` when none did.
     pub drain: Option<f64>,
 }
 
-/// Completions per second over `ends`: one less than their number over the time from the
-/// first to the last (the first end opens the interval); `None` for fewer than two.
-pub fn rate(ends: impl IntoIterator<Item = Instant>) -> Option<f64> {
-    let mut ends: Vec<Instant> = ends.into_iter().collect();
-    ends.sort();
-    let (first, last) = (*ends.first()?, *ends.last()?);
-    let span = last.duration_since(first).as_secs_f64();
-    (ends.len() >= 2 && span > 0.0).then(|| (ends.len() - 1) as f64 / span)
+/// Completions per second since `since`: the ends at or after it over the time from `since`
+/// to the last of them; `None` when there is none, or no time passed.
+pub fn rate(since: Instant, ends: impl IntoIterator<Item = Instant>) -> Option<f64> {
+    let after: Vec<Instant> = ends.into_iter().filter(|e| *e >= since).collect();
+    let span = after.iter().max()?.duration_since(since).as_secs_f64();
+    (span > 0.0).then(|| after.len() as f64 / span)
 }
 
 /// Runs `apex <args>`; an error with its output when it fails.
@@ -250,13 +249,10 @@ async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
     let ended = accepted
         .iter()
         .all(|d| apex_ingestion::status::is_final(&d.status));
-    let recovered = ended.then(|| back.elapsed());
-    let drain = rate(
-        accepted
-            .iter()
-            .filter_map(|d| d.ended)
-            .filter(|e| *e >= back),
-    );
+    let ends: Vec<Instant> = accepted.iter().filter_map(|d| d.ended).collect();
+    let last_end = ends.iter().max().copied().unwrap_or(back);
+    let recovered = ended.then(|| last_end.saturating_duration_since(back));
+    let drain = rate(back, ends);
     // Connections of its own, opened after the outage: a client that lived through the
     // store's restart is not what is being checked.
     let writer = apex_writer::connect(&check::writer_settings(&config.stack)).await?;
@@ -332,14 +328,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rate_counts_the_intervals_between_the_first_end_and_the_last() {
+    fn the_rate_counts_the_ends_after_the_start_over_the_time_to_the_last() {
         let t = Instant::now();
         let at = |ms: u64| t + Duration::from_millis(ms);
-        // Five ends over two seconds: four intervals, 2 per second, in any order.
-        let r = rate([at(2_000), at(0), at(500), at(1_000), at(1_500)]).expect("five ends");
+        let since = at(1_000);
+        // Four ends within two seconds of `since`, in any order; the one before it is not
+        // part of the backlog.
+        let r = rate(since, [at(3_000), at(0), at(1_500), at(2_000), at(2_500)]).expect("ends");
         assert!((r - 2.0).abs() < 1e-9, "{r}");
-        assert_eq!(rate([at(7)]), None, "one end has no interval");
-        assert_eq!(rate([]), None);
-        assert_eq!(rate([at(3), at(3)]), None, "no time between them");
+        assert_eq!(rate(since, [at(500)]), None, "nothing ended after it");
+        assert_eq!(rate(since, []), None);
+        assert_eq!(rate(since, [since]), None, "no time passed");
     }
 }
