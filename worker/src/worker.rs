@@ -136,6 +136,9 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         let Some(client) = connect(&settings, &shutdown).await else {
             break;
         };
+        ingest
+            .waker()
+            .connect(client.clone(), settings.temporal.namespace.clone());
         let mut worker = Worker::new(&runtime, client, worker_options(&settings, &ingest)?)?;
         let stop = worker.shutdown_handle();
         let watcher = {

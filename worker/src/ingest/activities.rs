@@ -18,7 +18,8 @@ pub use super::stages::{
     ArtifactInput, Deleted, Embedded, Extracted, FetchInput, Fetched, ParseInput, Parsed,
     ServiceClients, StageError, Stages, Stored, WriteInput, Written,
 };
-use super::waiting::Waiting;
+use super::waiting::{StepRef, Waiting};
+use super::wake::Waker;
 use crate::settings::IngestSettings;
 use apex_ingestion::steps::{Patience, retry_delay, step_of_activity};
 
@@ -28,6 +29,7 @@ pub struct IngestActivities {
     stages: Stages,
     metrics: Option<IngestMetrics>,
     waiting: Waiting,
+    waker: Waker,
 }
 
 /// `apex_ingest_warnings_total{kind}`: documents that gave no chunks (`no_chunks`) or no
@@ -45,12 +47,19 @@ impl IngestActivities {
             stages: Stages::new(settings)?,
             metrics: None,
             waiting: Waiting::default(),
+            waker: Waker::default(),
         })
     }
 
     /// The steps waiting for a dependency, for the worker's gauges.
     pub fn waiting(&self) -> Waiting {
         self.waiting.clone()
+    }
+
+    /// What wakes waiting steps when their dependency answers again (given the worker's
+    /// Temporal connection on every connect).
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
     }
     /// Counts silent outcomes on `meter` (the worker's Prometheus exporter).
     pub fn with_metrics(
@@ -118,7 +127,8 @@ impl IngestActivities {
     /// A step's outcome as Temporal takes it, noted in [`Waiting`]: a success or a final
     /// failure ends the step's wait; a failure that will be retried starts (or goes on
     /// with) it. The wait before the next attempt is [`retry_delay`]: capped exponential,
-    /// jittered.
+    /// jittered. A success also wakes the other steps waiting for the same dependency
+    /// ([`Waker`]).
     fn settle<T>(
         &self,
         ctx: &ActivityContext,
@@ -126,9 +136,16 @@ impl IngestActivities {
         result: Result<T, StageError>,
     ) -> Result<T, ActivityError> {
         let key = idempotency_key(ctx);
+        let step = step_of_activity(activity);
         let e = match result {
             Ok(v) => {
-                self.waiting.done(&key);
+                match step {
+                    Some(step) => {
+                        let woken = self.waiting.succeeded(&key, step.dependency);
+                        self.waker.wake(step.dependency, woken);
+                    }
+                    None => self.waiting.done(&key),
+                }
                 return Ok(v);
             }
             Err(e) => e,
@@ -136,10 +153,18 @@ impl IngestActivities {
         let info = ctx.info();
         let last = e.patience.gives_up_after(info.attempt);
         let delay = retry_delay(info.attempt, jitter());
-        match step_of_activity(activity) {
+        match step {
             Some(step) if !last => {
                 let since = info.scheduled_time.unwrap_or_else(SystemTime::now);
-                self.waiting.failed(key, step.dependency, since, delay);
+                // Only a step retried until the deadline may be woken early: waking restarts
+                // the attempt count.
+                let wake = (e.patience == Patience::UntilDeadline).then(|| StepRef {
+                    workflow_id: info.workflow_id.clone().unwrap_or_default(),
+                    run_id: info.workflow_run_id.clone().unwrap_or_default(),
+                    activity_id: info.activity_id.clone(),
+                });
+                self.waiting
+                    .failed(key, step.dependency, since, delay, wake);
             }
             _ => self.waiting.done(&key),
         }

@@ -4,6 +4,7 @@
 
 pub mod activities;
 pub mod waiting;
+pub mod wake;
 pub mod workflow;
 
 pub use activities::IngestActivities;

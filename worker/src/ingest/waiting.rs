@@ -7,6 +7,11 @@
 //! The next attempt may run on another worker replica; an entry therefore lapses a while
 //! after the retry was due, so a step is not counted forever by a worker that never sees it
 //! again. Summing the gauge over replicas may count a step twice for that while.
+//!
+//! When a step of a dependency succeeds, the dependency answers again: the steps this worker
+//! saw waiting for it with their next attempt still far off are handed out to be woken
+//! ([`Waiting::succeeded`], [`super::wake`]), once each, so a backlog does not sit out the
+//! rest of its backoff after the outage ended.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,11 +22,27 @@ use apex_ingestion::steps::DEPENDENCIES;
 /// How long after its retry was due an entry lapses unless refreshed.
 const LAPSE: Duration = Duration::from_secs(90);
 
-#[derive(Debug, Clone, Copy)]
+/// A step whose next attempt is due sooner than this is not worth waking.
+pub const WAKE_AFTER: Duration = Duration::from_secs(2);
+
+/// The activity execution a waiting step is, to wake it through Temporal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRef {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub activity_id: String,
+}
+
+#[derive(Debug, Clone)]
 struct Entry {
     dependency: &'static str,
     since: SystemTime,
+    /// When its next attempt is due.
+    due: Instant,
     until: Instant,
+    /// Taken when it is woken; `None` from the start for a step that must not be (one
+    /// whose attempts are counted: waking restarts the count).
+    wake: Option<StepRef>,
 }
 
 /// One dependency's waiting steps.
@@ -43,28 +64,46 @@ impl Waiting {
     }
 
     /// The step `key` failed waiting for `dependency`, first scheduled at `since`; it is
-    /// retried in `retry_in`.
+    /// retried in `retry_in`. `wake` is the step to wake when the dependency answers again
+    /// before then (`None`: leave it to its backoff).
     pub fn failed(
         &self,
         key: String,
         dependency: &'static str,
         since: SystemTime,
         retry_in: Duration,
+        wake: Option<StepRef>,
     ) {
-        let until = Instant::now() + retry_in + LAPSE;
+        let due = Instant::now() + retry_in;
         self.lock().insert(
             key,
             Entry {
                 dependency,
                 since,
-                until,
+                due,
+                until: due + LAPSE,
+                wake,
             },
         );
     }
 
-    /// The step `key` succeeded or failed for good.
+    /// The step `key` failed for good.
     pub fn done(&self, key: &str) {
         self.lock().remove(key);
+    }
+
+    /// The step `key`, a step of `dependency`, succeeded: the dependency answers again. Its
+    /// entry goes; the steps still waiting for it whose next attempt is more than
+    /// [`WAKE_AFTER`] away are returned to be woken, each only once per failed attempt.
+    pub fn succeeded(&self, key: &str, dependency: &'static str) -> Vec<StepRef> {
+        let mut entries = self.lock();
+        entries.remove(key);
+        let soon = Instant::now() + WAKE_AFTER;
+        entries
+            .values_mut()
+            .filter(|e| e.dependency == dependency && e.due > soon)
+            .filter_map(|e| e.wake.take())
+            .collect()
     }
 
     /// Every dependency (also those nothing waits for, at zero), with lapsed entries dropped.
@@ -141,9 +180,9 @@ mod tests {
         let w = Waiting::default();
         let now = SystemTime::now();
         let minute = Duration::from_secs(60);
-        w.failed("run/1".into(), "embedder", now - 3 * minute, minute);
-        w.failed("run/2".into(), "embedder", now - minute, minute);
-        w.failed("run/3".into(), "stores", now - minute, minute);
+        w.failed("run/1".into(), "embedder", now - 3 * minute, minute, None);
+        w.failed("run/2".into(), "embedder", now - minute, minute, None);
+        w.failed("run/3".into(), "stores", now - minute, minute, None);
         let s = w.snapshot(now);
         assert_eq!(s.len(), DEPENDENCIES.len(), "every dependency, zeros too");
         assert_eq!(
@@ -172,9 +211,58 @@ mod tests {
     fn an_entry_no_attempt_refreshes_lapses() {
         let w = Waiting::default();
         let now = SystemTime::now();
-        w.failed("run/1".into(), "parser", now, Duration::ZERO);
+        w.failed("run/1".into(), "parser", now, Duration::ZERO, None);
         // Lapsed: as if its retry ran on another worker long ago.
         w.lock().get_mut("run/1").expect("entry").until = Instant::now() - Duration::from_secs(1);
         assert_eq!(w.snapshot(now)["parser"].steps, 0);
+    }
+
+    fn step(n: &str) -> Option<StepRef> {
+        Some(StepRef {
+            workflow_id: format!("ingest-{n}"),
+            run_id: format!("run-{n}"),
+            activity_id: "3".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_success_wakes_the_other_steps_of_its_dependency_that_wait_long_once_each() {
+        let w = Waiting::default();
+        let now = SystemTime::now();
+        let half = Duration::from_secs(30);
+        w.failed("a".into(), "embedder", now, half, step("a"));
+        w.failed("b".into(), "embedder", now, half, step("b"));
+        // Due within WAKE_AFTER: its own attempt comes soon enough.
+        w.failed(
+            "c".into(),
+            "embedder",
+            now,
+            Duration::from_millis(500),
+            step("c"),
+        );
+        // Counted attempts: never woken.
+        w.failed("d".into(), "embedder", now, half, None);
+        // Another dependency.
+        w.failed("e".into(), "parser", now, half, step("e"));
+        let mut woken = w.succeeded("a", "embedder");
+        woken.sort_by(|x, y| x.workflow_id.cmp(&y.workflow_id));
+        assert_eq!(
+            woken,
+            vec![step("b").expect("b")],
+            "only b: a succeeded, c is due, d counts, e is not the embedder's"
+        );
+        assert!(
+            w.succeeded("x", "embedder").is_empty(),
+            "b is not woken twice"
+        );
+        let s = w.snapshot(now);
+        assert_eq!(
+            s["embedder"].steps, 3,
+            "b, c and d wait until their attempt tells"
+        );
+        assert_eq!(s["parser"].steps, 1);
+        // b's woken attempt failed again: it may be woken again after the next success.
+        w.failed("b".into(), "embedder", now, half, step("b"));
+        assert_eq!(w.succeeded("y", "embedder"), vec![step("b").expect("b")]);
     }
 }
