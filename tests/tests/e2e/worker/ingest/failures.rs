@@ -71,6 +71,79 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
     env.stop().await;
 }
 
+/// The attempt of each document's pending embedding (0 when none is pending).
+async fn embed_attempts(handles: &[IngestHandle]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for h in handles {
+        let described = h
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("describe");
+        let attempt = described
+            .raw()
+            .pending_activities
+            .iter()
+            .find(|p| {
+                p.activity_type
+                    .as_ref()
+                    .is_some_and(|t| t.name.ends_with("generate_embeddings"))
+            })
+            .map_or(0, |p| p.attempt);
+        out.push(attempt);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_waiting_for_the_embedder_are_woken_when_one_of_them_gets_through() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let mut env = env(&stack).await;
+    let addr = env.stop_embedder().await;
+    let mut handles = Vec::new();
+    for i in 0..5 {
+        let input = env.input(
+            &format!("wake-{i}.txt"),
+            format!("{TEXT}\nCopy {i}.").as_bytes(),
+        );
+        handles.push(env.start(input).await);
+    }
+    // Every embedding has failed at least four times: its next attempt is 8-16 s away, so
+    // without a wake the documents would come back one by one over that window.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let attempts = embed_attempts(&handles).await;
+        if attempts.iter().all(|a| *a >= 5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the embeddings were not retried: {attempts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.restart_embedder(addr).await;
+    // The first embedding that gets through wakes the others the worker saw waiting.
+    let line = env
+        .worker
+        .as_ref()
+        .expect("worker")
+        .wait_for_line("woke the steps waiting for it", Duration::from_secs(60));
+    assert!(
+        line.contains(r#""dependency":"embedder""#) && !line.contains(r#""woken":0"#),
+        "{line}"
+    );
+    for h in &handles {
+        let s = h
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .expect("completes once the embedder is back");
+        assert_eq!(s.status, COMPLETED, "{s:?}");
+    }
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failing_in_the_writer_fails_the_workflow_naming_it_and_a_rerun_succeeds() {
     let Some(stack) = apex_e2e::stack() else {
