@@ -134,7 +134,9 @@ impl Default for BreakerSettings {
     fn default() -> Self {
         Self {
             failure_threshold: 5,
-            open_ms: 10_000,
+            // Short: after a store returns, writes are refused until the next probe, and
+            // the documents waiting for it resume only after a write gets through.
+            open_ms: 2_000,
         }
     }
 }
