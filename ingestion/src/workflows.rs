@@ -161,8 +161,16 @@ pub async fn client(address: &str, namespace: &str) -> anyhow::Result<Client> {
     )
     .await
     .with_context(|| format!("cannot reach temporal at {address}"))?;
-    Ok(Client::new(
-        conn,
-        ClientOptions::new(namespace.to_owned()).build(),
-    )?)
+    Ok(Client::new(conn, client_options(namespace))?)
+}
+
+/// Client options every Temporal client of the mesh uses: the OpenTelemetry plugin, which
+/// carries the caller's trace in the `_tracer-data` header (W3C `traceparent`, `tracestate`
+/// and `baggage` as a JSON map, the format of the Go, Python and TypeScript SDKs), so the
+/// workflow, its activities and the services they call join the trace of whoever started
+/// it. A worker built from such a client gets the plugin's worker half.
+pub fn client_options(namespace: &str) -> ClientOptions {
+    ClientOptions::new(namespace.to_owned())
+        .plugin(temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build())
+        .build()
 }

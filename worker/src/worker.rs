@@ -4,7 +4,7 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
 use apex_common::Shutdown;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{Client, Connection, ConnectionOptions};
 use temporalio_common::telemetry::{
     PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
 };
@@ -38,7 +38,7 @@ pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<C
             let conn = Connection::connect(opts).await?;
             let client = Client::new(
                 conn,
-                ClientOptions::new(settings.temporal.namespace.clone()).build(),
+                apex_ingestion::workflows::client_options(&settings.temporal.namespace),
             )?;
             anyhow::Ok(client)
         }

@@ -1,19 +1,19 @@
 //! The gRPC clients of the four services the stages call, each over a lazily connected
-//! channel that carries the caller's trace context.
+//! channel whose calls open client spans and carry the trace context.
 
 use std::time::Duration;
 
-use apex_common::grpc::TracePropagation;
+use apex_common::grpc::{ClientSpans, ClientSpansService};
 use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
 use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
 use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
-use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::settings::IngestSettings;
 
-pub type Traced = InterceptedService<Channel, TracePropagation>;
+/// A channel whose calls each open a client span and send its context along.
+pub type Traced = ClientSpansService<Channel>;
 
 /// Lazily connected clients of the four services.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ fn channel(addr: &str) -> anyhow::Result<Traced> {
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    Ok(InterceptedService::new(channel, TracePropagation))
+    Ok(tower::Layer::layer(&ClientSpans, channel))
 }
 
 impl ServiceClients {

@@ -7,26 +7,29 @@ use crate::input::Blob;
 impl Stages {
     /// Copies the document's bytes into the blob store: `documents/<sha256>`.
     pub async fn fetch(&self, input: FetchInput) -> Result<Blob, StageError> {
-        let location = input.location.trim();
-        let bytes = if let Some(key) = location.strip_prefix("blob:") {
-            self.blobs.get(key).await.map_err(|e| match e {
-                apex_common::ServiceError::NotFound(m) => StageError::fatal("NotFound", m),
-                apex_common::ServiceError::InvalidArgument { message, .. } => {
-                    StageError::fatal("InvalidArgument", format!("location: {message}"))
-                }
-                other => StageError::transient(other.to_string()),
-            })?
-        } else if location.starts_with("http://") || location.starts_with("https://") {
-            self.fetch_http(location).await?
-        } else {
-            self.fetch_object(location).await?
-        };
-        let blob = self
-            .blobs
-            .put("documents", &input.mime_type, bytes)
-            .await
-            .map_err(|e| StageError::transient(e.to_string()))?;
-        Ok(blob.into())
+        super::span::traced(super::span::step_of("fetch", ""), async move {
+            let location = input.location.trim();
+            let bytes = if let Some(key) = location.strip_prefix("blob:") {
+                self.blobs.get(key).await.map_err(|e| match e {
+                    apex_common::ServiceError::NotFound(m) => StageError::fatal("NotFound", m),
+                    apex_common::ServiceError::InvalidArgument { message, .. } => {
+                        StageError::fatal("InvalidArgument", format!("location: {message}"))
+                    }
+                    other => StageError::transient(other.to_string()),
+                })?
+            } else if location.starts_with("http://") || location.starts_with("https://") {
+                self.fetch_http(location).await?
+            } else {
+                self.fetch_object(location).await?
+            };
+            let blob = self
+                .blobs
+                .put("documents", &input.mime_type, bytes)
+                .await
+                .map_err(|e| StageError::transient(e.to_string()))?;
+            Ok(blob.into())
+        })
+        .await
     }
 
     async fn fetch_http(&self, url: &str) -> Result<bytes::Bytes, StageError> {

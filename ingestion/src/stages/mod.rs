@@ -8,6 +8,7 @@ mod clients;
 mod error;
 mod fetch;
 mod messages;
+mod span;
 
 use std::time::Duration;
 
@@ -78,22 +79,26 @@ impl Stages {
         document_id: String,
         timeout: Option<Duration>,
     ) -> Result<Stored, StageError> {
-        let r = self
-            .clients
-            .writer
-            .clone()
-            .inspect_document(with_timeout(
-                InspectDocumentRequest { document_id },
-                timeout,
-            ))
-            .await
-            .map_err(|s| StageError::grpc("writer", &s))?
-            .into_inner();
-        Ok(Stored {
-            present: r.version > 0,
-            version: r.version,
-            content_sha256: r.content_sha256,
+        let span = span::step_of("check", &document_id);
+        span::traced(span, async move {
+            let r = self
+                .clients
+                .writer
+                .clone()
+                .inspect_document(with_timeout(
+                    InspectDocumentRequest { document_id },
+                    timeout,
+                ))
+                .await
+                .map_err(|s| StageError::grpc("writer", &s))?
+                .into_inner();
+            Ok(Stored {
+                present: r.version > 0,
+                version: r.version,
+                content_sha256: r.content_sha256,
+            })
         })
+        .await
     }
 
     /// `ParseBlob`.
@@ -102,33 +107,37 @@ impl Stages {
         input: ParseInput,
         timeout: Option<Duration>,
     ) -> Result<Parsed, StageError> {
-        let req = with_timeout(
-            ParseBlobRequest {
-                source: Some(input.source.into()),
-                file_name: input.file_name,
-                mime_type: input.mime_type,
-                document: Some(input.document.into()),
-                ..Default::default()
-            },
-            timeout,
-        );
-        let r = self
-            .clients
-            .parser
-            .clone()
-            .parse_blob(req)
-            .await
-            .map_err(|s| StageError::grpc("parser", &s))?
-            .into_inner();
-        let summary = r.summary.unwrap_or_default();
-        Ok(Parsed {
-            artifact: r.artifact.unwrap_or_default().into(),
-            format: summary.format,
-            chunk_count: summary.chunk_count,
-            text_chars: summary.text_chars,
-            warnings: summary.warnings,
-            attempt: 0,
+        let span = span::step("parse", &input.document);
+        span::traced(span, async move {
+            let req = with_timeout(
+                ParseBlobRequest {
+                    source: Some(input.source.into()),
+                    file_name: input.file_name,
+                    mime_type: input.mime_type,
+                    document: Some(input.document.into()),
+                    ..Default::default()
+                },
+                timeout,
+            );
+            let r = self
+                .clients
+                .parser
+                .clone()
+                .parse_blob(req)
+                .await
+                .map_err(|s| StageError::grpc("parser", &s))?
+                .into_inner();
+            let summary = r.summary.unwrap_or_default();
+            Ok(Parsed {
+                artifact: r.artifact.unwrap_or_default().into(),
+                format: summary.format,
+                chunk_count: summary.chunk_count,
+                text_chars: summary.text_chars,
+                warnings: summary.warnings,
+                attempt: 0,
+            })
         })
+        .await
     }
 
     /// `ExtractBlob`.
@@ -137,30 +146,34 @@ impl Stages {
         input: ArtifactInput,
         timeout: Option<Duration>,
     ) -> Result<Extracted, StageError> {
-        let req = with_timeout(
-            ExtractBlobRequest {
-                parsed: Some(input.parsed.into()),
-                document: Some(input.document.into()),
-                metadata: input.metadata.into_iter().collect(),
-            },
-            timeout,
-        );
-        let r = self
-            .clients
-            .extractor
-            .clone()
-            .extract_blob(req)
-            .await
-            .map_err(|s| StageError::grpc("extractor", &s))?
-            .into_inner();
-        let summary = r.summary.unwrap_or_default();
-        Ok(Extracted {
-            artifact: r.artifact.unwrap_or_default().into(),
-            entity_count: summary.entity_count,
-            mention_count: summary.mention_count,
-            relation_count: summary.relation_count,
-            attempt: 0,
+        let span = span::step("extract", &input.document);
+        span::traced(span, async move {
+            let req = with_timeout(
+                ExtractBlobRequest {
+                    parsed: Some(input.parsed.into()),
+                    document: Some(input.document.into()),
+                    metadata: input.metadata.into_iter().collect(),
+                },
+                timeout,
+            );
+            let r = self
+                .clients
+                .extractor
+                .clone()
+                .extract_blob(req)
+                .await
+                .map_err(|s| StageError::grpc("extractor", &s))?
+                .into_inner();
+            let summary = r.summary.unwrap_or_default();
+            Ok(Extracted {
+                artifact: r.artifact.unwrap_or_default().into(),
+                entity_count: summary.entity_count,
+                mention_count: summary.mention_count,
+                relation_count: summary.relation_count,
+                attempt: 0,
+            })
         })
+        .await
     }
 
     /// `EmbedBlob`.
@@ -169,29 +182,33 @@ impl Stages {
         input: ArtifactInput,
         timeout: Option<Duration>,
     ) -> Result<Embedded, StageError> {
-        let req = with_timeout(
-            EmbedBlobRequest {
-                parsed: Some(input.parsed.into()),
-                document: Some(input.document.into()),
-            },
-            timeout,
-        );
-        let r = self
-            .clients
-            .embedder
-            .clone()
-            .embed_blob(req)
-            .await
-            .map_err(|s| StageError::grpc("embedder", &s))?
-            .into_inner();
-        let summary = r.summary.unwrap_or_default();
-        Ok(Embedded {
-            artifact: r.artifact.unwrap_or_default().into(),
-            vector_count: summary.vector_count,
-            model_id: summary.model_id,
-            dimension: summary.dimension,
-            attempt: 0,
+        let span = span::step("embed", &input.document);
+        span::traced(span, async move {
+            let req = with_timeout(
+                EmbedBlobRequest {
+                    parsed: Some(input.parsed.into()),
+                    document: Some(input.document.into()),
+                },
+                timeout,
+            );
+            let r = self
+                .clients
+                .embedder
+                .clone()
+                .embed_blob(req)
+                .await
+                .map_err(|s| StageError::grpc("embedder", &s))?
+                .into_inner();
+            let summary = r.summary.unwrap_or_default();
+            Ok(Embedded {
+                artifact: r.artifact.unwrap_or_default().into(),
+                vector_count: summary.vector_count,
+                model_id: summary.model_id,
+                dimension: summary.dimension,
+                attempt: 0,
+            })
         })
+        .await
     }
 
     /// `WriteDocument` under `idempotency_key`: a retry with the same key gets the first
@@ -202,30 +219,34 @@ impl Stages {
         idempotency_key: String,
         timeout: Option<Duration>,
     ) -> Result<Written, StageError> {
-        let req = with_timeout(
-            WriteDocumentRequest {
-                document: Some(input.document.into()),
-                metadata: input.metadata.into_iter().collect(),
-                content_sha256: input.content_sha256,
-                parsed: Some(input.parsed.into()),
-                entities: input.entities.map(Into::into),
-                vectors: input.vectors.map(Into::into),
-                idempotency_key,
-            },
-            timeout,
-        );
-        let r = self
-            .clients
-            .writer
-            .clone()
-            .write_document(req)
-            .await
-            .map_err(|s| StageError::write(&s))?
-            .into_inner();
-        Ok(Written {
-            replayed: r.replayed,
-            attempt: 0,
+        let span = span::step("write", &input.document);
+        span::traced(span, async move {
+            let req = with_timeout(
+                WriteDocumentRequest {
+                    document: Some(input.document.into()),
+                    metadata: input.metadata.into_iter().collect(),
+                    content_sha256: input.content_sha256,
+                    parsed: Some(input.parsed.into()),
+                    entities: input.entities.map(Into::into),
+                    vectors: input.vectors.map(Into::into),
+                    idempotency_key,
+                },
+                timeout,
+            );
+            let r = self
+                .clients
+                .writer
+                .clone()
+                .write_document(req)
+                .await
+                .map_err(|s| StageError::write(&s))?
+                .into_inner();
+            Ok(Written {
+                replayed: r.replayed,
+                attempt: 0,
+            })
         })
+        .await
     }
 
     /// `DeleteDocument` under `idempotency_key`.
@@ -235,20 +256,24 @@ impl Stages {
         idempotency_key: String,
         timeout: Option<Duration>,
     ) -> Result<Deleted, StageError> {
-        let r = self
-            .clients
-            .writer
-            .clone()
-            .delete_document(with_timeout(
-                DeleteDocumentRequest {
-                    document_id,
-                    idempotency_key,
-                },
-                timeout,
-            ))
-            .await
-            .map_err(|s| StageError::write(&s))?
-            .into_inner();
-        Ok(Deleted { existed: r.existed })
+        let span = span::step_of("delete", &document_id);
+        span::traced(span, async move {
+            let r = self
+                .clients
+                .writer
+                .clone()
+                .delete_document(with_timeout(
+                    DeleteDocumentRequest {
+                        document_id,
+                        idempotency_key,
+                    },
+                    timeout,
+                ))
+                .await
+                .map_err(|s| StageError::write(&s))?
+                .into_inner();
+            Ok(Deleted { existed: r.existed })
+        })
+        .await
     }
 }

@@ -1,60 +1,32 @@
-//! gRPC plumbing shared by the services and their clients: a server builder that continues
-//! the caller's W3C trace, health and reflection services, and a client interceptor that
-//! sends the current trace context along.
+//! gRPC plumbing shared by the services and their clients: a server builder whose calls run
+//! in spans that continue the caller's W3C trace, health and reflection services, and a
+//! client layer that opens a span per call and sends its context along.
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, Injector};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{
-    metadata::{MetadataKey, MetadataMap, MetadataValue},
-    service::Interceptor,
-    transport::{Server, server::Router},
-};
+use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tower::layer::util::{Identity, Stack};
 
 use crate::shutdown::Shutdown;
 
+mod spans;
+
+pub use spans::{
+    ClientSpans, ClientSpansService, ServerSpans, client_span, rpc_parts, server_span,
+};
+
+/// The layers every server of the mesh runs its calls through.
+pub type ServerLayers = Stack<ServerSpans, Identity>;
+/// A server with [`ServerLayers`].
+pub type TracedServer = Server<ServerLayers>;
+/// A router of a [`TracedServer`].
+pub type Router = tonic::transport::server::Router<ServerLayers>;
+
 /// Largest message a service accepts or sends unless configured otherwise (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-struct MetadataInjector<'a>(&'a mut MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value),
-        ) {
-            self.0.insert(k, v);
-        }
-    }
-}
-
-/// The span for an incoming request, parented on the caller's `traceparent` when present.
-pub fn server_span(req: &http::Request<()>) -> tracing::Span {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(req.headers()))
-    });
-    let span = tracing::info_span!("grpc.request", otel.name = %req.uri().path(), rpc.method = %req.uri().path());
-    // Fails only when no OpenTelemetry layer is installed; the span is then local-only.
-    let _ = span.set_parent(parent);
-    span
-}
 
 /// The timeout a client set with the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
 pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
@@ -76,12 +48,12 @@ pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duratio
 }
 
 /// A tonic server builder with tracing, keepalive and a request timeout.
-pub fn server(request_timeout: Duration) -> Server {
+pub fn server(request_timeout: Duration) -> TracedServer {
     Server::builder()
-        .trace_fn(server_span)
         .timeout(request_timeout)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(ServerSpans)
 }
 
 /// The standard services every binary of the mesh serves besides its own.
@@ -130,7 +102,7 @@ fn reflection_builder(services: &[&str]) -> tonic_reflection::server::Builder<'s
 /// served over v1 and v1alpha: grpcurl and current clients speak v1, older grpcurl, Postman
 /// and Python's grpcio-reflection v1alpha.
 pub async fn with_health_and_reflection(
-    mut server: Server,
+    mut server: TracedServer,
     services: &[&str],
 ) -> anyhow::Result<(HealthReporter, Router)> {
     let (reporter, health) = health(services).await;
@@ -230,20 +202,6 @@ pub async fn serve(
         .await?;
     tracing::info!(%addr, "grpc server stopped");
     Ok(())
-}
-
-/// Client interceptor that sends the current span's trace context as `traceparent`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TracePropagation;
-
-impl Interceptor for TracePropagation {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let cx = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
-        });
-        Ok(req)
-    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl ServiceSettings {
 pub async fn serve_services(
     settings: &ServiceSettings,
     services: &'static [&'static str],
-    add: impl FnOnce(tonic::transport::server::Router) -> tonic::transport::server::Router,
+    add: impl FnOnce(grpc::Router) -> grpc::Router,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     registry: prometheus::Registry,

@@ -1,15 +1,33 @@
-//! Logs and traces: `tracing` with an env filter, JSON lines when stdout is not a terminal,
-//! and OTLP/gRPC trace export when an endpoint is configured. W3C trace context is the
-//! propagation format everywhere (gRPC metadata, HTTP headers).
+//! Logs and traces: `tracing` with an env filter, JSON lines when stdout is not a terminal
+//! (each carrying the `trace_id` and `span_id` it was written under), and OTLP/gRPC trace
+//! export when an endpoint is configured. W3C trace context is the propagation format
+//! everywhere (gRPC metadata, HTTP headers, Temporal's `_tracer-data` header).
+//!
+//! Spans always get real ids, so logs can be joined to traces; whether they are exported
+//! is decided where a trace starts: a process with an endpoint samples the traces it
+//! starts and follows the caller's decision for the ones it continues, a process without
+//! one starts unsampled traces, and the processes downstream follow that.
 
 use std::io::IsTerminal;
 
+use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{IdGenerator, RandomIdGenerator, Sampler, SdkTracerProvider},
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::settings::TelemetrySettings;
+
+mod json;
+
+pub use json::JsonLines;
 
 /// Keeps the trace exporter alive; dropping it flushes pending spans.
 #[derive(Debug)]
@@ -32,6 +50,16 @@ pub fn init_telemetry(
     service_name: &str,
     settings: &TelemetrySettings,
 ) -> anyhow::Result<TelemetryGuard> {
+    init_telemetry_with(service_name, settings, RandomIdGenerator::default())
+}
+
+/// [`init_telemetry`] with the span ids drawn from `ids` (the Temporal worker passes the
+/// SDK's replay-safe generator, so a workflow's spans keep their ids when it is replayed).
+pub fn init_telemetry_with<G: IdGenerator + 'static>(
+    service_name: &str,
+    settings: &TelemetrySettings,
+    ids: G,
+) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&settings.log_filter)?;
     let json = match settings.log_format.as_str() {
@@ -41,42 +69,159 @@ pub fn init_telemetry(
     };
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLines)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
 
-    let provider = if settings.otlp_endpoint.is_empty() {
-        None
-    } else {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(settings.otlp_endpoint.clone())
-            .build()?;
-        Some(
-            SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(
-                    Resource::builder()
-                        .with_service_name(service_name.to_owned())
-                        .build(),
-                )
-                .build(),
-        )
-    };
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
-    if let Some(p) = &provider {
-        opentelemetry::global::set_tracer_provider(p.clone());
-    }
+    let provider = provider(service_name, settings, ids)?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    // The Temporal SDK's own `tracing` spans (`RunWorkflow:…` entered on every poll and
+    // replay, `RunActivity:…`) are left out: its OpenTelemetry plugin makes the real ones,
+    // parented across the `_tracer-data` header, and ours nest under those.
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name.to_owned()))
+        .with_filter(filter_fn(|meta| !meta.target().starts_with("temporalio")));
 
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
+fn provider<G: IdGenerator + 'static>(
+    service_name: &str,
+    settings: &TelemetrySettings,
+    ids: G,
+) -> anyhow::Result<SdkTracerProvider> {
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attributes([
+            opentelemetry::KeyValue::new("service.namespace", "apex"),
+            // The project Arize Phoenix (the local viewer) files the traces under.
+            opentelemetry::KeyValue::new("openinference.project.name", TRACE_PROJECT),
+            opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            opentelemetry::KeyValue::new(
+                "service.instance.id",
+                format!("{}:{}", hostname(), std::process::id()),
+            ),
+        ])
+        .build();
+    let builder = SdkTracerProvider::builder()
+        .with_id_generator(ids)
+        .with_resource(resource)
+        .with_span_processor(ServiceAttribute(service_name.to_owned()));
+    let builder = if settings.otlp_endpoint.is_empty() {
+        builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+    } else {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(settings.otlp_endpoint.clone())
+            .build()?;
+        builder
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_batch_exporter(exporter)
+    };
+    Ok(builder.build())
+}
+
+/// The project the local trace viewer (Arize Phoenix) keeps the mesh's traces in.
+pub const TRACE_PROJECT: &str = "apex";
+
+/// Copies the service name onto every span as an attribute: viewers that drop the
+/// resource (Phoenix does) still show which service a span came from.
+#[derive(Debug)]
+struct ServiceAttribute(String);
+
+impl opentelemetry_sdk::trace::SpanProcessor for ServiceAttribute {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
+        use opentelemetry::trace::Span as _;
+        span.set_attribute(opentelemetry::KeyValue::new("service.name", self.0.clone()));
+    }
+
+    fn on_end(&self, _span: opentelemetry_sdk::trace::SpanData) {}
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Makes `span` continue the trace whose `traceparent` (and `tracestate`) `headers` carry;
+/// without them (or with malformed ones) it stays what it was, a root or a local child.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    if parent.span().span_context().is_valid() {
+        // Fails only when no OpenTelemetry layer is installed; the span is then local.
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`).
+pub fn send_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let cx = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers))
+    });
+}
+
+/// Tags the current span (a service's request span) with the document a request is about:
+/// `apex.document_id`, `apex.version`, `apex.source` (the ones it has).
+pub fn record_document(document: Option<&apex_proto::common::v1::DocumentRef>) {
+    let Some(d) = document else { return };
+    let span = tracing::Span::current();
+    if !d.document_id.is_empty() {
+        span.record("apex.document_id", d.document_id.as_str());
+    }
+    if d.version > 0 {
+        span.record("apex.version", d.version);
+    }
+    if !d.source.is_empty() {
+        span.record("apex.source", d.source.as_str());
+    }
 }

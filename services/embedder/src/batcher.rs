@@ -20,6 +20,9 @@ pub type Reply = oneshot::Receiver<Result<Vec<f32>, String>>;
 struct Job {
     window: Vec<u32>,
     reply: oneshot::Sender<Result<Vec<f32>, String>>,
+    /// The span of the request that queued it: the batch's inference span is a child of
+    /// the first request's and links the others.
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -119,7 +122,8 @@ fn worker(
         stats
             .texts
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        match encoder.encode(&windows) {
+        let span = inference_span(&batch, &windows);
+        match span.in_scope(|| encoder.encode(&windows)) {
             Ok(vectors) => {
                 for (job, v) in batch.into_iter().zip(vectors) {
                     let _ = job.reply.send(Ok(v));
@@ -133,6 +137,31 @@ fn worker(
             }
         }
     }
+}
+
+/// The span of one batch's inference: a child of the first request in it, linked to the
+/// other requests whose texts it carries.
+fn inference_span(batch: &[Job], windows: &[Vec<u32>]) -> tracing::Span {
+    let Some(first) = batch.first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: &first.span,
+        "embed.inference",
+        otel.name = "inference",
+        apex.batch.texts = windows.len(),
+        apex.batch.tokens = windows.iter().map(Vec::len).sum::<usize>(),
+        apex.batch.longest = windows.iter().map(Vec::len).max().unwrap_or(0),
+    );
+    let mut linked = vec![first.span.id()];
+    for job in &batch[1..] {
+        let id = job.span.id();
+        if !linked.contains(&id) {
+            span.follows_from(id.clone());
+            linked.push(id);
+        }
+    }
+    span
 }
 
 impl Batcher {
@@ -174,9 +203,14 @@ impl Batcher {
             });
         }
         let mut receivers = Vec::with_capacity(windows.len());
+        let span = tracing::Span::current();
         for window in windows {
             let (reply, rx) = oneshot::channel();
-            queue.jobs.push_back(Job { window, reply });
+            queue.jobs.push_back(Job {
+                window,
+                reply,
+                span: span.clone(),
+            });
             receivers.push(rx);
         }
         drop(queue);

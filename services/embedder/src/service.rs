@@ -337,32 +337,53 @@ impl EmbedderGrpc {
         texts: Vec<String>,
     ) -> Result<Vec<(Vec<f32>, bool)>, ServiceError> {
         let tokens = tokens.clone();
+        let tokenize = tracing::info_span!(
+            "embed.tokenize",
+            otel.name = "tokenize",
+            apex.texts = texts.len()
+        );
         let tokenized = tokio::task::spawn_blocking(move || {
-            texts
-                .iter()
-                .map(|t| tokens.tokenize(t))
-                .collect::<anyhow::Result<Vec<_>>>()
+            tokenize.in_scope(|| {
+                texts
+                    .iter()
+                    .map(|t| tokens.tokenize(t))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
         })
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("tokenizer task: {e}")))?
         .map_err(ServiceError::Internal)?;
         let (windows, truncated): (Vec<Vec<u32>>, Vec<bool>) = tokenized.into_iter().unzip();
-        let receivers = batcher.submit(windows).map_err(|full| {
+        // The request's wait for the shared batches; each batch's inference span hangs
+        // under the first request in it.
+        let wait = tracing::info_span!(
+            "embed.batches",
+            otel.name = "wait for batches",
+            apex.texts = windows.len()
+        );
+        let receivers = wait.in_scope(|| batcher.submit(windows)).map_err(|full| {
             self.metrics.rejected.inc();
             ServiceError::ResourceExhausted(format!(
                 "the embedding queue is full ({} of {} texts waiting); retry later",
                 full.queued, full.capacity
             ))
         })?;
-        let mut out = Vec::with_capacity(receivers.len());
-        for (rx, truncated) in receivers.into_iter().zip(truncated) {
-            let values = rx
-                .await
-                .map_err(|_| ServiceError::Unavailable("the embedding worker stopped".to_owned()))?
-                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("inference failed: {e}")))?;
-            out.push((values, truncated));
-        }
-        Ok(out)
+        let collect = async move {
+            let mut out = Vec::with_capacity(receivers.len());
+            for (rx, truncated) in receivers.into_iter().zip(truncated) {
+                let values = rx
+                    .await
+                    .map_err(|_| {
+                        ServiceError::Unavailable("the embedding worker stopped".to_owned())
+                    })?
+                    .map_err(|e| {
+                        ServiceError::Internal(anyhow::anyhow!("inference failed: {e}"))
+                    })?;
+                out.push((values, truncated));
+            }
+            Ok(out)
+        };
+        tracing::Instrument::instrument(collect, wait).await
     }
 }
 
@@ -401,6 +422,7 @@ impl EmbedderService for EmbedderGrpc {
         request: Request<EmbedBlobRequest>,
     ) -> Result<Response<EmbedBlobResponse>, Status> {
         let r = request.into_inner();
+        apex_common::telemetry::record_document(r.document.as_ref());
         let doc = self.blobs.get_parsed(r.parsed.as_ref()).await?;
         let chunks = apex_common::blob::all_chunks(doc);
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();

@@ -266,6 +266,7 @@ impl ExtractorService for ExtractorGrpc {
     ) -> Result<Response<ExtractBlobResponse>, Status> {
         let deadline = self.deadline(request.metadata());
         let r = request.into_inner();
+        apex_common::telemetry::record_document(r.document.as_ref());
         let doc = self.blobs.get_parsed(r.parsed.as_ref()).await?;
         let (mut chunks, mut records) = (Vec::new(), Vec::new());
         flatten(doc, &mut chunks, &mut records);

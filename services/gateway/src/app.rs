@@ -134,17 +134,34 @@ async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // Named and attributed as the HTTP server conventions say; it continues the caller's
+    // trace when the request carries a `traceparent` (as `apex ingest` sends).
     let span = tracing::info_span!(
         "http",
         otel.name = %format!("{} {route}", request.method()),
-        http.method = %request.method(),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
         http.route = %route,
-        http.status = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        url.path = %request.uri().path(),
+        url.scheme = "http",
+        user_agent.original = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+        apex.document_id = tracing::field::Empty,
+        apex.source = tracing::field::Empty,
     );
+    apex_common::telemetry::continue_trace(&span, request.headers());
     let start = Instant::now();
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let status = response.status().as_u16();
-    span.record("http.status", status);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     g.metrics
         .requests
         .with_label_values(&[&route, &status.to_string()])

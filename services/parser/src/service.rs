@@ -91,6 +91,7 @@ impl ParserService for ParserGrpc {
         request: Request<ParseRequest>,
     ) -> Result<Response<ParseResponse>, Status> {
         let r = request.into_inner();
+        apex_common::telemetry::record_document(r.document.as_ref());
         let document = self
             .run(
                 Bytes::from(r.content),
@@ -110,6 +111,7 @@ impl ParserService for ParserGrpc {
         request: Request<ParseBlobRequest>,
     ) -> Result<Response<ParseBlobResponse>, Status> {
         let r = request.into_inner();
+        apex_common::telemetry::record_document(r.document.as_ref());
         let source = r
             .source
             .ok_or_else(|| ServiceError::invalid_field("source", "a source blob is required"))?;

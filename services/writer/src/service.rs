@@ -24,18 +24,13 @@ impl WriterGrpc {
 
 #[tonic::async_trait]
 impl WriterService for WriterGrpc {
-    #[tracing::instrument(skip_all, fields(document = tracing::field::Empty, version = tracing::field::Empty))]
     async fn write_document(
         &self,
         request: Request<WriteDocumentRequest>,
     ) -> Result<Response<WriteDocumentResponse>, Status> {
         let req = request.into_inner();
         let document = req.document.clone();
-        if let Some(d) = &document {
-            let span = tracing::Span::current();
-            span.record("document", d.document_id.as_str());
-            span.record("version", d.version);
-        }
+        apex_common::telemetry::record_document(document.as_ref());
         self.writer
             .write(req)
             .await
@@ -43,11 +38,11 @@ impl WriterService for WriterGrpc {
             .map_err(|e| e.into_status(document))
     }
 
-    #[tracing::instrument(skip_all, fields(document = %request.get_ref().document_id))]
     async fn delete_document(
         &self,
         request: Request<DeleteDocumentRequest>,
     ) -> Result<Response<DeleteDocumentResponse>, Status> {
+        tracing::Span::current().record("apex.document_id", request.get_ref().document_id.as_str());
         self.writer
             .delete(request.into_inner())
             .await
@@ -55,11 +50,11 @@ impl WriterService for WriterGrpc {
             .map_err(|e| e.into_status(None))
     }
 
-    #[tracing::instrument(skip_all, fields(document = %request.get_ref().document_id))]
     async fn inspect_document(
         &self,
         request: Request<InspectDocumentRequest>,
     ) -> Result<Response<InspectDocumentResponse>, Status> {
+        tracing::Span::current().record("apex.document_id", request.get_ref().document_id.as_str());
         Ok(Response::new(
             self.writer
                 .inspect(&request.into_inner().document_id)
@@ -67,7 +62,6 @@ impl WriterService for WriterGrpc {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(limit = request.get_ref().limit))]
     async fn search_chunks(
         &self,
         request: Request<SearchChunksRequest>,

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tracing::Instrument as _;
 
 pub use super::stages::{
     ArtifactInput, Deleted, Embedded, Extracted, FetchInput, Fetched, ParseInput, Parsed,
@@ -186,28 +185,10 @@ pub fn call_timeout(deadline: Option<SystemTime>, now: SystemTime) -> Option<Dur
     Some(left.saturating_sub(margin).max(Duration::from_millis(100)))
 }
 
-/// The span a service call runs in: its context travels to the service as `traceparent`,
-/// so the service's spans join the activity's trace.
-fn activity_span(ctx: &ActivityContext, name: &'static str) -> tracing::Span {
-    let info = ctx.info();
-    tracing::info_span!(
-        "activity",
-        otel.name = name,
-        activity.attempt = info.attempt,
-        workflow.id = info.workflow_id.as_deref().unwrap_or_default(),
-        workflow.run_id = info.workflow_run_id.as_deref().unwrap_or_default(),
-    )
-}
-
-/// Awaits `call` inside the activity's span, recording a heartbeat every few seconds so a
+/// Awaits `call` (which runs in the stage's span, under the plugin's `RunActivity`), recording a heartbeat every few seconds so a
 /// lost worker is noticed within the heartbeat timeout instead of the whole start-to-close
 /// timeout.
-async fn with_heartbeats<F: std::future::Future>(
-    ctx: &ActivityContext,
-    name: &'static str,
-    call: F,
-) -> F::Output {
-    let call = call.instrument(activity_span(ctx, name));
+async fn with_heartbeats<F: std::future::Future>(ctx: &ActivityContext, call: F) -> F::Output {
     let every = ctx
         .info()
         .heartbeat_timeout
@@ -246,11 +227,7 @@ impl IngestActivities {
         ctx: ActivityContext,
         input: FetchInput,
     ) -> Result<Fetched, ActivityError> {
-        let fetched = self
-            .stages
-            .fetch(input)
-            .instrument(activity_span(&ctx, "fetch_document"))
-            .await;
+        let fetched = self.stages.fetch(input).await;
         let blob = self.settle(&ctx, "fetch_document", fetched)?;
         Ok(Fetched {
             blob,
@@ -265,11 +242,7 @@ impl IngestActivities {
         ctx: ActivityContext,
         document_id: String,
     ) -> Result<Stored, ActivityError> {
-        let stored = self
-            .stages
-            .check(document_id, timeout(&ctx))
-            .instrument(activity_span(&ctx, "check_document"))
-            .await;
+        let stored = self.stages.check(document_id, timeout(&ctx)).await;
         self.settle(&ctx, "check_document", stored)
     }
 
@@ -281,7 +254,7 @@ impl IngestActivities {
         input: ParseInput,
     ) -> Result<Parsed, ActivityError> {
         let call = self.stages.parse(input, timeout(&ctx));
-        let parsed = with_heartbeats(&ctx, "parse_document", call).await;
+        let parsed = with_heartbeats(&ctx, call).await;
         let mut parsed = self.settle(&ctx, "parse_document", parsed)?;
         if parsed.chunk_count == 0
             && let Some(m) = &self.metrics
@@ -301,7 +274,7 @@ impl IngestActivities {
     ) -> Result<Extracted, ActivityError> {
         let text_chars = input.text_chars;
         let call = self.stages.extract(input, timeout(&ctx));
-        let extracted = with_heartbeats(&ctx, "extract_entities", call).await;
+        let extracted = with_heartbeats(&ctx, call).await;
         let mut extracted = self.settle(&ctx, "extract_entities", extracted)?;
         if extracted.entity_count == 0
             && text_chars > 0
@@ -321,7 +294,7 @@ impl IngestActivities {
         input: ArtifactInput,
     ) -> Result<Embedded, ActivityError> {
         let call = self.stages.embed(input, timeout(&ctx));
-        let embedded = with_heartbeats(&ctx, "generate_embeddings", call).await;
+        let embedded = with_heartbeats(&ctx, call).await;
         let mut embedded = self.settle(&ctx, "generate_embeddings", embedded)?;
         embedded.attempt = ctx.info().attempt;
         Ok(embedded)
@@ -338,7 +311,7 @@ impl IngestActivities {
         let call = self
             .stages
             .write(input, idempotency_key(&ctx), timeout(&ctx));
-        let written = with_heartbeats(&ctx, "write_to_databases", call).await;
+        let written = with_heartbeats(&ctx, call).await;
         let mut written = self.settle(&ctx, "write_to_databases", written)?;
         written.attempt = ctx.info().attempt;
         Ok(written)
@@ -354,7 +327,6 @@ impl IngestActivities {
         let deleted = self
             .stages
             .delete(document_id, idempotency_key(&ctx), timeout(&ctx))
-            .instrument(activity_span(&ctx, "delete_document"))
             .await;
         self.settle(&ctx, "delete_document", deleted)
     }

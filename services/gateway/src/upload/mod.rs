@@ -82,6 +82,9 @@ pub(crate) async fn create_document(
         deadline_secs: g.settings.ingest_deadline_secs,
     };
     let id = input.resolved_document_id();
+    let span = tracing::Span::current();
+    span.record("apex.document_id", id.as_str());
+    span.record("apex.source", input.source.as_str());
     let path = choose_path(&g, &id).await?;
     let claim = Claim {
         token: uuid::Uuid::new_v4().to_string(),

@@ -237,6 +237,7 @@ async fn start_on_legacy(
         },
     );
     let gateway = Arc::clone(g);
+    let (input_id, input_source) = (id.clone(), input.source.clone());
     let task = async move {
         let _slot = slot;
         let final_status = gateway
@@ -282,8 +283,15 @@ async fn start_on_legacy(
             tracing::warn!(document = %id, %error, "legacy ingestion failed");
         }
     };
+    // The ingestion's span is a child of the request's: the trace goes on after the answer.
+    let span = tracing::info_span!(
+        "ingestion",
+        otel.name = "ingest (legacy path)",
+        apex.document_id = %input_id,
+        apex.source = %input_source,
+    );
     let mut tasks = locked(&g.legacy_tasks);
     // Reap the finished ones so the set holds only running ingestions.
     while tasks.try_join_next().is_some() {}
-    tasks.spawn(task);
+    tasks.spawn(tracing::Instrument::instrument(task, span));
 }

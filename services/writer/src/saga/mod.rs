@@ -21,6 +21,7 @@ use apex_common::ServiceError;
 use apex_common::blob::BlobStore;
 use apex_proto::common::v1::DocumentRef;
 use apex_proto::writer::v1::{StepState, Store, StoreOutcome, WriteDocumentResponse};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::breaker::Breaker;
@@ -406,7 +407,8 @@ impl Writer {
         call: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
         let start = Instant::now();
-        let result = match tokio::time::timeout(limit, call).await {
+        let span = self.store_span(store, op);
+        let result = match tokio::time::timeout(limit, call.instrument(span.clone())).await {
             Ok(r) => r,
             Err(_) => Err(ServiceError::Timeout(format!(
                 "{}: {op} took longer than {} ms",
@@ -414,11 +416,36 @@ impl Writer {
                 limit.as_millis()
             ))),
         };
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", e.code().as_str());
+        }
         self.metrics
             .step_seconds
             .with_label_values(&[store.name(), op])
             .observe(start.elapsed().as_secs_f64());
         result
+    }
+
+    /// The client span of one store call, named and attributed as the database
+    /// conventions say (`<operation> <store>`, `db.system.name`, `db.operation.name`).
+    fn store_span(&self, store: StoreKind, op: &str) -> tracing::Span {
+        let system = match store {
+            StoreKind::Postgres => "postgresql",
+            StoreKind::Graph => self.graph.kind(),
+            StoreKind::Vectors => "qdrant",
+            StoreKind::Redis => "redis",
+        };
+        tracing::info_span!(
+            "store",
+            otel.name = %format_args!("{op} {}", store.name()),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            db.system.name = system,
+            db.operation.name = op,
+            apex.store = store.name(),
+        )
     }
 
     async fn log(&self, saga: &SagaRef, step: LogStep, state: LogState, error: Option<&str>) {
