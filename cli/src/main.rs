@@ -12,6 +12,7 @@ mod probe;
 mod process;
 mod settings;
 mod stack;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -98,6 +99,23 @@ enum Cmd {
         #[arg(short = 'n', long, default_value_t = 100)]
         lines: usize,
     },
+    /// A document's ingestion as a span tree with timings, from the local trace viewer.
+    Trace {
+        /// A document id (as `apex ingest` prints it) or a trace id.
+        id: Option<String>,
+        /// Without an id: the newest document from this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Every trace of the document (each ingestion, the deletion), not only the newest.
+        #[arg(long)]
+        all: bool,
+        /// Seconds to wait for the trace to reach the viewer.
+        #[arg(long, default_value_t = 15)]
+        wait_secs: u64,
+        /// The viewer's base URL (default: the local stack's).
+        #[arg(long, env = "APEX_TRACES_URL")]
+        traces: Option<String>,
+    },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
     /// Run the hello-world workflow through Temporal.
@@ -164,6 +182,7 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             let only = components(&names).map_err(anyhow::Error::msg)?;
             stack::up(settings, &only).await?;
             println!("Temporal UI: {}", settings.temporal_ui());
+            println!("Trace viewer: {}", settings.traces_url());
             Ok(true)
         }
         Cmd::Down { components: names } => {
@@ -194,6 +213,11 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
                 concurrency,
                 timeout: std::time::Duration::from_secs(timeout_secs),
             };
+            // The uploads' client spans go to the stack's trace viewer, and their context
+            // to the gateway as `traceparent`: each document's trace starts here.
+            let endpoint = std::env::var("APEX_CLI_OTLP_ENDPOINT")
+                .unwrap_or_else(|_| settings.otlp_endpoint());
+            let _telemetry = apex_common::telemetry::init_export_only("apex-cli", &endpoint)?;
             ingest(&inputs, opts).await
         }
         Cmd::Search {
@@ -219,6 +243,22 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             }
         }
         Cmd::Logs { component, lines } => logs(settings, component, lines),
+        Cmd::Trace {
+            id,
+            source,
+            all,
+            wait_secs,
+            traces,
+        } => {
+            let base = traces.unwrap_or_else(|| settings.traces_url());
+            let query = trace::TraceQuery {
+                id,
+                source,
+                all,
+                wait: std::time::Duration::from_secs(wait_secs),
+            };
+            trace::run(&base, query).await
+        }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Hello {
             name,

@@ -107,6 +107,17 @@ pub async fn bolt(port: u16) -> ProbeResult {
     .await
 }
 
+/// Something accepts connections on the loopback `port`.
+pub async fn tcp(port: u16) -> ProbeResult {
+    bounded(async move {
+        TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map(|_| format!("port {port} open"))
+            .map_err(|e| format!("port {port}: {e}"))
+    })
+    .await
+}
+
 /// An HTTP endpoint answers 2xx.
 pub async fn http(url: &str) -> ProbeResult {
     bounded(async {

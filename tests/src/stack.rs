@@ -69,6 +69,11 @@ impl Stack {
         self.settings.blob_dir()
     }
 
+    /// The trace viewer's REST API (Arize Phoenix).
+    pub fn traces_url(&self) -> String {
+        self.settings.traces_url()
+    }
+
     /// The `temporal` CLI that bootstrap installed (dev servers of the worker tests).
     pub fn temporal_cli(&self) -> PathBuf {
         self.settings.venv_bin("temporal")
@@ -82,6 +87,7 @@ impl Stack {
             ("redis", s.redis_port),
             ("graph", s.graph_port),
             ("vectors", s.vectors_port),
+            ("traces", s.otlp_port),
             ("temporal", s.temporal_port),
             ("parser", s.parser_port),
             ("extractor", s.extractor_port),

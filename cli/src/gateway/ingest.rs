@@ -114,7 +114,16 @@ async fn ingest_one(
         ..Default::default()
     };
     bar.set_message("uploading");
-    let accepted = match upload(&http, &opts, &input).await {
+    let span = tracing::info_span!(
+        "apex ingest",
+        otel.name = "apex ingest",
+        otel.kind = "client",
+        apex.input = %input,
+        apex.source = %opts.source,
+    );
+    let accepted = match tracing::Instrument::instrument(upload(&http, &opts, &input), span)
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             outcome.error = Some(format!("{e:#}"));

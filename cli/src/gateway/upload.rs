@@ -46,8 +46,11 @@ pub(super) async fn upload(
     let mut attempt = 0u32;
     while std::time::Instant::now() < give_up {
         attempt += 1;
+        let mut traceparent = reqwest::header::HeaderMap::new();
+        apex_common::telemetry::send_trace(&tracing::Span::current(), &mut traceparent);
         let response = request(http, &url, opts, input, &metadata)
             .await?
+            .headers(traceparent)
             .send()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", opts.gateway))?;

@@ -25,6 +25,7 @@ pub(super) fn command_for(
         Component::Graph => graph_command(s, &dir)?,
         Component::Temporal => temporal_command(s, &dir)?,
         Component::Vectors => vectors_command(s, &dir)?,
+        Component::Traces => traces_command(s, &dir)?,
         Component::Parser | Component::Extractor | Component::Embedder | Component::Writer => {
             service_command(c, s, &dir)?
         }
@@ -62,6 +63,44 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
         );
     }
     cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
+}
+
+/// Every process of the stack sends its spans to the trace viewer.
+fn export_traces(cmd: &mut Command, prefix: &str, s: &StackSettings) {
+    cmd.env(
+        format!("{prefix}__TELEMETRY__OTLP_ENDPOINT"),
+        s.otlp_endpoint(),
+    );
+}
+
+/// The launcher that keeps Phoenix's OTLP/gRPC receiver on loopback.
+const PHOENIX_LAUNCHER: &str = include_str!("../../../deploy/local/phoenix_loopback.py");
+
+/// Arize Phoenix: UI and REST API on `traces_port`, OTLP/gRPC on `otlp_port`, both on
+/// loopback, its SQLite database in the state directory, nothing fetched from outside.
+fn traces_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
+    let python = s.tools().join("phoenix-venv/bin/python");
+    if !python.exists() {
+        bail!(
+            "{} is missing: run deploy/local/bootstrap (it installs Arize Phoenix)",
+            python.display()
+        );
+    }
+    let launcher = dir.join("phoenix_loopback.py");
+    fs::write(&launcher, PHOENIX_LAUNCHER)?;
+    let mut cmd = Command::new(python);
+    cmd.arg(launcher)
+        .env("PHOENIX_HOST", "127.0.0.1")
+        .env("PHOENIX_PORT", s.traces_port.to_string())
+        .env("PHOENIX_GRPC_PORT", s.otlp_port.to_string())
+        .env("PHOENIX_WORKING_DIR", dir.join("data"))
+        .env("PHOENIX_ALLOW_EXTERNAL_RESOURCES", "false")
+        .env("PHOENIX_TELEMETRY_ENABLED", "false")
+        .env("PHOENIX_DISABLE_AGENT_ASSISTANT", "true")
+        .env("PHOENIX_ALLOWED_SANDBOX_PROVIDERS", "NONE")
+        .env("PHOENIX_ENABLE_MCP_SERVER", "false")
+        .env("PHOENIX_LOG_MIGRATIONS", "false");
+    Ok(cmd)
 }
 
 /// Search attributes registered on the dev server at start.
@@ -176,6 +215,7 @@ fn service_command(c: Component, s: &StackSettings, _dir: &Path) -> anyhow::Resu
     )
     .env(format!("{prefix}__BLOB_URL"), s.blob_dir())
     .env(format!("{prefix}__TELEMETRY__LOG_FORMAT"), "json");
+    export_traces(&mut cmd, &prefix, s);
     match c {
         Component::Parser => {
             cmd.env(
@@ -216,6 +256,7 @@ fn worker_command(s: &StackSettings) -> anyhow::Result<Command> {
             format!("127.0.0.1:{}", s.worker_metrics_port),
         );
     service_addresses(&mut cmd, "APEX_WORKER", s);
+    export_traces(&mut cmd, "APEX_WORKER", s);
     Ok(cmd)
 }
 
@@ -233,6 +274,7 @@ fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
         .env("APEX_GATEWAY__REDIS_URL", s.redis_url())
         .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");
     service_addresses(&mut cmd, "APEX_GATEWAY", s);
+    export_traces(&mut cmd, "APEX_GATEWAY", s);
     Ok(cmd)
 }
 

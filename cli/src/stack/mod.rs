@@ -30,6 +30,7 @@ pub enum Component {
     Redis,
     Graph,
     Vectors,
+    Traces,
     Temporal,
     Parser,
     Extractor,
@@ -41,11 +42,12 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 12] = [
+    pub const ALL: [Component; 13] = [
         Component::Postgres,
         Component::Redis,
         Component::Graph,
         Component::Vectors,
+        Component::Traces,
         Component::Temporal,
         Component::Parser,
         Component::Extractor,
@@ -93,6 +95,7 @@ impl Component {
             Self::Redis => "redis",
             Self::Graph => "graph",
             Self::Vectors => "vectors",
+            Self::Traces => "traces",
             Self::Temporal => "temporal",
             Self::Parser => "parser",
             Self::Extractor => "extractor",
@@ -114,6 +117,7 @@ impl Component {
             Self::Redis => format!("127.0.0.1:{}", s.redis_port),
             Self::Graph => format!("127.0.0.1:{} (bolt {})", s.graph_port, s.bolt_port),
             Self::Vectors => format!("http://127.0.0.1:{} (Qdrant gRPC)", s.vectors_port),
+            Self::Traces => format!("{} (OTLP {})", s.traces_url(), s.otlp_endpoint()),
             Self::Temporal => format!("127.0.0.1:{} (UI {})", s.temporal_port, s.temporal_ui()),
             Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
                 let port = self.grpc_service(s).map_or(0, |g| g.1);
@@ -141,6 +145,12 @@ impl Component {
                     "qdrant.Points",
                 )
                 .await
+            }
+            // Ready: its database answers; the OTLP receiver listens.
+            Self::Traces => {
+                let ready = probe::http(&format!("{}/readyz", s.traces_url())).await?;
+                probe::tcp(s.otlp_port).await?;
+                Ok(format!("{ready}; OTLP listening"))
             }
             Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
                 let (_, port, _, name) = self.grpc_service(s).ok_or("not a gRPC service")?;

@@ -19,6 +19,7 @@ pub mod shutdown;
 pub mod stack;
 pub mod telemetry;
 pub mod temporal;
+pub mod viewer;
 
 pub use error::{ErrorCode, ServiceError};
 pub use settings::{ConfigError, Settings};

@@ -30,6 +30,10 @@ pub struct StackSettings {
     pub vectors_port: u16,
     pub worker_metrics_port: u16,
     pub prometheus_port: u16,
+    /// The trace viewer (Arize Phoenix): its UI and REST API, and its OTLP/gRPC receiver,
+    /// where every process of the stack sends its spans.
+    pub traces_port: u16,
+    pub otlp_port: u16,
     /// The gRPC services and the HTTP gateway.
     pub parser_port: u16,
     pub extractor_port: u16,
@@ -66,6 +70,8 @@ impl Default for StackSettings {
             vectors_port: 6334,
             worker_metrics_port: ports::WORKER_METRICS,
             prometheus_port: 9090,
+            traces_port: 6006,
+            otlp_port: 4317,
             parser_port: ports::PARSER.grpc,
             extractor_port: ports::EXTRACTOR.grpc,
             embedder_port: ports::EMBEDDER.grpc,
@@ -110,6 +116,8 @@ impl Settings for StackSettings {
             ("vectors_port", self.vectors_port),
             ("worker_metrics_port", self.worker_metrics_port),
             ("prometheus_port", self.prometheus_port),
+            ("traces_port", self.traces_port),
+            ("otlp_port", self.otlp_port),
             ("parser_port", self.parser_port),
             ("extractor_port", self.extractor_port),
             ("embedder_port", self.embedder_port),
@@ -168,6 +176,16 @@ impl StackSettings {
     /// The blob store every service, the worker and the gateway share.
     pub fn blob_dir(&self) -> PathBuf {
         self.state().join("blobs")
+    }
+
+    /// The trace viewer's UI and REST API.
+    pub fn traces_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.traces_port)
+    }
+
+    /// Where the stack's processes export their spans (OTLP/gRPC).
+    pub fn otlp_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.otlp_port)
     }
 
     pub fn gateway_url(&self) -> String {

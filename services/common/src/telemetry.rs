@@ -95,6 +95,25 @@ pub fn init_telemetry_with<G: IdGenerator + 'static>(
     })
 }
 
+/// Spans only, no log output (for a command-line tool whose output is its own): exported
+/// to `endpoint` (empty: not exported, the context still propagates).
+pub fn init_export_only(service_name: &str, endpoint: &str) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let settings = TelemetrySettings {
+        otlp_endpoint: endpoint.to_owned(),
+        ..TelemetrySettings::default()
+    };
+    let provider = provider(service_name, &settings, RandomIdGenerator::default())?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name.to_owned()))
+        .with_filter(EnvFilter::try_new("info")?);
+    tracing_subscriber::registry().with(otel_layer).try_init()?;
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
 fn provider<G: IdGenerator + 'static>(
     service_name: &str,
     settings: &TelemetrySettings,
