@@ -121,9 +121,7 @@ async fn ingest_one(
         apex.input = %input,
         apex.source = %opts.source,
     );
-    let accepted = match tracing::Instrument::instrument(upload(&http, &opts, &input), span)
-        .await
-    {
+    let accepted = match tracing::Instrument::instrument(upload(&http, &opts, &input), span).await {
         Ok(v) => v,
         Err(e) => {
             outcome.error = Some(format!("{e:#}"));

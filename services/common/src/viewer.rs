@@ -365,7 +365,11 @@ mod tests {
             span("b", Some("a"), "child-early", "2"),
             span("d", Some("b"), "grandchild", "4"),
         ]);
-        let names = |v: &[usize]| v.iter().map(|i| tree.spans[*i].name.clone()).collect::<Vec<_>>();
+        let names = |v: &[usize]| {
+            v.iter()
+                .map(|i| tree.spans[*i].name.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&tree.roots), ["root"]);
         let root = tree.roots[0];
         assert_eq!(names(&tree.children[&root]), ["child-early", "child-late"]);

@@ -11,5 +11,6 @@ mod chaos;
 mod cli;
 mod gateway;
 mod gazetteer;
+mod traces;
 mod worker;
 mod writer;

@@ -7,7 +7,6 @@ mod hello;
 mod ingest;
 mod lifecycle;
 pub mod services;
-mod trace;
 
 use std::{
     io::{BufRead, BufReader},
