@@ -4,6 +4,7 @@
 
 pub mod greeting;
 pub mod ingest;
+pub mod metrics;
 pub mod settings;
 pub mod worker;
 

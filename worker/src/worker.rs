@@ -64,20 +64,36 @@ pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<C
 type Meter = std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>;
 
 /// The SDK runtime, and the Prometheus meter it exports (for the worker's own metrics).
-fn runtime(settings: &WorkerSettings) -> anyhow::Result<(Runtime, Option<Meter>)> {
+fn runtime(
+    settings: &WorkerSettings,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(Runtime, Option<Meter>)> {
     let mut meter: Option<std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>> =
         None;
     if settings.temporal.metrics_enabled && !settings.metrics_addr.is_empty() {
         let addr: SocketAddr = settings.metrics_addr.parse()?;
+        // The SDK's exporter on a loopback port of its own; `/metrics` on `addr` serves
+        // its text followed by the worker's other metrics (workflows, activities, gRPC
+        // calls, log lines), so Prometheus scrapes one target.
         let prom = start_prometheus_metric_exporter(
             PrometheusExporterOptions::builder()
-                .socket_addr(addr)
+                .socket_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .counters_total_suffix(true)
                 .use_seconds_for_durations(true)
                 .build(),
         )
-        .with_context(|| format!("cannot serve metrics on {addr}"))?;
-        tracing::info!(addr = %prom.bound_addr, "worker metrics at /metrics");
+        .context("cannot start the SDK's metrics exporter")?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(apex_common::metrics::serve_metrics_after(
+            format!("http://{}/metrics", prom.bound_addr),
+            crate::metrics::registry(),
+            listener,
+            shutdown.clone(),
+        ));
+        tracing::info!(%addr, "worker metrics at /metrics");
         meter = Some(prom.meter);
     }
     let telemetry = TelemetryOptions::builder()
@@ -112,6 +128,7 @@ fn worker_options(
         .register_workflow::<DocumentDeletionWorkflow>()?
         .register_activities(GreetingActivities)
         .register_activities(ingest.clone())
+        .workflow_interceptor(crate::metrics::workflow_counter())
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(settings.graceful_shutdown_secs))
         .build())
@@ -121,7 +138,7 @@ fn worker_options(
 /// in-flight activities finish within the grace period. If the server goes away the worker
 /// keeps trying to reconnect rather than exiting.
 pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<()> {
-    let (runtime, meter) = runtime(&settings)?;
+    let (runtime, meter) = runtime(&settings, &shutdown)?;
     let ingest = IngestActivities::new(&settings.ingest)
         .context("ingestion activities")?
         .with_metrics(meter.clone());

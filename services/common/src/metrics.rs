@@ -1,15 +1,20 @@
-//! The Prometheus `/metrics` endpoint every binary serves on its own port.
+//! The Prometheus `/metrics` endpoint every binary serves on its own port: the binary's
+//! own registry and the process-wide one ([`process`]).
+
+pub mod process;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::shutdown::Shutdown;
 
-/// Renders a registry in the Prometheus text format.
+/// Renders a registry, and the process-wide metrics, in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
+    let mut families = registry.gather();
+    families.extend(prometheus::gather());
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed metric families.
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    let _ = TextEncoder::new().encode(&families, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -27,6 +32,43 @@ pub async fn serve_metrics(
                 (
                     [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                     render(&registry),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    Ok(())
+}
+
+/// Serves `GET /metrics` on `listener`: first what `upstream` (another exporter of this
+/// process, on loopback) serves, then `registry` and the process-wide metrics. The worker
+/// uses it to put the Temporal SDK's metrics and its own on one port.
+pub async fn serve_metrics_after(
+    upstream: String,
+    registry: Registry,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (registry, http, upstream) = (registry.clone(), http.clone(), upstream.clone());
+            async move {
+                let before = match http.get(&upstream).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(%upstream, error = %e, "metrics exporter unreachable");
+                        String::new()
+                    }
+                };
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    format!("{before}\n{}", render(&registry)),
                 )
             }
         }),

@@ -61,6 +61,7 @@ pub fn init_telemetry_with<G: IdGenerator + 'static>(
     ids: G,
 ) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    crate::metrics::process::set_service(service_name);
     let filter = EnvFilter::try_new(&settings.log_filter)?;
     let json = match settings.log_format.as_str() {
         "json" => true,
@@ -88,6 +89,7 @@ pub fn init_telemetry_with<G: IdGenerator + 'static>(
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt_layer)
+        .with(crate::metrics::process::LogLines)
         .with(otel_layer)
         .try_init()?;
     Ok(TelemetryGuard {
@@ -99,6 +101,7 @@ pub fn init_telemetry_with<G: IdGenerator + 'static>(
 /// to `endpoint` (empty: not exported, the context still propagates).
 pub fn init_export_only(service_name: &str, endpoint: &str) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    crate::metrics::process::set_service(service_name);
     let settings = TelemetrySettings {
         otlp_endpoint: endpoint.to_owned(),
         ..TelemetrySettings::default()

@@ -63,10 +63,55 @@ impl std::fmt::Debug for Batcher {
 }
 
 /// Counters for `/metrics` and tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     pub batches: std::sync::atomic::AtomicU64,
     pub texts: std::sync::atomic::AtomicU64,
+    /// `apex_embedder_queue_depth`: texts waiting for a batch.
+    pub queue_depth: prometheus::IntGauge,
+    /// `apex_embedder_batch_texts`: texts per batch run.
+    pub batch_texts: prometheus::Histogram,
+    /// `apex_embedder_inference_seconds`: time of one batch's inference.
+    pub inference_seconds: prometheus::Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(name, help).buckets(buckets),
+            )
+            .unwrap_or_else(|e| panic!("metric {name}: {e}"))
+        };
+        Self {
+            batches: Default::default(),
+            texts: Default::default(),
+            queue_depth: prometheus::IntGauge::new(
+                "apex_embedder_queue_depth",
+                "Texts queued for the embedding batches",
+            )
+            .unwrap_or_else(|e| panic!("metric: {e}")),
+            batch_texts: histogram(
+                "apex_embedder_batch_texts",
+                "Texts per inference batch",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            inference_seconds: histogram(
+                "apex_embedder_inference_seconds",
+                "Time of one batch's inference",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0],
+            ),
+        }
+    }
+}
+
+impl Stats {
+    /// Registers the batch metrics in `registry`.
+    pub fn register(&self, registry: &prometheus::Registry) {
+        let _ = registry.register(Box::new(self.queue_depth.clone()));
+        let _ = registry.register(Box::new(self.batch_texts.clone()));
+        let _ = registry.register(Box::new(self.inference_seconds.clone()));
+    }
 }
 
 fn worker(
@@ -108,6 +153,9 @@ fn worker(
                 };
             }
         }
+        if let Ok(queue) = lock.lock() {
+            stats.queue_depth.set(queue.jobs.len() as i64);
+        }
         // A request that gave up (deadline, cancelled call) no longer waits for its texts.
         batch.retain(|j| !j.reply.is_closed());
         if batch.is_empty() {
@@ -123,7 +171,13 @@ fn worker(
             .texts
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let span = inference_span(&batch, &windows);
-        match span.in_scope(|| encoder.encode(&windows)) {
+        stats.batch_texts.observe(windows.len() as f64);
+        let started = Instant::now();
+        let encoded = span.in_scope(|| encoder.encode(&windows));
+        stats
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match encoded {
             Ok(vectors) => {
                 for (job, v) in batch.into_iter().zip(vectors) {
                     let _ = job.reply.send(Ok(v));
@@ -213,6 +267,7 @@ impl Batcher {
             });
             receivers.push(rx);
         }
+        self.stats.queue_depth.set(queue.jobs.len() as i64);
         drop(queue);
         ready.notify_all();
         Ok(receivers)

@@ -58,6 +58,8 @@ pub struct Metrics {
     /// Requests refused because the queue was full.
     pub rejected: prometheus::IntCounter,
     pub request_seconds: prometheus::HistogramVec,
+    /// Vectors per document (`EmbedBlob`).
+    pub document_vectors: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -78,7 +80,19 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("histogram: {e}"));
         let _ = registry.register(Box::new(request_seconds.clone()));
+        let document_vectors = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "apex_embedder_document_vectors",
+                "Vectors per document embedded by EmbedBlob",
+            )
+            .buckets(vec![
+                0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("histogram: {e}"));
+        let _ = registry.register(Box::new(document_vectors.clone()));
         Self {
+            document_vectors,
             texts: counter(
                 "apex_embedder_texts_total",
                 "Texts embedded (cached or computed)",
@@ -218,6 +232,10 @@ impl EmbedderGrpc {
                 settings.cache_ttl_secs,
             )?))
         };
+        let metrics = Metrics::new();
+        if let Some((_, batcher)) = &local {
+            batcher.stats().register(&metrics.registry);
+        }
         Ok(Self {
             local,
             remote,
@@ -228,7 +246,7 @@ impl EmbedderGrpc {
             blobs,
             settings: Arc::new(settings),
             engine,
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 
@@ -441,6 +459,9 @@ impl EmbedderService for EmbedderGrpc {
                 })
                 .collect(),
         };
+        self.metrics
+            .document_vectors
+            .observe(set.vectors.len() as f64);
         let summary = EmbedSummary {
             vector_count: set.vectors.len() as u32,
             dimension: set.dimension,

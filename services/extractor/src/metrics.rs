@@ -25,6 +25,9 @@ pub struct Metrics {
     pub llm_dropped_entities: IntCounter,
     /// Seconds per LLM API call.
     pub llm_call_seconds: Histogram,
+    /// Entities per document (`ExtractBlob`), and documents with text but no entity.
+    pub document_entities: Histogram,
+    pub documents_without_entities: IntCounter,
     /// Surface forms in the user gazetteer, and failed reloads.
     pub gazetteer_forms: IntGauge,
     pub gazetteer_reload_errors: IntCounter,
@@ -98,6 +101,23 @@ impl Metrics {
                         .buckets(vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
                 )
                 .unwrap_or_else(|e| panic!("histogram: {e}")),
+            ),
+            document_entities: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "apex_extractor_document_entities",
+                        "Entities per document extracted by ExtractBlob",
+                    )
+                    .buckets(vec![
+                        0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 500.0, 2000.0,
+                    ]),
+                )
+                .unwrap_or_else(|e| panic!("histogram: {e}")),
+            ),
+            documents_without_entities: counter(
+                "apex_extractor_documents_without_entities_total",
+                "Documents with non-empty text in which no entity was found",
             ),
             gazetteer_forms: register(
                 &registry,

@@ -271,10 +271,17 @@ impl ExtractorService for ExtractorGrpc {
         let (mut chunks, mut records) = (Vec::new(), Vec::new());
         flatten(doc, &mut chunks, &mut records);
         check_request(&self.settings, &chunks, &r.metadata)?;
+        let chunks_with_text = chunks.iter().filter(|c| !c.text.trim().is_empty()).count();
         let result = self
             .run("ExtractBlob", chunks, records, r.metadata, deadline)
             .await?;
         let summary = summary(&result);
+        self.metrics
+            .document_entities
+            .observe(f64::from(summary.entity_count));
+        if summary.entity_count == 0 && chunks_with_text > 0 {
+            self.metrics.documents_without_entities.inc();
+        }
         let artifact = self
             .blobs
             .put(

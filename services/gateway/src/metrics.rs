@@ -12,6 +12,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub accepted: IntCounterVec,
     pub finished: IntCounterVec,
+    /// From acceptance to the final status (the document queryable, or failed).
+    pub lag_seconds: HistogramVec,
     pub rejected: IntCounter,
     pub fallbacks: IntCounter,
     pub temporal_unreachable: IntCounter,
@@ -75,6 +77,20 @@ impl Metrics {
                     "Ingestions this gateway saw end, by path and final status",
                     &["path", "status"],
                 ),
+            ),
+            lag_seconds: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "apex_gateway_ingestion_lag_seconds",
+                        "From an upload's acceptance to its final status (queryable or failed), by path and status",
+                    )
+                    .buckets(vec![
+                        0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                    ]),
+                    &["path", "status"],
+                )
+                .unwrap_or_else(|e| panic!("metric: {e}")),
             ),
             rejected: register(
                 &registry,

@@ -12,6 +12,7 @@ mod formats;
 #[cfg(feature = "testsuite")]
 pub mod fuzz;
 mod lang;
+pub mod metrics;
 mod model;
 mod service;
 mod text;

@@ -14,6 +14,7 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::ParserMetrics;
 use crate::{Hints, Parser, ParserSettings};
 
 /// Content type of a parsed artifact in the blob store.
@@ -27,11 +28,16 @@ const SERVICES: &[&str] = &["apex.parser.v1.ParserService"];
 pub struct ParserGrpc {
     parser: Arc<Parser>,
     blobs: Arc<BlobStore>,
+    metrics: ParserMetrics,
 }
 
 impl ParserGrpc {
-    pub fn new(parser: Arc<Parser>, blobs: Arc<BlobStore>) -> Self {
-        Self { parser, blobs }
+    pub fn new(parser: Arc<Parser>, blobs: Arc<BlobStore>, metrics: ParserMetrics) -> Self {
+        Self {
+            parser,
+            blobs,
+            metrics,
+        }
     }
 
     async fn run(
@@ -56,7 +62,17 @@ impl ParserGrpc {
         })
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("parser task failed: {e}")))?;
-        Ok(result?)
+        match result {
+            Ok(doc) => {
+                self.metrics.parsed(&summary(&doc));
+                Ok(doc)
+            }
+            Err(e) => {
+                let e = ServiceError::from(e);
+                self.metrics.refused(e.code().as_str());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -146,7 +162,7 @@ impl ParserService for ParserGrpc {
 pub(crate) async fn serve(
     settings: ParserSettings,
     listener: TcpListener,
-    metrics: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let blobs = Arc::new(BlobStore::open(&settings.service.blob_url)?);
@@ -155,7 +171,9 @@ pub(crate) async fn serve(
         let settings = settings.clone();
         Arc::new(tokio::task::spawn_blocking(move || Parser::new(settings)).await??)
     };
-    let grpc_service = ParserServiceServer::new(ParserGrpc::new(parser, blobs))
+    let metrics = ParserMetrics::new()?;
+    let registry = metrics.registry.clone();
+    let grpc_service = ParserServiceServer::new(ParserGrpc::new(parser, blobs, metrics))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     apex_common::service::serve_services(
@@ -163,8 +181,8 @@ pub(crate) async fn serve(
         SERVICES,
         |router| router.add_service(grpc_service),
         listener,
-        metrics,
-        prometheus::Registry::new(),
+        metrics_listener,
+        registry,
         shutdown,
     )
     .await

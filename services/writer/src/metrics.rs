@@ -12,6 +12,10 @@ pub struct Metrics {
     pub compensations: prometheus::IntCounterVec,
     /// 0 closed, 1 half-open, 2 open.
     pub breaker_state: prometheus::IntGaugeVec,
+    /// Store calls that failed, by store, operation and error code.
+    pub store_errors: prometheus::IntCounterVec,
+    /// What became queryable, by source: documents (versions written), chunks, entities.
+    pub stored: prometheus::IntCounterVec,
 }
 
 impl Metrics {
@@ -46,7 +50,23 @@ impl Metrics {
             &["store"],
         )
         .unwrap_or_else(|e| panic!("metric: {e}"));
-        for c in [&writes, &compensations] {
+        let store_errors = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "apex_writer_store_errors_total",
+                "Store calls that failed, by store, operation and error code",
+            ),
+            &["store", "op", "code"],
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let stored = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "apex_writer_stored_total",
+                "What writes made queryable, by source and kind (documents, chunks, entities, vectors)",
+            ),
+            &["source", "kind"],
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        for c in [&writes, &compensations, &store_errors, &stored] {
             let _ = registry.register(Box::new(c.clone()));
         }
         let _ = registry.register(Box::new(step_seconds.clone()));
@@ -57,6 +77,8 @@ impl Metrics {
             step_seconds,
             compensations,
             breaker_state,
+            store_errors,
+            stored,
         }
     }
 }

@@ -138,6 +138,7 @@ impl IngestActivities {
         let step = step_of_activity(activity);
         let e = match result {
             Ok(v) => {
+                crate::metrics::attempt(ctx, activity, "ok");
                 match step {
                     Some(step) => {
                         let woken = self.waiting.succeeded(&key, step.dependency);
@@ -167,6 +168,7 @@ impl IngestActivities {
             }
             _ => self.waiting.done(&key),
         }
+        crate::metrics::attempt(ctx, activity, if last { "final" } else { "retryable" });
         Err(failure(e, info.attempt, last, delay))
     }
 }

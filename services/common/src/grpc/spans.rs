@@ -9,7 +9,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::time::Instant;
+
+use prometheus::{HistogramVec, IntCounterVec};
 use tracing::Instrument;
+
+use crate::metrics::process::{
+    RPC_CLIENT_REQUESTS, RPC_CLIENT_SECONDS, RPC_SERVER_REQUESTS, RPC_SERVER_SECONDS, service,
+};
 
 use crate::telemetry::{continue_trace, send_trace};
 
@@ -45,6 +52,22 @@ fn record_status(span: &tracing::Span, code: i64, error: bool) {
     if error {
         span.record("otel.status_code", "ERROR");
     }
+}
+
+/// Counts and times one call of `path` that ended with `code`.
+fn count(
+    (requests, seconds): (&IntCounterVec, &HistogramVec),
+    path: &str,
+    code: i64,
+    since: Instant,
+) {
+    let (rpc_service, method) = rpc_parts(path);
+    requests
+        .with_label_values(&[service(), rpc_service, method, &code.to_string()])
+        .inc();
+    seconds
+        .with_label_values(&[service(), rpc_service, method])
+        .observe(since.elapsed().as_secs_f64());
 }
 
 /// The server span for a request, parented on the caller's `traceparent` when present.
@@ -121,16 +144,22 @@ where
             return Box::pin(self.inner.call(req));
         }
         let span = server_span(&req);
+        let path = req.uri().path().to_owned();
+        let since = Instant::now();
         let call = span.in_scope(|| self.inner.call(req));
         Box::pin(async move {
             let result = call.instrument(span.clone()).await;
-            match &result {
-                Ok(response) => {
-                    let code = header_status(response.headers());
-                    record_status(&span, code, SERVER_ERRORS.contains(&code));
-                }
-                Err(_) => record_status(&span, 14, true),
-            }
+            let code = match &result {
+                Ok(response) => header_status(response.headers()),
+                Err(_) => 14,
+            };
+            record_status(&span, code, SERVER_ERRORS.contains(&code));
+            count(
+                (&RPC_SERVER_REQUESTS, &RPC_SERVER_SECONDS),
+                &path,
+                code,
+                since,
+            );
             result
         })
     }
@@ -171,16 +200,23 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let span = client_span(req.uri());
         send_trace(&span, req.headers_mut());
+        let path = req.uri().path().to_owned();
+        let since = Instant::now();
         let call = span.in_scope(|| self.inner.call(req));
         Box::pin(async move {
             let result = call.instrument(span.clone()).await;
-            match &result {
-                Ok(response) => {
-                    let code = header_status(response.headers());
-                    record_status(&span, code, code != 0);
-                }
-                Err(_) => record_status(&span, 14, true),
-            }
+            // A call that never got an answer (no connection) counts as UNAVAILABLE.
+            let code = match &result {
+                Ok(response) => header_status(response.headers()),
+                Err(_) => 14,
+            };
+            record_status(&span, code, code != 0);
+            count(
+                (&RPC_CLIENT_REQUESTS, &RPC_CLIENT_SECONDS),
+                &path,
+                code,
+                since,
+            );
             result
         })
     }

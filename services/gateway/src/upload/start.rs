@@ -158,6 +158,7 @@ async fn start_on_temporal(
     }
     let gateway = Arc::clone(g);
     let waited = workflow_id.clone();
+    let accepted = std::time::Instant::now();
     tokio::spawn(async move {
         let _slot = slot;
         let label = wait_for_close(&client, &waited).await;
@@ -167,6 +168,11 @@ async fn start_on_temporal(
                 .finished
                 .with_label_values(&["temporal", &label])
                 .inc();
+            gateway
+                .metrics
+                .lag_seconds
+                .with_label_values(&["temporal", &label])
+                .observe(accepted.elapsed().as_secs_f64());
             if let Err(e) = gateway.shared.release(&id, &claim).await {
                 tracing::warn!(document = %id, error = %e, "cannot release the claim");
             }
@@ -237,6 +243,7 @@ async fn start_on_legacy(
         },
     );
     let gateway = Arc::clone(g);
+    let accepted = std::time::Instant::now();
     let (input_id, input_source) = (id.clone(), input.source.clone());
     let task = async move {
         let _slot = slot;
@@ -256,6 +263,11 @@ async fn start_on_legacy(
                             .finished
                             .with_label_values(&["legacy", &status.status])
                             .inc();
+                        gateway
+                            .metrics
+                            .lag_seconds
+                            .with_label_values(&["legacy", &status.status])
+                            .observe(accepted.elapsed().as_secs_f64());
                     }
                     record.status = Some(status);
                     if let Some(r) = locked(&gateway.legacy_running).get_mut(&id) {

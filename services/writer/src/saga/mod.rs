@@ -419,6 +419,10 @@ impl Writer {
         if let Err(e) = &result {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", e.code().as_str());
+            self.metrics
+                .store_errors
+                .with_label_values(&[store.name(), op, e.code().as_str()])
+                .inc();
         }
         self.metrics
             .step_seconds

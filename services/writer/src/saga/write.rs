@@ -128,6 +128,17 @@ impl Writer {
         }
         self.log(&saga, LogStep::Saga, LogState::Completed, None)
             .await;
+        for (kind, n) in [
+            ("documents", 1),
+            ("chunks", doc.chunks.len()),
+            ("entities", doc.entities.len()),
+            ("vectors", doc.vector_count()),
+        ] {
+            self.metrics
+                .stored
+                .with_label_values(&[&doc.source, kind])
+                .inc_by(n as u64);
+        }
         Ok(WriteDocumentResponse {
             document: Some(DocumentRef {
                 document_id: id.to_string(),
