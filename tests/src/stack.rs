@@ -95,6 +95,7 @@ impl Stack {
             ("writer", s.writer_port),
             ("worker", s.worker_metrics_port),
             ("gateway", s.gateway_port),
+            ("prometheus", s.prometheus_port),
         ]
     }
 

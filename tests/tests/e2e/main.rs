@@ -9,6 +9,7 @@
 
 mod chaos;
 mod cli;
+mod dashboards;
 mod gateway;
 mod gazetteer;
 mod traces;

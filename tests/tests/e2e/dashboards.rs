@@ -1,0 +1,277 @@
+//! The Grafana dashboards (`deploy/grafana/*.json`) without a Grafana: after an ingestion
+//! through the stack's gateway, every panel's query (its variables set to "all") runs
+//! against the stack's Prometheus; each must answer without error and with data. A panel
+//! that shows an event-only counter (compensations, store errors, …) may fall back to
+//! `or vector(0)`; so that such a fallback cannot hide a misspelt metric, every metric a
+//! query names must exist in Prometheus or be one of [`EVENT_ONLY`], each of which is
+//! checked to be defined in the code.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use apex_e2e::{Names, Stack};
+use serde_json::Value;
+
+/// Metrics with no series until their event happens, and the file that defines each.
+const EVENT_ONLY: [(&str, &str); 5] = [
+    (
+        "apex_writer_store_errors_total",
+        "services/writer/src/metrics.rs",
+    ),
+    (
+        "apex_writer_compensations_total",
+        "services/writer/src/metrics.rs",
+    ),
+    (
+        "apex_parser_warnings_total",
+        "services/parser/src/metrics.rs",
+    ),
+    (
+        "apex_parser_empty_documents_total",
+        "services/parser/src/metrics.rs",
+    ),
+    (
+        "apex_log_lines_total",
+        "services/common/src/metrics/process.rs",
+    ),
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every panel of every dashboard: `(dashboard, panel title, queries)`.
+fn panels() -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/grafana"))
+        .expect("deploy/grafana")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read"))
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+        let name = d["uid"].as_str().expect("uid").to_owned();
+        for p in d["panels"].as_array().expect("panels") {
+            if p["type"] == "row" {
+                continue;
+            }
+            let queries: Vec<String> = p["targets"]
+                .as_array()
+                .expect("targets")
+                .iter()
+                .map(|t| t["expr"].as_str().expect("expr").to_owned())
+                .collect();
+            assert!(!queries.is_empty(), "{name}: a panel without a query");
+            out.push((
+                name.clone(),
+                p["title"].as_str().expect("title").to_owned(),
+                queries,
+            ));
+        }
+    }
+    out
+}
+
+/// The query as Grafana would send it with every variable at "All".
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "5m")
+        .replace("$source", ".*")
+        .replace("$service", ".*")
+}
+
+/// The metric names a query reads.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    const PREFIXES: [&str; 6] = [
+        "apex_",
+        "temporal_",
+        "approximate_backlog",
+        "task_latency_queue",
+        "service_requests",
+        "persistence_latency",
+    ];
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    // Skip label matchers' values (quoted) so a value is never taken for a name.
+    while let Some((before, after)) = rest.split_once('"') {
+        names.extend(
+            before
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|t| PREFIXES.iter().any(|p| t.starts_with(p)))
+                .map(str::to_owned),
+        );
+        rest = after.split_once('"').map_or("", |(_, r)| r);
+    }
+    names.extend(
+        rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|t| PREFIXES.iter().any(|p| t.starts_with(p)))
+            .map(str::to_owned),
+    );
+    names
+}
+
+struct Prometheus {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Prometheus {
+    /// The query's result series, or the error Prometheus gave.
+    async fn query(&self, expr: &str) -> Result<usize, String> {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .map_err(|e| format!("prometheus unreachable: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("not JSON: {e}"))?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
+    }
+
+    async fn has_series(&self, name: &str) -> bool {
+        self.query(&format!("count({name})"))
+            .await
+            .is_ok_and(|n| n > 0)
+    }
+}
+
+async fn ingest_one(stack: &Stack) {
+    let names = Names::new();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(
+                format!(
+                    "Dashboard check {}: Harbor Point Beverages booked load L-558201 with \
+                     Keystone Interstate Freight from Toledo, Ohio to Nashville, Tennessee.",
+                    names.source("doc")
+                )
+                .into_bytes(),
+            )
+            .file_name("dashboard-note.txt")
+            .mime_str("text/plain")
+            .expect("mime"),
+        )
+        .text("source", names.source("dashboards"));
+    let http = reqwest::Client::new();
+    let accepted: Value = http
+        .post(format!("{}/v1/documents", stack.gateway_url()))
+        .multipart(form)
+        .send()
+        .await
+        .expect("the stack's gateway answers")
+        .json()
+        .await
+        .expect("json");
+    let id = accepted["document_id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status: Value = http
+            .get(format!("{}/v1/documents/{id}", stack.gateway_url()))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if status["status"] == "completed" {
+            return;
+        }
+        assert!(
+            status["status"] != "failed" && Instant::now() < deadline,
+            "the ingestion did not complete: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn the_dashboards_have_enough_panels_and_every_event_only_metric_is_defined() {
+    let panels = panels();
+    assert!(panels.len() >= 33, "{} panels; at least 33", panels.len());
+    let titles: BTreeSet<(&str, &str)> = panels
+        .iter()
+        .map(|(d, t, _)| (d.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(titles.len(), panels.len(), "two panels share a title");
+    for (name, file) in EVENT_ONLY {
+        let code = std::fs::read_to_string(repo().join(file)).expect(file);
+        assert!(code.contains(name), "{name} is not defined in {file}");
+    }
+    assert_eq!(
+        metric_names(r#"sum(rate(apex_a_total{kind="apex_not_a_name"}[5m])) / up"#),
+        BTreeSet::from(["apex_a_total".to_owned()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_returns_data() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let prometheus = Prometheus {
+        url: format!("http://127.0.0.1:{}", stack.settings.prometheus_port),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    };
+    ingest_one(&stack).await;
+    let panels = panels();
+    // Rates need two scrapes after the ingestion: poll (bounded) until every panel has
+    // data, then report the ones that never did.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending: Vec<(String, String, Vec<String>)> = panels.clone();
+    let mut why: Vec<String> = Vec::new();
+    while !pending.is_empty() {
+        why.clear();
+        let mut still = Vec::new();
+        for (dashboard, title, queries) in pending {
+            let mut empty = None;
+            for q in &queries {
+                match prometheus.query(&substitute(q)).await {
+                    Ok(0) => empty = Some(format!("{dashboard} / {title}: no data from {q}")),
+                    Ok(_) => {}
+                    Err(e) => panic!("{dashboard} / {title}: {q} failed: {e}"),
+                }
+            }
+            if let Some(reason) = empty {
+                why.push(reason);
+                still.push((dashboard, title, queries));
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "panels without data:\n{}",
+                why.join("\n")
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    let mut missing = Vec::new();
+    for name in panels
+        .iter()
+        .flat_map(|(_, _, qs)| qs.iter().flat_map(|q| metric_names(q)))
+        .collect::<BTreeSet<_>>()
+    {
+        if !EVENT_ONLY.iter().any(|(e, _)| name.starts_with(e))
+            && !prometheus.has_series(&name).await
+        {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics the dashboards read that Prometheus does not have: {missing:?}"
+    );
+}
