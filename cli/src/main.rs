@@ -5,6 +5,7 @@
 // A binary crate: `pub` items in its modules are crate-visible by construction.
 #![allow(unreachable_pub)]
 
+mod alerts;
 mod doctor;
 mod gateway;
 mod hello;
@@ -115,6 +116,21 @@ enum Cmd {
         /// The viewer's base URL (default: the local stack's).
         #[arg(long, env = "APEX_TRACES_URL")]
         traces: Option<String>,
+    },
+    /// The alert notifications Alertmanager sent to the stack's receiver, and the ones
+    /// active now.
+    Alerts {
+        /// How many of the newest notifications to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        last: usize,
+    },
+    /// The stack's webhook receiver for Alertmanager (`apex up` runs it).
+    #[command(hide = true)]
+    AlertReceiver {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
@@ -259,6 +275,12 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             };
             trace::run(&base, query).await
         }
+        Cmd::Alerts { last } => {
+            let dir = stack::receiver_dir(&stack::state_dir(settings)?);
+            let files = alerts::ReceiverFiles::in_dir(&dir);
+            alerts::list(&files.log, &settings.alertmanager_url(), last).await
+        }
+        Cmd::AlertReceiver { listen, dir } => alerts::serve(&listen, &dir).await,
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Hello {
             name,

@@ -96,6 +96,8 @@ impl Stack {
             ("worker", s.worker_metrics_port),
             ("gateway", s.gateway_port),
             ("prometheus", s.prometheus_port),
+            ("alertmanager", s.alertmanager_port),
+            ("alert-receiver", s.alert_receiver_port),
         ]
     }
 

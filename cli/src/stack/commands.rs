@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::bail;
 
-use super::Component;
+use super::{Component, monitoring};
 use crate::settings::StackSettings;
 
 pub(super) fn command_for(
@@ -25,13 +25,15 @@ pub(super) fn command_for(
         Component::Graph => graph_command(s, &dir)?,
         Component::Temporal => temporal_command(s, &dir)?,
         Component::Vectors => vectors_command(s, &dir)?,
-        Component::Traces => traces_command(s, &dir)?,
+        Component::Traces => monitoring::traces_command(s, &dir)?,
         Component::Parser | Component::Extractor | Component::Embedder | Component::Writer => {
             service_command(c, s, &dir)?
         }
         Component::Worker => worker_command(s)?,
         Component::Gateway => gateway_command(s)?,
-        Component::Prometheus => prometheus_command(s, &dir)?,
+        Component::AlertReceiver => monitoring::receiver_command(s, &dir)?,
+        Component::Alerts => monitoring::alertmanager_command(s, &dir)?,
+        Component::Prometheus => monitoring::prometheus_command(s, &dir)?,
     };
     Ok(cmd)
 }
@@ -73,54 +75,8 @@ fn export_traces(cmd: &mut Command, prefix: &str, s: &StackSettings) {
     );
 }
 
-/// The launcher that keeps Phoenix's OTLP/gRPC receiver on loopback.
-const PHOENIX_LAUNCHER: &str = include_str!("../../../deploy/local/phoenix_loopback.py");
-
-/// Arize Phoenix: UI and REST API on `traces_port`, OTLP/gRPC on `otlp_port`, both on
-/// loopback, its SQLite database in the state directory, nothing fetched from outside.
-fn traces_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
-    let python = s.tools().join("phoenix-venv/bin/python");
-    if !python.exists() {
-        bail!(
-            "{} is missing: run deploy/local/bootstrap (it installs Arize Phoenix)",
-            python.display()
-        );
-    }
-    let launcher = dir.join("phoenix_loopback.py");
-    fs::write(&launcher, PHOENIX_LAUNCHER)?;
-    let mut cmd = Command::new(python);
-    cmd.arg(launcher)
-        .env("PHOENIX_HOST", "127.0.0.1")
-        .env("PHOENIX_PORT", s.traces_port.to_string())
-        .env("PHOENIX_GRPC_PORT", s.otlp_port.to_string())
-        .env("PHOENIX_WORKING_DIR", dir.join("data"))
-        .env("PHOENIX_ALLOW_EXTERNAL_RESOURCES", "false")
-        .env("PHOENIX_TELEMETRY_ENABLED", "false")
-        .env("PHOENIX_DISABLE_AGENT_ASSISTANT", "true")
-        .env("PHOENIX_ALLOWED_SANDBOX_PROVIDERS", "NONE")
-        .env("PHOENIX_ENABLE_MCP_SERVER", "false")
-        .env("PHOENIX_LOG_MIGRATIONS", "false");
-    Ok(cmd)
-}
-
 /// Search attributes registered on the dev server at start.
 pub use apex_ingestion::workflows::SEARCH_ATTRIBUTES;
-
-/// The alert rules (`deploy/prometheus/alerts.yml`), written beside the configuration.
-const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/alerts.yml");
-
-fn prometheus_config(s: &StackSettings) -> String {
-    format!(
-        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nrule_files:\n  - alerts.yml\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-        s.temporal_metrics_port,
-        s.worker_metrics_port,
-        s.parser_metrics_port,
-        s.extractor_metrics_port,
-        s.embedder_metrics_port,
-        s.writer_metrics_port,
-        s.gateway_metrics_port,
-    )
-}
 
 fn redis_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
     let mut cmd = Command::new("redis-server");
@@ -276,60 +232,4 @@ fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
     service_addresses(&mut cmd, "APEX_GATEWAY", s);
     export_traces(&mut cmd, "APEX_GATEWAY", s);
     Ok(cmd)
-}
-
-fn prometheus_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
-    let config = dir.join("prometheus.yml");
-    fs::write(&config, prometheus_config(s))?;
-    fs::write(dir.join("alerts.yml"), ALERT_RULES)?;
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!(
-            "--web.listen-address=127.0.0.1:{}",
-            s.prometheus_port
-        ));
-    Ok(cmd)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn promtool(args: &[&str]) -> String {
-        let out = Command::new("promtool")
-            .args(args)
-            .output()
-            .expect("promtool runs (deploy/local/bootstrap installs it with prometheus)");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "promtool {}: {text}", args.join(" "));
-        text
-    }
-
-    #[test]
-    fn the_local_prometheus_configuration_loads_the_alert_rules() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = dir.path().join("prometheus.yml");
-        fs::write(&config, prometheus_config(&StackSettings::default())).expect("written");
-        fs::write(dir.path().join("alerts.yml"), ALERT_RULES).expect("written");
-        let text = promtool(&["check", "config", &config.to_string_lossy()]);
-        assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
-    }
-
-    #[test]
-    fn the_alert_rules_pass_their_promtool_tests() {
-        let tests = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/prometheus/alerts.test.yml"
-        );
-        let text = promtool(&["test", "rules", tests]);
-        assert!(text.contains("SUCCESS"), "{text}");
-    }
 }

@@ -16,10 +16,12 @@ use crate::{
 };
 
 mod commands;
+mod monitoring;
 mod postgres;
 
 pub use commands::SEARCH_ATTRIBUTES;
 use commands::command_for;
+pub use monitoring::receiver_dir;
 pub use postgres::postgres_bin;
 use postgres::{ensure_postgres_role, postgres_log, start_postgres, stop_postgres};
 
@@ -38,11 +40,13 @@ pub enum Component {
     Writer,
     Worker,
     Gateway,
+    AlertReceiver,
+    Alerts,
     Prometheus,
 }
 
 impl Component {
-    pub const ALL: [Component; 13] = [
+    pub const ALL: [Component; 15] = [
         Component::Postgres,
         Component::Redis,
         Component::Graph,
@@ -55,6 +59,8 @@ impl Component {
         Component::Writer,
         Component::Worker,
         Component::Gateway,
+        Component::AlertReceiver,
+        Component::Alerts,
         Component::Prometheus,
     ];
 
@@ -103,6 +109,8 @@ impl Component {
             Self::Writer => "writer",
             Self::Worker => "worker",
             Self::Gateway => "gateway",
+            Self::AlertReceiver => "alert-receiver",
+            Self::Alerts => "alertmanager",
             Self::Prometheus => "prometheus",
         }
     }
@@ -125,6 +133,8 @@ impl Component {
             }
             Self::Worker => format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port),
             Self::Gateway => format!("{} (HTTP API)", s.gateway_url()),
+            Self::AlertReceiver => format!("http://127.0.0.1:{}/alerts", s.alert_receiver_port),
+            Self::Alerts => s.alertmanager_url(),
             Self::Prometheus => format!("http://127.0.0.1:{}", s.prometheus_port),
         }
     }
@@ -174,6 +184,14 @@ impl Component {
                 ))
                 .await
             }
+            Self::AlertReceiver => {
+                probe::http(&format!(
+                    "http://127.0.0.1:{}/healthz",
+                    s.alert_receiver_port
+                ))
+                .await
+            }
+            Self::Alerts => probe::http(&format!("{}/-/ready", s.alertmanager_url())).await,
             Self::Prometheus => {
                 probe::http(&format!("http://127.0.0.1:{}/-/ready", s.prometheus_port)).await
             }

@@ -34,6 +34,10 @@ pub struct StackSettings {
     /// where every process of the stack sends its spans.
     pub traces_port: u16,
     pub otlp_port: u16,
+    /// Alertmanager (Prometheus's alerts go there) and the webhook receiver it sends
+    /// them to (`apex alerts` lists what it got).
+    pub alertmanager_port: u16,
+    pub alert_receiver_port: u16,
     /// The gRPC services and the HTTP gateway.
     pub parser_port: u16,
     pub extractor_port: u16,
@@ -72,6 +76,8 @@ impl Default for StackSettings {
             prometheus_port: 9090,
             traces_port: 6006,
             otlp_port: 4317,
+            alertmanager_port: 9093,
+            alert_receiver_port: 9096,
             parser_port: ports::PARSER.grpc,
             extractor_port: ports::EXTRACTOR.grpc,
             embedder_port: ports::EMBEDDER.grpc,
@@ -118,6 +124,8 @@ impl Settings for StackSettings {
             ("prometheus_port", self.prometheus_port),
             ("traces_port", self.traces_port),
             ("otlp_port", self.otlp_port),
+            ("alertmanager_port", self.alertmanager_port),
+            ("alert_receiver_port", self.alert_receiver_port),
             ("parser_port", self.parser_port),
             ("extractor_port", self.extractor_port),
             ("embedder_port", self.embedder_port),
@@ -186,6 +194,10 @@ impl StackSettings {
     /// Where the stack's processes export their spans (OTLP/gRPC).
     pub fn otlp_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.otlp_port)
+    }
+
+    pub fn alertmanager_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.alertmanager_port)
     }
 
     pub fn gateway_url(&self) -> String {

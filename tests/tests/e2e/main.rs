@@ -7,6 +7,7 @@
 //! `temporal` CLI) and returns at once when that is missing, unless `APEX_REQUIRE_STACK=1`
 //! (`make test`) requires it. Tests isolate themselves with [`apex_e2e::Names`].
 
+mod alerts;
 mod chaos;
 mod cli;
 mod dashboards;
