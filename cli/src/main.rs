@@ -13,6 +13,7 @@ mod probe;
 mod process;
 mod settings;
 mod stack;
+mod top;
 mod trace;
 
 use std::process::ExitCode;
@@ -131,6 +132,19 @@ enum Cmd {
         listen: String,
         #[arg(long)]
         dir: std::path::PathBuf,
+    },
+    /// A live view of the mesh: documents in flight and waiting, rates, backlog, each
+    /// service's calls, errors and latency, the stores, the alerts firing.
+    Top {
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2)]
+        interval_secs: u64,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+        /// The Prometheus to read (default: the local stack's).
+        #[arg(long, env = "APEX_PROMETHEUS_URL")]
+        prometheus: Option<String>,
     },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
@@ -281,6 +295,20 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             alerts::list(&files.log, &settings.alertmanager_url(), last).await
         }
         Cmd::AlertReceiver { listen, dir } => alerts::serve(&listen, &dir).await,
+        Cmd::Top {
+            interval_secs,
+            once,
+            prometheus,
+        } => {
+            let url = prometheus
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.prometheus_port));
+            top::run(
+                &url,
+                std::time::Duration::from_secs(interval_secs.max(1)),
+                once,
+            )
+            .await
+        }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Hello {
             name,

@@ -274,6 +274,37 @@ async fn an_upload_on_the_temporal_path_is_one_trace_from_the_request_to_the_sto
     })
     .await;
     println!("{}", tree.render());
+    // The processes' log lines about this document carry its trace and their span.
+    for (component, message) in [
+        ("gateway", "upload accepted"),
+        ("writer", "document written"),
+    ] {
+        let line = logged(&stack, component, &trace_id, message);
+        let span = line["span_id"].as_str().unwrap_or_default();
+        assert!(
+            tree.spans.iter().any(|s| s.context.span_id == span),
+            "the {component}'s line names span {span}, not one of the trace: {line}"
+        );
+    }
+}
+
+/// The JSON line of `component`'s log written in trace `trace_id` with `message`.
+fn logged(stack: &Stack, component: &str, trace_id: &str, message: &str) -> Value {
+    let path = stack
+        .settings
+        .state()
+        .join("logs")
+        .join(format!("{component}.log"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["trace_id"] == trace_id && l["message"] == message)
+        .unwrap_or_else(|| {
+            panic!(
+                "no `{message}` line of trace {trace_id} in {}",
+                path.display()
+            )
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

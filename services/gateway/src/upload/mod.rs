@@ -109,6 +109,12 @@ pub(crate) async fn create_document(
         .accepted
         .with_label_values(&[started.path.as_str()])
         .inc();
+    tracing::info!(
+        document = %id,
+        source = %input.source,
+        path = started.path.as_str(),
+        "upload accepted"
+    );
     Ok(Accepted {
         input: &input,
         version,

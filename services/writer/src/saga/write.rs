@@ -128,6 +128,14 @@ impl Writer {
         }
         self.log(&saga, LogStep::Saga, LogState::Completed, None)
             .await;
+        tracing::info!(
+            document = %id,
+            version = doc.version,
+            chunks = doc.chunks.len(),
+            entities = doc.entities.len(),
+            vectors = doc.vector_count(),
+            "document written"
+        );
         for (kind, n) in [
             ("documents", 1),
             ("chunks", doc.chunks.len()),

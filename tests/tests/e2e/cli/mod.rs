@@ -3,6 +3,7 @@
 
 mod ingest;
 mod stack;
+mod top;
 
 use std::process::{Command, Output};
 
