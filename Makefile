@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer
+.PHONY: demo test fresh-check loadtest chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing
 
 bootstrap:
 	deploy/local/bootstrap
@@ -132,3 +132,8 @@ fmt:
 
 clean-state: down
 	rm -rf .apex
+
+# The cost of tracing: ingest docs/s with span export on vs off, alternating rounds in one run
+# (docs/benchmarks.md#tracing-overhead). ROUNDS=2 DOCS=60 CONCURRENCY=12 by default.
+bench-tracing: up
+	deploy/local/bench-tracing

@@ -67,12 +67,15 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
     cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
 }
 
-/// Every process of the stack sends its spans to the trace viewer.
+/// Every process of the stack sends its spans to the trace viewer (unless `export_traces`
+/// is off).
 fn export_traces(cmd: &mut Command, prefix: &str, s: &StackSettings) {
-    cmd.env(
-        format!("{prefix}__TELEMETRY__OTLP_ENDPOINT"),
-        s.otlp_endpoint(),
-    );
+    let endpoint = if s.export_traces {
+        s.otlp_endpoint()
+    } else {
+        String::new()
+    };
+    cmd.env(format!("{prefix}__TELEMETRY__OTLP_ENDPOINT"), endpoint);
 }
 
 /// Search attributes registered on the dev server at start.

@@ -34,6 +34,9 @@ pub struct StackSettings {
     /// where every process of the stack sends its spans.
     pub traces_port: u16,
     pub otlp_port: u16,
+    /// Whether the stack's processes export their spans to the viewer (the tracing
+    /// overhead benchmark turns it off; trace context still propagates).
+    pub export_traces: bool,
     /// Alertmanager (Prometheus's alerts go there) and the webhook receiver it sends
     /// them to (`apex alerts` lists what it got).
     pub alertmanager_port: u16,
@@ -76,6 +79,7 @@ impl Default for StackSettings {
             prometheus_port: 9090,
             traces_port: 6006,
             otlp_port: 4317,
+            export_traces: true,
             alertmanager_port: 9093,
             alert_receiver_port: 9096,
             parser_port: ports::PARSER.grpc,
