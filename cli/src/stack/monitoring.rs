@@ -170,6 +170,24 @@ mod tests {
     }
 
     #[test]
+    fn every_alert_has_a_runbook_entry_it_links_to() {
+        let runbook = include_str!("../../../docs/operations.md");
+        let names: Vec<&str> = ALERT_RULES
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- alert: "))
+            .collect();
+        assert!(names.len() >= 12, "{names:?}");
+        for name in names {
+            assert!(
+                runbook.contains(&format!("\n#### {name}\n")),
+                "docs/operations.md has no `#### {name}` entry"
+            );
+            let link = format!("runbook: docs/operations.md#{}", name.to_lowercase());
+            assert!(ALERT_RULES.contains(&link), "{name} does not link {link}");
+        }
+    }
+
+    #[test]
     fn the_alert_rules_pass_their_promtool_tests() {
         let tests = concat!(
             env!("CARGO_MANIFEST_DIR"),

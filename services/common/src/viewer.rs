@@ -147,11 +147,14 @@ impl Viewer {
         self.traces_with("apex.source", source).await
     }
 
-    async fn traces_with(&self, key: &str, value: &str) -> anyhow::Result<Vec<String>> {
+    /// The spans whose attribute `key` is the string `value`.
+    pub async fn spans_with(&self, key: &str, value: &str) -> anyhow::Result<Vec<ViewerSpan>> {
         let value = serde_json::to_string(value)?;
-        let spans = self
-            .spans(&[("attribute", format!("{key}:{value}"))])
-            .await?;
+        self.spans(&[("attribute", format!("{key}:{value}"))]).await
+    }
+
+    async fn traces_with(&self, key: &str, value: &str) -> anyhow::Result<Vec<String>> {
+        let spans = self.spans_with(key, value).await?;
         let mut first: BTreeMap<String, i64> = BTreeMap::new();
         for s in &spans {
             let start = iso_micros(&s.start_time).unwrap_or(0);

@@ -258,6 +258,12 @@ impl WorkerProc {
         }
     }
 
+    /// SIGKILL: the worker dies mid-task, as in a crash; waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn sigterm(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("sigterm");

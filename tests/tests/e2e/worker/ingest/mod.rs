@@ -24,12 +24,15 @@ use temporalio_common::protos::temporal::api::history::v1::history_event::Attrib
 
 mod failures;
 mod outcomes;
+mod replay;
 
 type IngestHandle = IngestionHandle;
 
 struct Env {
     server: DevServer,
     worker: Option<WorkerProc>,
+    /// What the worker was started with (for a second worker like it).
+    worker_env: Vec<(String, String)>,
     client: Client,
     queue: String,
     services: Services,
@@ -57,9 +60,14 @@ async fn env_with(stack: &Stack, extra: &[(&str, &str)]) -> Env {
     vars.extend_from_slice(extra);
     let worker = WorkerProc::spawn_with(&server.address(), &queue, &vars);
     worker.wait_for_line("worker polling", Duration::from_secs(60));
+    let worker_env = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     Env {
         server,
         worker: Some(worker),
+        worker_env,
         client,
         queue,
         services,
@@ -101,6 +109,23 @@ impl Env {
             .get_result(WorkflowGetResultOptions::default())
             .await
             .expect("ingestion result")
+    }
+
+    /// Stops the worker (SIGTERM: it drains and flushes its spans) and starts another
+    /// like it on the same task queue, which has none of its cached workflows.
+    fn replace_worker(&mut self) {
+        if let Some(mut w) = self.worker.take() {
+            w.sigterm();
+            w.wait_exit(Duration::from_secs(60));
+        }
+        let vars: Vec<(&str, &str)> = self
+            .worker_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let worker = WorkerProc::spawn_with(&self.server.address(), &self.queue, &vars);
+        worker.wait_for_line("worker polling", Duration::from_secs(60));
+        self.worker = Some(worker);
     }
 
     /// Stops the embedder; returns where it listened.
