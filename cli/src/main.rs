@@ -244,10 +244,15 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
                 timeout: std::time::Duration::from_secs(timeout_secs),
             };
             // The uploads' client spans go to the stack's trace viewer, and their context
-            // to the gateway as `traceparent`: each document's trace starts here.
+            // to the gateway as `traceparent`: each document's trace starts here. Without a
+            // viewer listening, nothing is set up and the gateway starts the trace.
             let endpoint = std::env::var("APEX_CLI_OTLP_ENDPOINT")
                 .unwrap_or_else(|_| settings.otlp_endpoint());
-            let _telemetry = apex_common::telemetry::init_export_only("apex-cli", &endpoint)?;
+            let _telemetry = if listening(&endpoint).await {
+                Some(apex_common::telemetry::init_export_only("apex-cli", &endpoint)?)
+            } else {
+                None
+            };
             ingest(&inputs, opts).await
         }
         Cmd::Search {
@@ -332,6 +337,24 @@ async fn ingest(inputs: &[String], opts: gateway::IngestOptions) -> anyhow::Resu
     let outcomes = gateway::ingest(files, opts).await?;
     gateway::print_summary(&outcomes, wait);
     Ok(outcomes.iter().all(|o| !o.failed()))
+}
+
+/// Whether something accepts connections at `endpoint` (`http://host:port`) within 300 ms.
+async fn listening(endpoint: &str) -> bool {
+    let Some(addr) = url::Url::parse(endpoint)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+    else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 /// `apex logs <component>`: the end of its log.

@@ -109,14 +109,16 @@ async fn wait_done(stack: &Stack, id: &str) -> Value {
 }
 
 /// The trace as the viewer holds it once `complete` says every expected span is there
-/// (spans arrive in batches from six processes), or the reason it is not after a minute.
+/// (spans arrive in batches from six processes, and the viewer digests them behind the
+/// exporters: under a busy test run, tens of seconds), or the reason it is not after three
+/// minutes.
 async fn trace_when(
     stack: &Stack,
     trace_id: &str,
     complete: impl Fn(&SpanTree) -> Result<(), String>,
 ) -> SpanTree {
     let viewer = Viewer::new(&stack.traces_url()).expect("viewer");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let tree = SpanTree::new(viewer.trace(trace_id).await.expect("the viewer answers"));
         match complete(&tree) {

@@ -124,7 +124,7 @@ async fn worker_waits_for_a_server_that_is_not_up_yet() {
 }
 
 #[tokio::test]
-async fn worker_serves_the_sdk_metrics() {
+async fn worker_serves_the_sdk_metrics_and_its_own() {
     let Some(_tools) = apex_e2e::tools() else {
         return;
     };
@@ -148,7 +148,13 @@ async fn worker_serves_the_sdk_metrics() {
             .text()
             .await
             .expect("body");
-        if body.contains("temporal_activity_execution_latency") && body.contains(&queue) {
+        // The SDK's metrics and the worker's own, on one port.
+        let own = body.lines().any(|l| {
+            l.starts_with("apex_workflow_ended_total{")
+                && l.contains(r#"status="completed""#)
+                && l.contains(r#"workflow="GreetingWorkflow""#)
+        });
+        if body.contains("temporal_activity_execution_latency") && body.contains(&queue) && own {
             break;
         }
         assert!(

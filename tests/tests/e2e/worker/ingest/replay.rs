@@ -65,7 +65,7 @@ async fn a_workflow_replayed_on_another_worker_stays_one_trace_with_no_span_twic
     assert_eq!(s.status, COMPLETED);
 
     let viewer = Viewer::new(&stack.traces_url()).expect("viewer");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let tree = loop {
         let spans = viewer
             .spans_with("temporalWorkflowID", &workflow_id)
