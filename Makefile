@@ -47,7 +47,7 @@ demo: up
 	$(APEX) search "haulage invoice from Felixstowe to Birmingham" --source $(DEMO_SOURCE) --limit 3
 	@echo
 	@echo "== the newest demo document's trace (gateway -> Temporal -> activities -> services -> stores) =="
-	$(APEX) trace --source $(DEMO_SOURCE)
+	$(APEX) trace --source $(DEMO_SOURCE) --wait-secs 60
 	@echo "Temporal UI, the demo's workflows: http://127.0.0.1:8233/namespaces/default/workflows?query=Source%3D%22$(DEMO_SOURCE)%22"
 	@echo "Trace viewer (Arize Phoenix), every trace: http://127.0.0.1:6006"
 	@echo "Gateway API: http://127.0.0.1:8080/openapi.json   Prometheus: http://127.0.0.1:9090"

@@ -249,7 +249,9 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             let endpoint = std::env::var("APEX_CLI_OTLP_ENDPOINT")
                 .unwrap_or_else(|_| settings.otlp_endpoint());
             let _telemetry = if listening(&endpoint).await {
-                Some(apex_common::telemetry::init_export_only("apex-cli", &endpoint)?)
+                Some(apex_common::telemetry::init_export_only(
+                    "apex-cli", &endpoint,
+                )?)
             } else {
                 None
             };

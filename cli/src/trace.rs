@@ -33,6 +33,24 @@ async fn trace_ids(viewer: &Viewer, q: &TraceQuery) -> anyhow::Result<Vec<String
     }
 }
 
+/// The trace once the viewer has all of it: spans arrive in batches from several processes
+/// and the viewer digests them behind the exporters, so this waits (until `give_up`) for
+/// the span count to hold still over two looks and for the spans to hang from one root.
+async fn settled(viewer: &Viewer, id: &str, give_up: Instant) -> anyhow::Result<SpanTree> {
+    let mut tree = SpanTree::new(viewer.trace(id).await?);
+    loop {
+        if Instant::now() >= give_up {
+            return Ok(tree);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let next = SpanTree::new(viewer.trace(id).await?);
+        if next.spans.len() == tree.spans.len() && next.roots.len() == 1 {
+            return Ok(next);
+        }
+        tree = next;
+    }
+}
+
 /// Prints the trace tree(s); `Ok(false)` when there is none.
 pub async fn run(base: &str, q: TraceQuery) -> anyhow::Result<bool> {
     let viewer = Viewer::new(base)?;
@@ -52,7 +70,7 @@ pub async fn run(base: &str, q: TraceQuery) -> anyhow::Result<bool> {
         ids = ids.split_off(ids.len() - 1);
     }
     for id in ids {
-        let tree = SpanTree::new(viewer.trace(&id).await?);
+        let tree = settled(&viewer, &id, give_up).await?;
         let total = tree.span_of_time();
         println!(
             "trace {id}: {} spans, {:.1} ms from the first start to the last end",

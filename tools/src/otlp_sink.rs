@@ -55,6 +55,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .add_service(TraceServiceServer::new(sink))
         .serve_with_shutdown(addr, async move { shutdown.wait().await })
         .await?;
-    println!("otlp-sink: {} spans received", count.load(Ordering::Relaxed));
+    println!(
+        "otlp-sink: {} spans received",
+        count.load(Ordering::Relaxed)
+    );
     Ok(())
 }

@@ -142,9 +142,21 @@ impl Viewer {
         self.traces_with("apex.document_id", document_id).await
     }
 
-    /// The traces with a span from `source` (`apex.source`), oldest first.
+    /// The traces with a span from `source` (`apex.source`), oldest first; those that
+    /// wrote a document (a `write` stage) when there are any, so the newest is a whole
+    /// ingestion rather than one that ended `unchanged` early.
     pub async fn traces_of_source(&self, source: &str) -> anyhow::Result<Vec<String>> {
-        self.traces_with("apex.source", source).await
+        let value = serde_json::to_string(source)?;
+        let writes = self
+            .spans(&[
+                ("attribute", format!("apex.source:{value}")),
+                ("name", "write".to_owned()),
+            ])
+            .await?;
+        if writes.is_empty() {
+            return self.traces_with("apex.source", source).await;
+        }
+        Ok(oldest_first(&writes))
     }
 
     /// The spans whose attribute `key` is the string `value`.
@@ -154,17 +166,21 @@ impl Viewer {
     }
 
     async fn traces_with(&self, key: &str, value: &str) -> anyhow::Result<Vec<String>> {
-        let spans = self.spans_with(key, value).await?;
-        let mut first: BTreeMap<String, i64> = BTreeMap::new();
-        for s in &spans {
-            let start = iso_micros(&s.start_time).unwrap_or(0);
-            let at = first.entry(s.context.trace_id.clone()).or_insert(start);
-            *at = (*at).min(start);
-        }
-        let mut ids: Vec<(i64, String)> = first.into_iter().map(|(t, s)| (s, t)).collect();
-        ids.sort();
-        Ok(ids.into_iter().map(|(_, t)| t).collect())
+        Ok(oldest_first(&self.spans_with(key, value).await?))
     }
+}
+
+/// The trace ids of `spans`, by their first span's start, oldest first.
+fn oldest_first(spans: &[ViewerSpan]) -> Vec<String> {
+    let mut first: BTreeMap<String, i64> = BTreeMap::new();
+    for s in spans {
+        let start = iso_micros(&s.start_time).unwrap_or(0);
+        let at = first.entry(s.context.trace_id.clone()).or_insert(start);
+        *at = (*at).min(start);
+    }
+    let mut ids: Vec<(i64, String)> = first.into_iter().map(|(t, s)| (s, t)).collect();
+    ids.sort();
+    ids.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Spans arranged by parentage: roots (no parent, or a parent that was not exported) and
