@@ -135,26 +135,32 @@ async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     // Named and attributed as the HTTP server conventions say; it continues the caller's
-    // trace when the request carries a `traceparent` (as `apex ingest` sends).
-    let span = tracing::info_span!(
-        "http",
-        otel.name = %format!("{} {route}", request.method()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %request.method(),
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        url.path = %request.uri().path(),
-        url.scheme = "http",
-        user_agent.original = request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
-        apex.document_id = tracing::field::Empty,
-        apex.source = tracing::field::Empty,
-    );
-    apex_common::telemetry::continue_trace(&span, request.headers());
+    // trace when the request carries a `traceparent` (as `apex ingest` sends). Probes and
+    // scrapes are counted but not traced: they would bury the traces of work.
+    let span = if matches!(route.as_str(), "/livez" | "/readyz" | "/metrics") {
+        tracing::Span::none()
+    } else {
+        let span = tracing::info_span!(
+            "http",
+            otel.name = %format!("{} {route}", request.method()),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %request.method(),
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            url.path = %request.uri().path(),
+            url.scheme = "http",
+            user_agent.original = request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+            apex.document_id = tracing::field::Empty,
+            apex.source = tracing::field::Empty,
+        );
+        apex_common::telemetry::continue_trace(&span, request.headers());
+        span
+    };
     let start = Instant::now();
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let status = response.status().as_u16();

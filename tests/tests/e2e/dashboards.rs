@@ -13,8 +13,14 @@ use std::time::{Duration, Instant};
 use apex_e2e::{Names, Stack};
 use serde_json::Value;
 
-/// Metrics with no series until their event happens, and the file that defines each.
-const EVENT_ONLY: [(&str, &str); 5] = [
+/// Metrics with no series until their event happens, and the file that defines each (for
+/// the Temporal SDK's, the runbook that documents them).
+const EVENT_ONLY: [(&str, &str); 7] = [
+    (
+        "temporal_workflow_task_queue_poll_empty_total",
+        "docs/operations.md",
+    ),
+    ("temporal_activity_poll_no_task_total", "docs/operations.md"),
     (
         "apex_writer_store_errors_total",
         "services/writer/src/metrics.rs",
