@@ -4,6 +4,7 @@
 mod ingest;
 mod stack;
 mod top;
+mod trace;
 
 use std::process::{Command, Output};
 
