@@ -7,56 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use serde_json::Value;
-
-struct Prometheus {
-    url: String,
-    http: reqwest::Client,
-}
-
-/// One series of an instant query: its labels and value.
-type Series = Vec<(BTreeMap<String, String>, f64)>;
-
-impl Prometheus {
-    async fn query(&self, expr: &str) -> anyhow::Result<Series> {
-        let body: Value = self
-            .http
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Prometheus at {}", self.url))?
-            .json()
-            .await?;
-        if body["status"] != "success" {
-            bail!("Prometheus refused `{expr}`: {}", body["error"]);
-        }
-        Ok(body["data"]["result"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                let labels = s["metric"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect();
-                let value = s["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                (labels, value)
-            })
-            .collect())
-    }
-
-    /// A query that gives one number (0 when it gives none).
-    async fn number(&self, expr: &str) -> anyhow::Result<f64> {
-        Ok(self.query(expr).await?.first().map_or(0.0, |s| s.1))
-    }
-}
+use apex_common::metrics::query::{Prometheus, Series};
 
 fn label<'a>(labels: &'a BTreeMap<String, String>, key: &str) -> &'a str {
     labels.get(key).map_or("", String::as_str)
@@ -248,12 +199,7 @@ async fn frame(p: &Prometheus) -> anyhow::Result<String> {
 
 /// Runs the view: one frame with `once`, else a frame every `every` until Ctrl-C.
 pub async fn run(prometheus: &str, every: Duration, once: bool) -> anyhow::Result<bool> {
-    let p = Prometheus {
-        url: prometheus.trim_end_matches('/').to_owned(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?,
-    };
+    let p = Prometheus::new(prometheus)?;
     if once {
         print!("{}", frame(&p).await?);
         return Ok(true);

@@ -2,6 +2,7 @@
 //! own registry and the process-wide one ([`process`]).
 
 pub mod process;
+pub mod query;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;

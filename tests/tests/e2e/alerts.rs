@@ -36,14 +36,19 @@ async fn prometheus_loads_every_rule_and_an_alert_reaches_apex_alerts_through_al
     let names = rule_names();
     assert!(names.len() >= 12, "{} rules; at least 12", names.len());
     let prometheus = format!("http://127.0.0.1:{}", s.prometheus_port);
-    let loaded: Value = http
-        .get(format!("{prometheus}/api/v1/rules"))
-        .send()
-        .await
-        .expect("prometheus")
-        .json()
-        .await
-        .expect("json");
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(&url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"))
+                .json::<Value>()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"))
+        }
+    };
+    let loaded = get(format!("{prometheus}/api/v1/rules")).await;
     let loaded: Vec<&str> = loaded["data"]["groups"]
         .as_array()
         .expect("groups")
@@ -57,14 +62,7 @@ async fn prometheus_loads_every_rule_and_an_alert_reaches_apex_alerts_through_al
             "{name} is not loaded: {loaded:?}"
         );
     }
-    let managers: Value = http
-        .get(format!("{prometheus}/api/v1/alertmanagers"))
-        .send()
-        .await
-        .expect("prometheus")
-        .json()
-        .await
-        .expect("json");
+    let managers = get(format!("{prometheus}/api/v1/alertmanagers")).await;
     assert_eq!(
         managers["data"]["activeAlertmanagers"][0]["url"],
         format!("{}/api/v2/alerts", s.alertmanager_url()),

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use apex_common::metrics::query::Prometheus;
 use apex_e2e::{Names, Stack};
 use serde_json::Value;
 
@@ -118,85 +119,30 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-struct Prometheus {
-    url: String,
-    http: reqwest::Client,
+/// The query's result series, or the error Prometheus gave.
+async fn query(prometheus: &Prometheus, expr: &str) -> Result<usize, String> {
+    prometheus
+        .query(expr)
+        .await
+        .map(|series| series.len())
+        .map_err(|e| format!("{e:#}"))
 }
 
-impl Prometheus {
-    /// The query's result series, or the error Prometheus gave.
-    async fn query(&self, expr: &str) -> Result<usize, String> {
-        let body: Value = self
-            .http
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .map_err(|e| format!("prometheus unreachable: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("not JSON: {e}"))?;
-        if body["status"] != "success" {
-            return Err(format!("{}: {}", body["errorType"], body["error"]));
-        }
-        Ok(body["data"]["result"].as_array().map_or(0, Vec::len))
-    }
-
-    async fn has_series(&self, name: &str) -> bool {
-        self.query(&format!("count({name})"))
-            .await
-            .is_ok_and(|n| n > 0)
-    }
+async fn has_series(prometheus: &Prometheus, name: &str) -> bool {
+    query(prometheus, &format!("count({name})"))
+        .await
+        .is_ok_and(|n| n > 0)
 }
 
+/// One document through the stack's gateway, to its end.
 async fn ingest_one(stack: &Stack) {
     let names = Names::new();
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(
-                format!(
-                    "Dashboard check {}: Harbor Point Beverages booked load L-558201 with \
-                     Keystone Interstate Freight from Toledo, Ohio to Nashville, Tennessee.",
-                    names.source("doc")
-                )
-                .into_bytes(),
-            )
-            .file_name("dashboard-note.txt")
-            .mime_str("text/plain")
-            .expect("mime"),
-        )
-        .text("source", names.source("dashboards"));
-    let http = reqwest::Client::new();
-    let accepted: Value = http
-        .post(format!("{}/v1/documents", stack.gateway_url()))
-        .multipart(form)
-        .send()
-        .await
-        .expect("the stack's gateway answers")
-        .json()
-        .await
-        .expect("json");
-    let id = accepted["document_id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let status: Value = http
-            .get(format!("{}/v1/documents/{id}", stack.gateway_url()))
-            .send()
-            .await
-            .expect("status")
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        if status["status"] == "completed" {
-            return;
-        }
-        assert!(
-            status["status"] != "failed" && Instant::now() < deadline,
-            "the ingestion did not complete: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (_, _, traceparent) = crate::traces::caller_trace();
+    let accepted =
+        crate::traces::upload(stack, &names, &names.source("dashboards"), &traceparent).await;
+    let id = accepted["document_id"].as_str().expect("id");
+    let done = crate::traces::wait_done(stack, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
 }
 
 #[test]
@@ -223,13 +169,11 @@ async fn every_panel_returns_data() {
     let Some(stack) = apex_e2e::stack() else {
         return;
     };
-    let prometheus = Prometheus {
-        url: format!("http://127.0.0.1:{}", stack.settings.prometheus_port),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client"),
-    };
+    let prometheus = Prometheus::new(&format!(
+        "http://127.0.0.1:{}",
+        stack.settings.prometheus_port
+    ))
+    .expect("client");
     ingest_one(&stack).await;
     let panels = panels();
     // Rates need two scrapes after the ingestion: poll (bounded) until every panel has
@@ -243,7 +187,7 @@ async fn every_panel_returns_data() {
         for (dashboard, title, queries) in pending {
             let mut empty = None;
             for q in &queries {
-                match prometheus.query(&substitute(q)).await {
+                match query(&prometheus, &substitute(q)).await {
                     Ok(0) => empty = Some(format!("{dashboard} / {title}: no data from {q}")),
                     Ok(_) => {}
                     Err(e) => panic!("{dashboard} / {title}: {q} failed: {e}"),
@@ -271,7 +215,7 @@ async fn every_panel_returns_data() {
         .collect::<BTreeSet<_>>()
     {
         if !EVENT_ONLY.iter().any(|(e, _)| name.starts_with(e))
-            && !prometheus.has_series(&name).await
+            && !has_series(&prometheus, &name).await
         {
             missing.push(name);
         }

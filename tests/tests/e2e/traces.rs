@@ -45,7 +45,7 @@ const ACTIVITIES: [(&str, &str, Option<&str>); 6] = [
 ];
 
 /// A made-up caller's trace: `(trace id, span id, traceparent)`.
-fn caller_trace() -> (String, String, String) {
+pub(crate) fn caller_trace() -> (String, String, String) {
     let trace = uuid::Uuid::new_v4().simple().to_string();
     let span = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let header = format!("00-{trace}-{span}-01");
@@ -63,7 +63,7 @@ fn note(names: &Names) -> Vec<u8> {
 }
 
 /// Uploads through the stack's gateway inside the caller's trace; returns the answer.
-async fn upload(stack: &Stack, names: &Names, source: &str, traceparent: &str) -> Value {
+pub(crate) async fn upload(stack: &Stack, names: &Names, source: &str, traceparent: &str) -> Value {
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
@@ -85,7 +85,7 @@ async fn upload(stack: &Stack, names: &Names, source: &str, traceparent: &str) -
 }
 
 /// Polls the document's status at the gateway until it has ended.
-async fn wait_done(stack: &Stack, id: &str) -> Value {
+pub(crate) async fn wait_done(stack: &Stack, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     let http = reqwest::Client::new();
     loop {

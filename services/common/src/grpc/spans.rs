@@ -54,20 +54,39 @@ fn record_status(span: &tracing::Span, code: i64, error: bool) {
     }
 }
 
-/// Counts and times one call of `path` that ended with `code`.
-fn count(
-    (requests, seconds): (&IntCounterVec, &HistogramVec),
-    path: &str,
-    code: i64,
+/// The RPC metrics of one side (server or client): calls by status code, and their time.
+type RpcMetrics = (&'static IntCounterVec, &'static HistogramVec);
+
+/// Awaits `call` in `span`, then records its gRPC status on the span (marked as an error
+/// when `is_error` says so) and counts and times the call of `path` since `since`. A call
+/// that got no answer at all (no connection, a broken stream) counts as UNAVAILABLE.
+fn observed<F, R, E>(
+    call: F,
+    span: tracing::Span,
+    path: String,
     since: Instant,
-) {
-    let (rpc_service, method) = rpc_parts(path);
-    requests
-        .with_label_values(&[service(), rpc_service, method, &code.to_string()])
-        .inc();
-    seconds
-        .with_label_values(&[service(), rpc_service, method])
-        .observe(since.elapsed().as_secs_f64());
+    (requests, seconds): RpcMetrics,
+    is_error: fn(i64) -> bool,
+) -> BoxFuture<Result<http::Response<R>, E>>
+where
+    F: Future<Output = Result<http::Response<R>, E>> + Send + 'static,
+{
+    Box::pin(async move {
+        let result = call.instrument(span.clone()).await;
+        let code = match &result {
+            Ok(response) => header_status(response.headers()),
+            Err(_) => 14,
+        };
+        record_status(&span, code, is_error(code));
+        let (rpc_service, method) = rpc_parts(&path);
+        requests
+            .with_label_values(&[service(), rpc_service, method, &code.to_string()])
+            .inc();
+        seconds
+            .with_label_values(&[service(), rpc_service, method])
+            .observe(since.elapsed().as_secs_f64());
+        result
+    })
 }
 
 /// The server span for a request, parented on the caller's `traceparent` when present.
@@ -147,21 +166,14 @@ where
         let path = req.uri().path().to_owned();
         let since = Instant::now();
         let call = span.in_scope(|| self.inner.call(req));
-        Box::pin(async move {
-            let result = call.instrument(span.clone()).await;
-            let code = match &result {
-                Ok(response) => header_status(response.headers()),
-                Err(_) => 14,
-            };
-            record_status(&span, code, SERVER_ERRORS.contains(&code));
-            count(
-                (&RPC_SERVER_REQUESTS, &RPC_SERVER_SECONDS),
-                &path,
-                code,
-                since,
-            );
-            result
-        })
+        observed(
+            call,
+            span,
+            path,
+            since,
+            (&RPC_SERVER_REQUESTS, &RPC_SERVER_SECONDS),
+            |code| SERVER_ERRORS.contains(&code),
+        )
     }
 }
 
@@ -203,22 +215,14 @@ where
         let path = req.uri().path().to_owned();
         let since = Instant::now();
         let call = span.in_scope(|| self.inner.call(req));
-        Box::pin(async move {
-            let result = call.instrument(span.clone()).await;
-            // A call that never got an answer (no connection) counts as UNAVAILABLE.
-            let code = match &result {
-                Ok(response) => header_status(response.headers()),
-                Err(_) => 14,
-            };
-            record_status(&span, code, code != 0);
-            count(
-                (&RPC_CLIENT_REQUESTS, &RPC_CLIENT_SECONDS),
-                &path,
-                code,
-                since,
-            );
-            result
-        })
+        observed(
+            call,
+            span,
+            path,
+            since,
+            (&RPC_CLIENT_REQUESTS, &RPC_CLIENT_SECONDS),
+            |code| code != 0,
+        )
     }
 }
 
