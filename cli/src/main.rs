@@ -38,7 +38,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start the local stack (or the named components); safe to run twice.
-    Up { components: Vec<String> },
+    Up {
+        components: Vec<String>,
+        /// Replicas per stage, e.g. `embedder=3,parser=2,worker=2` (remembered until the
+        /// next --scale; replicas past it are stopped). Stages: parser, extractor,
+        /// embedder, writer, worker.
+        #[arg(long)]
+        scale: Option<String>,
+    },
     /// Stop what `up` started (or the named components).
     Down { components: Vec<String> },
     /// Health of every component; with a document id, that document's ingestion status.
@@ -208,9 +215,12 @@ async fn main() -> ExitCode {
 /// Runs one command: `Ok(false)` when it ran and found something wrong.
 async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
     match command {
-        Cmd::Up { components: names } => {
+        Cmd::Up {
+            components: names,
+            scale,
+        } => {
             let only = components(&names).map_err(anyhow::Error::msg)?;
-            stack::up(settings, &only).await?;
+            stack::up(settings, &only, scale.as_deref()).await?;
             println!("Temporal UI: {}", settings.temporal_ui());
             println!("Trace viewer: {}", settings.traces_url());
             Ok(true)

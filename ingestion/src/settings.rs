@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct IngestSettings {
+    /// Where each service's replicas are: one or more comma-separated `http://host:port`
+    /// endpoints (a name resolving to several addresses, like a Kubernetes headless
+    /// Service, counts every address), or `file://<path>` listing one per line. Calls are
+    /// balanced over the replicas that answer health; names and files are read again
+    /// every `refresh_secs`.
     pub parser_addr: String,
     pub extractor_addr: String,
     pub embedder_addr: String,
@@ -18,6 +23,12 @@ pub struct IngestSettings {
     pub fetch_timeout_secs: u64,
     /// Largest gRPC message sent or accepted.
     pub max_message_bytes: usize,
+    /// How often the replicas are listed and health-checked again.
+    pub refresh_secs: u64,
+    /// Deadline of a call whose caller sets none (the activities set their own).
+    pub call_timeout_secs: u64,
+    /// How many times a call a replica refused or dropped is sent again (to another).
+    pub call_retries: u32,
 }
 
 impl Default for IngestSettings {
@@ -31,6 +42,9 @@ impl Default for IngestSettings {
             fetch_max_bytes: 64 * 1024 * 1024,
             fetch_timeout_secs: 120,
             max_message_bytes: apex_common::grpc::DEFAULT_MAX_MESSAGE_BYTES,
+            refresh_secs: 5,
+            call_timeout_secs: 600,
+            call_retries: 2,
         }
     }
 }
@@ -50,10 +64,8 @@ impl IngestSettings {
             ("ingest.embedder_addr", &self.embedder_addr),
             ("ingest.writer_addr", &self.writer_addr),
         ] {
-            if !(addr.starts_with("http://") || addr.starts_with("https://")) {
-                p.push(format!(
-                    "{key} must be an http:// or https:// URL, not `{addr}`"
-                ));
+            if let Err(e) = apex_common::grpc::balance::Targets::parse(addr) {
+                p.push(format!("{key}: {e}"));
             }
         }
         if self.blob_url.trim().is_empty() {
@@ -64,6 +76,17 @@ impl IngestSettings {
         }
         if self.fetch_timeout_secs == 0 {
             p.push("ingest.fetch_timeout_secs must be at least 1".to_owned());
+        }
+        for (key, v) in [
+            ("ingest.refresh_secs", self.refresh_secs),
+            ("ingest.call_timeout_secs", self.call_timeout_secs),
+        ] {
+            if v == 0 {
+                p.push(format!("{key} must be at least 1"));
+            }
+        }
+        if self.call_retries > 10 {
+            p.push("ingest.call_retries must be at most 10".to_owned());
         }
         if self.max_message_bytes < 1024 {
             p.push("ingest.max_message_bytes must be at least 1024".to_owned());

@@ -9,7 +9,8 @@
 //! - [`names`] hands out names no other test uses (task queue, graph, collection prefix,
 //!   Redis key, source);
 //! - [`bins`] finds the workspace's binaries, built from the current sources;
-//! - [`fault`] is the TCP proxy a test cuts to take a server away.
+//! - [`fault`] is the TCP proxy a test cuts to take a server away;
+//! - [`scale`] scales the stack's stages and runs documents through their replicas.
 //!
 //! It is not a test framework and holds no assertions about the product.
 
@@ -17,6 +18,7 @@ pub mod bins;
 pub mod chaos;
 pub mod fault;
 pub mod names;
+pub mod scale;
 pub mod stack;
 
 pub use names::Names;

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::bail;
 
-use super::{Component, monitoring};
+use super::{Component, monitoring, replicas};
 use crate::settings::StackSettings;
 
 pub(super) fn command_for(
@@ -29,11 +29,11 @@ pub(super) fn command_for(
         Component::Parser | Component::Extractor | Component::Embedder | Component::Writer => {
             service_command(c, s, &dir)?
         }
-        Component::Worker => worker_command(s)?,
-        Component::Gateway => gateway_command(s)?,
+        Component::Worker => worker_command(s, state)?,
+        Component::Gateway => gateway_command(s, state)?,
         Component::AlertReceiver => monitoring::receiver_command(s, &dir)?,
         Component::Alerts => monitoring::alertmanager_command(s, &dir)?,
-        Component::Prometheus => monitoring::prometheus_command(s, &dir)?,
+        Component::Prometheus => monitoring::prometheus_command(s, state, &dir)?,
     };
     Ok(cmd)
 }
@@ -50,20 +50,23 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
-/// Where the worker's activities and the gateway's legacy path find the services and the
-/// shared blob store.
-fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings) {
-    for (key, port) in [
-        ("PARSER_ADDR", s.parser_port),
-        ("EXTRACTOR_ADDR", s.extractor_port),
-        ("EMBEDDER_ADDR", s.embedder_port),
-        ("WRITER_ADDR", s.writer_port),
-    ] {
+/// Where the worker's activities and the gateway's legacy path find the services (the
+/// replica lists `apex up` keeps, read again every `refresh_secs`) and the shared blob
+/// store.
+fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings, state: &Path) {
+    for stage in ["parser", "extractor", "embedder", "writer"] {
         cmd.env(
-            format!("{prefix}__INGEST__{key}"),
-            format!("http://127.0.0.1:{port}"),
+            format!("{prefix}__INGEST__{}_ADDR", stage.to_ascii_uppercase()),
+            format!(
+                "file://{}",
+                replicas::endpoints_file(state, stage).display()
+            ),
         );
     }
+    cmd.env(
+        format!("{prefix}__INGEST__REFRESH_SECS"),
+        s.refresh_secs.to_string(),
+    );
     cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
 }
 
@@ -207,19 +210,19 @@ fn service_command(c: Component, s: &StackSettings, _dir: &Path) -> anyhow::Resu
     Ok(cmd)
 }
 
-fn worker_command(s: &StackSettings) -> anyhow::Result<Command> {
+fn worker_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
     let mut cmd = Command::new(sibling("apex-worker")?);
     cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
         .env(
             "APEX_WORKER__METRICS_ADDR",
             format!("127.0.0.1:{}", s.worker_metrics_port),
         );
-    service_addresses(&mut cmd, "APEX_WORKER", s);
+    service_addresses(&mut cmd, "APEX_WORKER", s, state);
     export_traces(&mut cmd, "APEX_WORKER", s);
     Ok(cmd)
 }
 
-fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
+fn gateway_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
     let mut cmd = Command::new(sibling("apex-gateway")?);
     cmd.env("APEX_GATEWAY__TEMPORAL__ADDRESS", s.temporal_address())
         .env(
@@ -232,7 +235,7 @@ fn gateway_command(s: &StackSettings) -> anyhow::Result<Command> {
         )
         .env("APEX_GATEWAY__REDIS_URL", s.redis_url())
         .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");
-    service_addresses(&mut cmd, "APEX_GATEWAY", s);
+    service_addresses(&mut cmd, "APEX_GATEWAY", s, state);
     export_traces(&mut cmd, "APEX_GATEWAY", s);
     Ok(cmd)
 }

@@ -18,12 +18,14 @@ use crate::{
 mod commands;
 mod monitoring;
 mod postgres;
+pub mod replicas;
 
 pub use commands::SEARCH_ATTRIBUTES;
 use commands::command_for;
 pub use monitoring::receiver_dir;
 pub use postgres::postgres_bin;
 use postgres::{ensure_postgres_role, postgres_log, start_postgres, stop_postgres};
+use replicas::Instance;
 
 /// A component of the local stack, in start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,97 +238,164 @@ async fn wait_healthy(c: Component, s: &StackSettings, files: &Files) -> anyhow:
     )
 }
 
-/// Starts every component (or only `only`) that is not already healthy.
-pub async fn up(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
+/// Starts every component (or only `only`) that is not already healthy, with as many
+/// replicas of each stage as the scale says; `scale` (`embedder=3,parser=2`) changes the
+/// scale first: replicas past it are stopped (after the clients' lists no longer name
+/// them), missing ones started.
+pub async fn up(s: &StackSettings, only: &[Component], scale: Option<&str>) -> anyhow::Result<()> {
     let state = state_dir(s)?;
+    let mut wanted = replicas::load(s, &state);
+    if let Some(spec) = scale {
+        wanted = wanted.with(spec).map_err(anyhow::Error::msg)?;
+        let problems = apex_common::Settings::validate(&StackSettings {
+            scale: wanted,
+            ..s.clone()
+        });
+        if !problems.is_empty() {
+            bail!("cannot scale to {spec}: {}", problems.join("; "));
+        }
+        replicas::save(&state, &wanted)?;
+    }
+    replicas::write_lists(s, &state, &wanted)?;
+    for c in Component::ALL {
+        for r in replicas::replicas(c, &wanted) + 1..=apex_common::stack::Scale::MAX {
+            let i = Instance {
+                component: c,
+                replica: r,
+            };
+            if Files::new(&state, &i.name()).running_pid().is_some() {
+                process::stop(&Files::new(&state, &i.name()), Duration::from_secs(20))?;
+                println!("  {:<11} stopped (scaled down)", i.name());
+            }
+        }
+    }
     for c in Component::ALL {
         if !only.is_empty() && !only.contains(&c) {
             continue;
         }
-        let files = c.files(&state);
-        if let Ok(detail) = c.probe(s).await {
-            if c == Component::Postgres {
-                ensure_postgres_role(s, &state)?;
-            }
-            println!(
-                "  {:<11} already running   {}  {detail}",
-                c.name(),
-                c.endpoint(s)
-            );
-            continue;
+        for r in 1..=replicas::replicas(c, &wanted) {
+            start(
+                Instance {
+                    component: c,
+                    replica: r,
+                },
+                s,
+                &state,
+            )
+            .await?;
         }
-        match c {
-            Component::Postgres => {
-                start_postgres(s, &state)?;
-                ensure_postgres_role(s, &state)?;
-            }
-            _ => {
-                process::spawn(command_for(c, s, &state)?, &files)?;
-            }
-        }
-        let detail = wait_healthy(c, s, &files).await?;
-        println!(
-            "  {:<11} started           {}  {detail}",
-            c.name(),
-            c.endpoint(s)
-        );
     }
     Ok(())
 }
 
-/// Stops what `up` started (or only `only`), in reverse order.
+/// Starts one replica of a component unless it is already healthy.
+async fn start(i: Instance, s: &StackSettings, state: &Path) -> anyhow::Result<()> {
+    let c = i.component;
+    let rs = i.settings(s);
+    let files = Files::new(state, &i.name());
+    if let Ok(detail) = c.probe(&rs).await {
+        if c == Component::Postgres {
+            ensure_postgres_role(s, state)?;
+        }
+        println!(
+            "  {:<11} already running   {}  {detail}",
+            i.name(),
+            c.endpoint(&rs)
+        );
+        return Ok(());
+    }
+    match c {
+        Component::Postgres => {
+            start_postgres(s, state)?;
+            ensure_postgres_role(s, state)?;
+        }
+        _ => {
+            process::spawn(command_for(c, &rs, state)?, &files)?;
+        }
+    }
+    let detail = wait_healthy(c, &rs, &files).await?;
+    println!(
+        "  {:<11} started           {}  {detail}",
+        i.name(),
+        c.endpoint(&rs)
+    );
+    Ok(())
+}
+
+/// Stops what `up` started (or only `only`), every replica, in reverse order.
 pub fn down(s: &StackSettings, only: &[Component]) -> anyhow::Result<()> {
     let state = state_dir(s)?;
     for c in Component::ALL.into_iter().rev() {
         if !only.is_empty() && !only.contains(&c) {
             continue;
         }
-        let stopped = match c {
-            Component::Postgres => stop_postgres(s, &state)?,
-            // The dev server persists on every write; a generous grace lets it close cleanly.
-            _ => process::stop(&c.files(&state), Duration::from_secs(20))?,
+        let last = if s.scale.of(c.name()).is_some() {
+            apex_common::stack::Scale::MAX
+        } else {
+            1
         };
-        println!(
-            "  {:<11} {}",
-            c.name(),
-            if stopped {
-                "stopped"
-            } else {
-                "was not running"
+        for r in (1..=last).rev() {
+            let i = Instance {
+                component: c,
+                replica: r,
+            };
+            let stopped = match c {
+                Component::Postgres => stop_postgres(s, &state)?,
+                // The dev server persists on every write; a generous grace lets it close
+                // cleanly.
+                _ => process::stop(&Files::new(&state, &i.name()), Duration::from_secs(20))?,
+            };
+            if r == 1 || stopped {
+                println!(
+                    "  {:<11} {}",
+                    i.name(),
+                    if stopped {
+                        "stopped"
+                    } else {
+                        "was not running"
+                    }
+                );
             }
-        );
+        }
     }
     Ok(())
 }
 
-/// Prints one line per component; returns whether all are healthy.
+/// Prints one line per component replica; returns whether all are healthy.
 pub async fn status(s: &StackSettings) -> anyhow::Result<bool> {
     let state = state_dir(s)?;
+    let scale = replicas::load(s, &state);
     let mut all = true;
     println!(
         "  {:<11} {:<8} {:<8} {:<46} detail",
         "component", "state", "pid", "endpoint"
     );
     for c in Component::ALL {
-        let pid = c
-            .files(&state)
-            .running_pid()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into());
-        let (state_word, detail) = match c.probe(s).await {
-            Ok(d) => ("healthy", d),
-            Err(e) => {
-                all = false;
-                ("down", e)
-            }
-        };
-        println!(
-            "  {:<11} {:<8} {:<8} {:<46} {detail}",
-            c.name(),
-            state_word,
-            pid,
-            c.endpoint(s)
-        );
+        for r in 1..=replicas::replicas(c, &scale) {
+            let i = Instance {
+                component: c,
+                replica: r,
+            };
+            let rs = i.settings(s);
+            let pid = Files::new(&state, &i.name())
+                .running_pid()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into());
+            let (state_word, detail) = match c.probe(&rs).await {
+                Ok(d) => ("healthy", d),
+                Err(e) => {
+                    all = false;
+                    ("down", e)
+                }
+            };
+            println!(
+                "  {:<11} {:<8} {:<8} {:<46} {detail}",
+                i.name(),
+                state_word,
+                pid,
+                c.endpoint(&rs)
+            );
+        }
     }
     Ok(all)
 }

@@ -40,23 +40,38 @@ pub(super) fn traces_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Co
 /// The alert rules (`deploy/prometheus/alerts.yml`), written beside the configuration.
 const ALERT_RULES: &str = include_str!("../../../deploy/prometheus/alerts.yml");
 
-fn prometheus_config(s: &StackSettings) -> String {
+/// Prometheus's configuration: the stages' targets come from the replica lists `apex up`
+/// keeps (`<state>/endpoints/<stage>.targets.json`, labelled with the replica's name), so
+/// a replica added or removed is scraped or dropped without a restart.
+fn prometheus_config(s: &StackSettings, state: &Path) -> String {
+    let targets = |stage: &str| {
+        format!(
+            "'{}'",
+            state
+                .join("endpoints")
+                .join(format!("{stage}.targets.json"))
+                .display()
+        )
+    };
+    let services = ["parser", "extractor", "embedder", "writer"]
+        .map(targets)
+        .join(", ");
     format!(
-        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nrule_files:\n  - alerts.yml\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-services\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}', '127.0.0.1:{}']\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\nrule_files:\n  - alerts.yml\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\nscrape_configs:\n  - job_name: temporal-server\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n  - job_name: apex-worker\n    file_sd_configs:\n      - files: [{}]\n  - job_name: apex-services\n    file_sd_configs:\n      - files: [{services}]\n  - job_name: apex-gateway\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
         s.alertmanager_port,
         s.temporal_metrics_port,
-        s.worker_metrics_port,
-        s.parser_metrics_port,
-        s.extractor_metrics_port,
-        s.embedder_metrics_port,
-        s.writer_metrics_port,
+        targets("worker"),
         s.gateway_metrics_port,
     )
 }
 
-pub(super) fn prometheus_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
+pub(super) fn prometheus_command(
+    s: &StackSettings,
+    state: &Path,
+    dir: &Path,
+) -> anyhow::Result<Command> {
     let config = dir.join("prometheus.yml");
-    fs::write(&config, prometheus_config(s))?;
+    fs::write(&config, prometheus_config(s, state))?;
     fs::write(dir.join("alerts.yml"), ALERT_RULES)?;
     let mut cmd = Command::new("prometheus");
     cmd.arg(format!("--config.file={}", config.display()))
@@ -138,11 +153,30 @@ mod tests {
     #[test]
     fn the_local_prometheus_configuration_loads_the_alert_rules() {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let s = StackSettings::default();
+        // The replicas' target files, as `apex up --scale embedder=2,worker=2` writes them.
+        let scale = s.scale.with("embedder=2,worker=2").expect("scale");
+        super::super::replicas::write_lists(&s, dir.path(), &scale).expect("lists");
         let config = dir.path().join("prometheus.yml");
-        fs::write(&config, prometheus_config(&StackSettings::default())).expect("written");
+        fs::write(&config, prometheus_config(&s, dir.path())).expect("written");
         fs::write(dir.path().join("alerts.yml"), ALERT_RULES).expect("written");
         let text = promtool(&["check", "config", &config.to_string_lossy()]);
         assert!(text.contains("SUCCESS: 15 rules found"), "{text}");
+        let embedders =
+            fs::read_to_string(dir.path().join("endpoints/embedder.targets.json")).expect("read");
+        let groups: serde_json::Value = serde_json::from_str(&embedders).expect("json");
+        assert_eq!(
+            groups,
+            serde_json::json!([
+                {"targets": ["127.0.0.1:9103"], "labels": {"replica": "embedder"}},
+                {"targets": ["127.0.0.1:9113"], "labels": {"replica": "embedder-2"}},
+            ])
+        );
+        let clients = fs::read_to_string(dir.path().join("endpoints/embedder")).expect("read");
+        assert!(
+            clients.ends_with("http://127.0.0.1:50053\nhttp://127.0.0.1:50063\n"),
+            "{clients}"
+        );
     }
 
     #[test]

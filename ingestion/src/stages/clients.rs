@@ -1,21 +1,22 @@
-//! The gRPC clients of the four services the stages call, each over a lazily connected
-//! channel whose calls open client spans and carry the trace context.
+//! The gRPC clients of the four services the stages call, each balanced over the service's
+//! replicas ([`apex_common::grpc::balance`]): calls open client spans, carry the trace
+//! context, and are sent again on another replica when one refuses or drops them.
 
 use std::time::Duration;
 
-use apex_common::grpc::{ClientSpans, ClientSpansService};
+use apex_common::grpc::balance::{self, BalanceOptions, Balanced};
 use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
 use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
 use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
 use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
-use tonic::transport::Channel;
 
 use crate::settings::IngestSettings;
 
-/// A channel whose calls each open a client span and send its context along.
-pub type Traced = ClientSpansService<Channel>;
+/// A channel balanced over a service's replicas, whose calls each open a client span and
+/// send its context along.
+pub type Traced = Balanced;
 
-/// Lazily connected clients of the four services.
+/// Balanced clients of the four services (connected lazily; cheap to clone).
 #[derive(Clone, Debug)]
 pub struct ServiceClients {
     pub parser: ParserServiceClient<Traced>,
@@ -24,35 +25,51 @@ pub struct ServiceClients {
     pub writer: WriterServiceClient<Traced>,
 }
 
-fn channel(addr: &str) -> anyhow::Result<Traced> {
-    let channel = Channel::from_shared(addr.to_owned())
-        .map_err(|e| anyhow::anyhow!("service address {addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        // A service that died or hangs on an open connection is noticed within about 15 s
-        // (a ping unanswered), not at the end of a 10-minute call.
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
-    Ok(tower::Layer::layer(&ClientSpans, channel))
+fn channel(addr: &str, health: &str, settings: &IngestSettings) -> anyhow::Result<Traced> {
+    let options = BalanceOptions {
+        refresh: Duration::from_secs(settings.refresh_secs),
+        call_timeout: Duration::from_secs(settings.call_timeout_secs),
+        retries: settings.call_retries,
+        ..BalanceOptions::new(health)
+    };
+    balance::channel(addr, &options)
 }
 
 impl ServiceClients {
+    /// Must be called within a Tokio runtime (each channel keeps its replicas current in a
+    /// task).
     pub fn new(settings: &IngestSettings) -> anyhow::Result<Self> {
         let max = settings.max_message_bytes;
+        let s = settings;
         Ok(Self {
-            parser: ParserServiceClient::new(channel(&settings.parser_addr)?)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            extractor: ExtractorServiceClient::new(channel(&settings.extractor_addr)?)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            embedder: EmbedderServiceClient::new(channel(&settings.embedder_addr)?)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            writer: WriterServiceClient::new(channel(&settings.writer_addr)?)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            parser: ParserServiceClient::new(channel(
+                &s.parser_addr,
+                "apex.parser.v1.ParserService",
+                s,
+            )?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+            extractor: ExtractorServiceClient::new(channel(
+                &s.extractor_addr,
+                "apex.extractor.v1.ExtractorService",
+                s,
+            )?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+            embedder: EmbedderServiceClient::new(channel(
+                &s.embedder_addr,
+                "apex.embedder.v1.EmbedderService",
+                s,
+            )?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+            writer: WriterServiceClient::new(channel(
+                &s.writer_addr,
+                "apex.writer.v1.WriterService",
+                s,
+            )?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         })
     }
 }

@@ -12,6 +12,7 @@ use tower::layer::util::{Identity, Stack};
 
 use crate::shutdown::Shutdown;
 
+pub mod balance;
 mod spans;
 
 pub use spans::{
@@ -31,6 +32,15 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// The timeout a client set with the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
 pub fn client_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    parse_timeout(value)
+}
+
+/// The `grpc-timeout` of a request's headers.
+pub fn client_timeout_header(headers: &http::HeaderMap) -> Option<Duration> {
+    parse_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
+}
+
+fn parse_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 {
         return None;
     }

@@ -55,6 +55,105 @@ pub struct StackSettings {
     pub gateway_metrics_port: u16,
     /// Seconds to wait for a component to become healthy.
     pub start_timeout_secs: u64,
+    /// How many replicas of each stage `apex up` runs (`APEX_STACK__SCALE__EMBEDDER=3`);
+    /// `apex up --scale embedder=3` overrides it and is remembered in the state directory.
+    pub scale: Scale,
+    /// Replica n (from 2) of a stage listens on the stage's ports plus (n − 1) × this step:
+    /// embedder-2 on 50063 (gRPC) and 9113 (`/metrics`) with the defaults.
+    pub replica_port_step: u16,
+    /// How often the worker and the gateway read the replica lists again and check each
+    /// replica's health (seconds).
+    pub refresh_secs: u64,
+}
+
+/// Replicas per stage (each from 1 to [`Scale::MAX`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Scale {
+    pub parser: u16,
+    pub extractor: u16,
+    pub embedder: u16,
+    pub writer: u16,
+    pub worker: u16,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Self {
+            parser: 1,
+            extractor: 1,
+            embedder: 1,
+            writer: 1,
+            worker: 1,
+        }
+    }
+}
+
+impl Scale {
+    pub const MAX: u16 = 8;
+    /// The stages that scale, by their component names.
+    pub const STAGES: [&'static str; 5] = ["parser", "extractor", "embedder", "writer", "worker"];
+
+    /// Replicas of `stage` (None: it does not scale).
+    pub fn of(&self, stage: &str) -> Option<u16> {
+        Some(match stage {
+            "parser" => self.parser,
+            "extractor" => self.extractor,
+            "embedder" => self.embedder,
+            "writer" => self.writer,
+            "worker" => self.worker,
+            _ => return None,
+        })
+    }
+
+    fn slot(&mut self, stage: &str) -> Option<&mut u16> {
+        Some(match stage {
+            "parser" => &mut self.parser,
+            "extractor" => &mut self.extractor,
+            "embedder" => &mut self.embedder,
+            "writer" => &mut self.writer,
+            "worker" => &mut self.worker,
+            _ => return None,
+        })
+    }
+
+    /// This scale with `spec` (`embedder=3,parser=2`) applied over it.
+    pub fn with(mut self, spec: &str) -> Result<Self, String> {
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (stage, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected <stage>=<replicas>"))?;
+            let n: u16 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}`: the replica count must be a number"))?;
+            let slot = self.slot(stage.trim()).ok_or_else(|| {
+                format!(
+                    "`{part}`: `{}` does not scale; the stages that do are {}",
+                    stage.trim(),
+                    Self::STAGES.join(", ")
+                )
+            })?;
+            *slot = n;
+        }
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        Self::STAGES
+            .iter()
+            .filter_map(|stage| {
+                let n = self.of(stage).unwrap_or(1);
+                (!(1..=Self::MAX).contains(&n))
+                    .then(|| format!("scale.{stage} must be from 1 to {}, not {n}", Self::MAX))
+            })
+            .collect()
+    }
 }
 
 impl Default for StackSettings {
@@ -93,6 +192,9 @@ impl Default for StackSettings {
             writer_metrics_port: ports::WRITER.metrics,
             gateway_metrics_port: ports::GATEWAY_METRICS,
             start_timeout_secs: 90,
+            scale: Scale::default(),
+            replica_port_step: 10,
+            refresh_secs: 2,
         }
     }
 }
@@ -141,6 +243,41 @@ impl Settings for StackSettings {
             ("writer_metrics_port", self.writer_metrics_port),
             ("gateway_metrics_port", self.gateway_metrics_port),
         ];
+        let mut ports: Vec<(String, u16)> =
+            ports.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect();
+        p.extend(self.scale.problems());
+        if self.replica_port_step == 0 {
+            p.push("replica_port_step must not be 0".to_owned());
+        }
+        for (stage, bases) in [
+            ("parser", [self.parser_port, self.parser_metrics_port]),
+            (
+                "extractor",
+                [self.extractor_port, self.extractor_metrics_port],
+            ),
+            ("embedder", [self.embedder_port, self.embedder_metrics_port]),
+            ("writer", [self.writer_port, self.writer_metrics_port]),
+            (
+                "worker",
+                [self.worker_metrics_port, self.worker_metrics_port],
+            ),
+        ] {
+            let n = self.scale.of(stage).unwrap_or(1).min(Scale::MAX);
+            for r in 2..=n {
+                for (i, base) in bases.iter().enumerate() {
+                    if stage == "worker" && i == 1 {
+                        continue;
+                    }
+                    match self.replica_port(*base, r) {
+                        Some(port) => ports.push((format!("{stage}-{r} port"), port)),
+                        None => p.push(format!(
+                            "{stage}-{r}: port {base} + {} × replica_port_step is past 65535",
+                            r - 1
+                        )),
+                    }
+                }
+            }
+        }
         for (i, (name, port)) in ports.iter().enumerate() {
             if *port == 0 {
                 p.push(format!("{name} must not be 0"));
@@ -157,6 +294,40 @@ impl Settings for StackSettings {
 }
 
 impl StackSettings {
+    /// The port replica `replica` (from 1) of a stage uses where replica 1 uses `base`.
+    pub fn replica_port(&self, base: u16, replica: u16) -> Option<u16> {
+        let offset = u32::from(replica.saturating_sub(1)) * u32::from(self.replica_port_step);
+        u16::try_from(u32::from(base) + offset).ok()
+    }
+
+    /// These settings as replica `replica` of `stage` sees them: that stage's ports moved
+    /// by the replica step (the other stages' unchanged).
+    pub fn for_replica(&self, stage: &str, replica: u16) -> Self {
+        let mut s = self.clone();
+        let shift = |base: u16| self.replica_port(base, replica).unwrap_or(base);
+        match stage {
+            "parser" => {
+                s.parser_port = shift(self.parser_port);
+                s.parser_metrics_port = shift(self.parser_metrics_port);
+            }
+            "extractor" => {
+                s.extractor_port = shift(self.extractor_port);
+                s.extractor_metrics_port = shift(self.extractor_metrics_port);
+            }
+            "embedder" => {
+                s.embedder_port = shift(self.embedder_port);
+                s.embedder_metrics_port = shift(self.embedder_metrics_port);
+            }
+            "writer" => {
+                s.writer_port = shift(self.writer_port);
+                s.writer_metrics_port = shift(self.writer_metrics_port);
+            }
+            "worker" => s.worker_metrics_port = shift(self.worker_metrics_port),
+            _ => {}
+        }
+        s
+    }
+
     pub fn state(&self) -> PathBuf {
         PathBuf::from(&self.state_dir)
     }
@@ -217,5 +388,51 @@ impl StackSettings {
             "postgres://{}:{}@127.0.0.1:{}/{}",
             self.postgres_user, self.postgres_password, self.postgres_port, self.postgres_db
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scale_spec_applies_over_the_settings_and_bad_ones_say_why() {
+        let s = Scale::default()
+            .with("embedder=3, parser=2")
+            .expect("valid");
+        assert_eq!((s.embedder, s.parser, s.worker), (3, 2, 1));
+        let s = s.with("worker=2").expect("valid");
+        assert_eq!((s.embedder, s.worker), (3, 2));
+        for (spec, reason) in [
+            ("embedder", "expected <stage>=<replicas>"),
+            ("embedder=x", "must be a number"),
+            ("gateway=2", "does not scale"),
+            ("embedder=0", "must be from 1 to 8"),
+            ("embedder=9", "must be from 1 to 8"),
+        ] {
+            let err = Scale::default().with(spec).expect_err(spec);
+            assert!(err.contains(reason), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn replicas_get_ports_of_their_own_and_a_clash_is_named() {
+        let mut s = StackSettings {
+            scale: Scale::default().with("embedder=3,worker=2").expect("valid"),
+            ..StackSettings::default()
+        };
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+        let e3 = s.for_replica("embedder", 3);
+        assert_eq!((e3.embedder_port, e3.embedder_metrics_port), (50073, 9123));
+        assert_eq!(e3.parser_port, s.parser_port);
+        assert_eq!(s.for_replica("worker", 2).worker_metrics_port, 9115);
+        // With a step of 1, the parser's second replica lands on the extractor's port.
+        s.replica_port_step = 1;
+        s.scale.parser = 2;
+        let problems = s.validate().join("; ");
+        assert!(
+            problems.contains("parser-2 port and extractor_port both use port 50052"),
+            "{problems}"
+        );
     }
 }

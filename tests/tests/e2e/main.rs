@@ -13,6 +13,7 @@ mod cli;
 mod dashboards;
 mod gateway;
 mod gazetteer;
+mod replicas;
 mod traces;
 mod worker;
 mod writer;

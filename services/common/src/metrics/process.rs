@@ -86,6 +86,21 @@ pub static RPC_CLIENT_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
+/// `apex_rpc_client_retries_total{service, rpc_service}`: calls sent again on another
+/// replica after one refused or dropped them.
+pub static RPC_CLIENT_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "apex_rpc_client_retries_total",
+                "gRPC calls sent again after a replica refused or dropped them",
+            ),
+            &["service", "rpc_service"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// `apex_log_lines_total{service, level}`: warning and error lines written.
 pub static LOG_LINES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(

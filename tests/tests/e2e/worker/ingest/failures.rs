@@ -71,25 +71,30 @@ async fn the_workflow_waits_for_a_stopped_embedder_and_completes_when_it_is_back
     env.stop().await;
 }
 
-/// The attempt of each document's pending embedding (0 when none is pending).
-async fn embed_attempts(handles: &[IngestHandle]) -> Vec<i32> {
+/// Each document's pending embedding: its attempt and when that attempt is due (0 and the
+/// epoch when none is pending).
+async fn pending_embeds(handles: &[IngestHandle]) -> Vec<(i32, SystemTime)> {
     let mut out = Vec::new();
     for h in handles {
         let described = h
             .describe(WorkflowDescribeOptions::default())
             .await
             .expect("describe");
-        let attempt = described
-            .raw()
-            .pending_activities
-            .iter()
-            .find(|p| {
-                p.activity_type
-                    .as_ref()
-                    .is_some_and(|t| t.name.ends_with("generate_embeddings"))
-            })
-            .map_or(0, |p| p.attempt);
-        out.push(attempt);
+        let pending = described.raw().pending_activities.iter().find(|p| {
+            p.activity_type
+                .as_ref()
+                .is_some_and(|t| t.name.ends_with("generate_embeddings"))
+        });
+        out.push(pending.map_or((0, SystemTime::UNIX_EPOCH), |p| {
+            let due = p
+                .next_attempt_schedule_time
+                .as_ref()
+                .map_or(SystemTime::UNIX_EPOCH, |t| {
+                    SystemTime::UNIX_EPOCH
+                        + Duration::new(t.seconds.max(0) as u64, t.nanos.max(0) as u32)
+                });
+            (p.attempt, due)
+        }));
     }
     out
 }
@@ -109,31 +114,42 @@ async fn documents_waiting_for_the_embedder_are_woken_when_one_of_them_gets_thro
         );
         handles.push(env.start(input).await);
     }
-    // Every embedding has failed at least four times: its next attempt is 8-16 s away, so
-    // without a wake the documents would come back one by one over that window.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Wait until every embedding has failed six times, so that its next attempt is the
+    // 30 s cap away: the five were started together and retry in step, so the first
+    // of them to get through would find the others due within a second, with nothing
+    // worth waking. A sixth document started once the embedder is back gets through
+    // first, long before any of them is due.
+    let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let attempts = embed_attempts(&handles).await;
-        if attempts.iter().all(|a| *a >= 5) {
+        let pending = pending_embeds(&handles).await;
+        let far = SystemTime::now() + Duration::from_secs(20);
+        if pending
+            .iter()
+            .all(|(attempt, next)| *attempt >= 7 && *next > far)
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the embeddings were not retried: {attempts:?}"
+            "the embeddings were not retried: {pending:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     env.restart_embedder(addr).await;
-    // The first embedding that gets through wakes the others the worker saw waiting.
+    let sixth = env
+        .start(env.input("wake-6.txt", format!("{TEXT}\nCopy 6.").as_bytes()))
+        .await;
+    // Its embedding wakes the others the worker saw waiting.
     let line = env
         .worker
         .as_ref()
         .expect("worker")
         .wait_for_line("woke the steps waiting for it", Duration::from_secs(60));
     assert!(
-        line.contains(r#""dependency":"embedder""#) && !line.contains(r#""woken":0"#),
+        line.contains(r#""dependency":"embedder""#) && line.contains(r#""woken":5"#),
         "{line}"
     );
+    handles.push(sixth);
     for h in &handles {
         let s = h
             .get_result(WorkflowGetResultOptions::default())
