@@ -155,6 +155,17 @@ enum Cmd {
     },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
+    /// Exits 0 when a gRPC server reports `--service` SERVING on the standard health
+    /// service (or, with `--http`, when the URL answers 2xx): for container health checks.
+    Health {
+        /// `http://127.0.0.1:50051`, or with `--http` a full URL.
+        url: String,
+        /// The gRPC health name; empty asks for the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+        #[arg(long)]
+        http: bool,
+    },
     /// Run the hello-world workflow through Temporal.
     Hello {
         #[arg(default_value = "Apex")]
@@ -327,6 +338,23 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             .await
         }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
+        Cmd::Health { url, service, http } => {
+            let answer = if http {
+                probe::http(&url).await
+            } else {
+                probe::grpc_health(&url, &service).await
+            };
+            match answer {
+                Ok(detail) => {
+                    println!("{url}: {detail}");
+                    Ok(true)
+                }
+                Err(e) => {
+                    eprintln!("{url}: {e}");
+                    Ok(false)
+                }
+            }
+        }
         Cmd::Hello {
             name,
             fail_first,

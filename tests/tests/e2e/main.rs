@@ -11,6 +11,7 @@ mod alerts;
 mod chaos;
 mod cli;
 mod dashboards;
+mod deploy;
 mod gateway;
 mod gazetteer;
 mod replicas;
