@@ -17,6 +17,7 @@ mod top;
 mod trace;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use apex_common::settings::load_or_exit;
 use apex_ingestion::workflows::GreetingInput;
@@ -188,6 +189,21 @@ enum RolloutCmd {
         #[arg(allow_hyphen_values = true)]
         percent: String,
     },
+    /// The graceful rollback: steps the share down (100 → 50 → 10 → 0, to `--to`) and after
+    /// each step waits until the running workflows of the documents it moved to the legacy
+    /// path have finished, reporting how many are left.
+    Drain {
+        #[arg(long)]
+        to: String,
+        /// Give up (leaving the share where it got to) after this long.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// How often the running workflows are counted.
+        #[arg(long, default_value_t = 2000)]
+        poll_ms: u64,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {
@@ -298,6 +314,23 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             match action {
                 RolloutCmd::Get => gateway::rollout_get(&url, &key, &gateway).await,
                 RolloutCmd::Set { percent } => gateway::rollout_set(&url, &key, &percent).await,
+                RolloutCmd::Drain {
+                    to,
+                    timeout_secs,
+                    poll_ms,
+                    namespace,
+                } => {
+                    gateway::rollout_drain(&gateway::Drain {
+                        redis_url: &url,
+                        key: &key,
+                        temporal: &settings.temporal_address(),
+                        namespace: &namespace,
+                        to: &to,
+                        timeout: Duration::from_secs(timeout_secs),
+                        poll: Duration::from_millis(poll_ms),
+                    })
+                    .await
+                }
             }
         }
         Cmd::Logs { component, lines } => logs(settings, component, lines),

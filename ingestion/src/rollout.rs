@@ -19,6 +19,17 @@ pub fn parse_percent(raw: &str) -> Result<u8, String> {
         .ok_or_else(|| format!("`{}` is not a percentage between 0 and 100", raw.trim()))
 }
 
+/// The document's bucket, 0–99: the first 8 bytes of SHA-256(document id), big-endian,
+/// modulo 100. A document goes through Temporal when its bucket is below the percentage.
+/// Independent of the platform, the process and the Rust version.
+pub fn bucket(document_id: &str) -> u8 {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(document_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % 100) as u8
+}
+
 /// The stored percentage under one key.
 #[derive(Clone)]
 pub struct Rollout {

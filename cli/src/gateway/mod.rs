@@ -6,6 +6,7 @@
 //! - `search` and `rollout`: one command each.
 //! - here: what they share (reading the gateway's answers) and `apex status`.
 
+mod drain;
 mod ingest;
 mod rollout;
 mod search;
@@ -14,6 +15,7 @@ mod upload;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+pub use self::drain::{Drain, rollout_drain};
 pub use self::ingest::{IngestOptions, expand, ingest, print_summary};
 pub use self::rollout::{rollout_get, rollout_set};
 pub use self::search::search;

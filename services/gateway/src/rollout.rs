@@ -6,8 +6,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use sha2::{Digest as _, Sha256};
-
 /// The two ingestion paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Path {
@@ -24,14 +22,8 @@ impl Path {
     }
 }
 
-/// The document's bucket, 0–99: the first 8 bytes of SHA-256(document id), big-endian,
-/// modulo 100. Independent of the platform, the process and the Rust version.
-pub fn bucket(document_id: &str) -> u8 {
-    let digest = Sha256::digest(document_id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(first) % 100) as u8
-}
+/// The document's bucket, 0–99 (shared with `apex rollout drain`, which must agree).
+pub use apex_ingestion::rollout::bucket;
 
 /// A rollout percentage outside 0–100.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

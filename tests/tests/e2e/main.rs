@@ -15,6 +15,7 @@ mod deploy;
 mod gateway;
 mod gazetteer;
 mod replicas;
+mod rollbacks;
 mod traces;
 mod worker;
 mod writer;
