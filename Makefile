@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing
+.PHONY: demo test fresh-check loadtest chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
 
 bootstrap:
 	deploy/local/bootstrap
@@ -137,3 +137,10 @@ clean-state: down
 # (docs/benchmarks.md#tracing-overhead). ROUNDS=2 DOCS=60 CONCURRENCY=12 by default.
 bench-tracing: up
 	deploy/local/bench-tracing
+
+# Ingestion docs/s and latency at 1, 2 and 3 replicas of a stage (default the embedder) and
+# with 2 workers, in one run; docs/benchmarks.md holds the figures.
+BENCH_SCALE_ARGS ?=
+bench-scale: up
+	@mkdir -p .apex
+	$(CARGO_TARGET_DIR)/debug/apex-bench-scale --report .apex/bench-scale.md $(BENCH_SCALE_ARGS)

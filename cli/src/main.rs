@@ -15,6 +15,7 @@ mod settings;
 mod stack;
 mod top;
 mod trace;
+mod workers;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -153,6 +154,18 @@ enum Cmd {
         /// The Prometheus to read (default: the local stack's).
         #[arg(long, env = "APEX_PROMETHEUS_URL")]
         prometheus: Option<String>,
+    },
+    /// The worker's Worker Deployment versions: status, promote a new one, roll back.
+    Worker {
+        #[command(subcommand)]
+        action: workers::WorkerCmd,
+        /// The Temporal frontend (default: the local stack's).
+        #[arg(long, global = true, env = "APEX_TEMPORAL_ADDRESS")]
+        temporal: Option<String>,
+        #[arg(long, global = true, default_value = "default")]
+        namespace: String,
+        #[arg(long, global = true, default_value = "apex-ingest")]
+        deployment: String,
     },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
@@ -369,6 +382,20 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
                 once,
             )
             .await
+        }
+        Cmd::Worker {
+            action,
+            temporal,
+            namespace,
+            deployment,
+        } => {
+            let temporal = temporal.unwrap_or_else(|| settings.temporal_address());
+            let target = workers::Target {
+                temporal: &temporal,
+                namespace: &namespace,
+                deployment: &deployment,
+            };
+            workers::run(&action, &target).await
         }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Health { url, service, http } => {

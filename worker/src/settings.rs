@@ -27,6 +27,15 @@ pub struct WorkerSettings {
     pub connect_max_backoff_secs: u64,
     /// Where the ingestion activities find the services and the blob store.
     pub ingest: IngestSettings,
+    /// Worker Deployment versioning: `off`, `pinned` (a workflow stays on the worker
+    /// version it started on until it ends) or `auto-upgrade` (it moves to the current
+    /// version at its next workflow task). The version is `deployment_name` and
+    /// `temporal.build_id`.
+    pub versioning: String,
+    pub deployment_name: String,
+    /// With versioning on: a worker that finds its deployment without a current version
+    /// (the first deployment) makes its own version current.
+    pub promote_if_none: bool,
 }
 
 impl Default for WorkerSettings {
@@ -40,6 +49,9 @@ impl Default for WorkerSettings {
             graceful_shutdown_secs: 30,
             connect_max_backoff_secs: 30,
             ingest: IngestSettings::default(),
+            versioning: "off".to_owned(),
+            deployment_name: "apex-ingest".to_owned(),
+            promote_if_none: true,
         }
     }
 }
@@ -67,6 +79,22 @@ impl Settings for WorkerSettings {
             p.push("connect_max_backoff_secs must be at least 1".to_owned());
         }
         p.extend(self.ingest.problems());
+        if !["off", "pinned", "auto-upgrade"].contains(&self.versioning.as_str()) {
+            p.push(format!(
+                "versioning must be off, pinned or auto-upgrade, not `{}`",
+                self.versioning
+            ));
+        } else if self.versioning != "off" {
+            if self.deployment_name.is_empty() || self.deployment_name.contains('.') {
+                p.push(format!(
+                    "deployment_name must be set and hold no `.` when versioning is on, not `{}`",
+                    self.deployment_name
+                ));
+            }
+            if self.temporal.build_id.is_empty() {
+                p.push("temporal.build_id must be set when versioning is on".to_owned());
+            }
+        }
         p
     }
 }
@@ -179,5 +207,38 @@ mod tests {
         source.file = Some("/nonexistent/apex.toml".into());
         let err = load::<WorkerSettings>(&source).expect_err("missing file");
         assert!(err.to_string().contains("/nonexistent/apex.toml"), "{err}");
+    }
+
+    #[test]
+    fn versioning_is_off_pinned_or_auto_upgrade_with_a_deployment_name_and_build_id() {
+        let s: WorkerSettings =
+            load(&env(&[("APEX_WORKER__VERSIONING", "pinned")])).expect("valid");
+        assert_eq!(
+            (s.versioning.as_str(), s.deployment_name.as_str()),
+            ("pinned", "apex-ingest")
+        );
+        for (pairs, reason) in [
+            (
+                vec![("APEX_WORKER__VERSIONING", "sticky")],
+                "versioning must be off, pinned or auto-upgrade",
+            ),
+            (
+                vec![
+                    ("APEX_WORKER__VERSIONING", "pinned"),
+                    ("APEX_WORKER__DEPLOYMENT_NAME", "a.b"),
+                ],
+                "deployment_name must be set and hold no `.`",
+            ),
+            (
+                vec![
+                    ("APEX_WORKER__VERSIONING", "auto-upgrade"),
+                    ("APEX_WORKER__TEMPORAL__BUILD_ID", ""),
+                ],
+                "build_id",
+            ),
+        ] {
+            let err = load::<WorkerSettings>(&env(&pairs)).expect_err(reason);
+            assert!(err.to_string().contains(reason), "{err}");
+        }
     }
 }

@@ -123,6 +123,7 @@ fn worker_options(
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
     Ok(WorkerOptions::new(settings.temporal.task_queue.clone())
+        .deployment_options(deployment_options(settings))
         .register_workflow::<GreetingWorkflow>()?
         .register_workflow::<DocumentIngestionWorkflow>()?
         .register_workflow::<DocumentDeletionWorkflow>()?
@@ -132,6 +133,91 @@ fn worker_options(
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(settings.graceful_shutdown_secs))
         .build())
+}
+
+/// The worker's Worker Deployment version (only its build id when versioning is off).
+fn deployment_options(
+    settings: &WorkerSettings,
+) -> temporalio_common::worker::WorkerDeploymentOptions {
+    use temporalio_common::worker::{
+        VersioningBehavior, WorkerDeploymentOptions, WorkerDeploymentVersion,
+    };
+    let behavior = match settings.versioning.as_str() {
+        "pinned" => VersioningBehavior::Pinned,
+        "auto-upgrade" => VersioningBehavior::AutoUpgrade,
+        _ => return WorkerDeploymentOptions::from_build_id(settings.temporal.build_id.clone()),
+    };
+    WorkerDeploymentOptions::new(
+        WorkerDeploymentVersion::builder()
+            .deployment_name(settings.deployment_name.clone())
+            .build_id(settings.temporal.build_id.clone())
+            .build(),
+    )
+    .use_worker_versioning(true)
+    .default_versioning_behavior(behavior)
+    .build()
+}
+
+/// With versioning on: once this worker's version is known to the server (after its first
+/// poll), says whether it is the current version, and makes it current when the deployment
+/// has none (the first deployment) and `promote_if_none` allows.
+async fn announce_version(client: Client, settings: WorkerSettings) {
+    use apex_ingestion::deployment;
+    let (ns, name, build) = (
+        settings.temporal.namespace.as_str(),
+        settings.deployment_name.as_str(),
+        settings.temporal.build_id.as_str(),
+    );
+    for _ in 0..120 {
+        match deployment::describe(&client, ns, name).await {
+            Ok(Some(d)) if d.versions.iter().any(|v| v.build_id == build) => {
+                match d.current.as_deref() {
+                    Some(current) if current == build => {
+                        tracing::info!(
+                            deployment = name,
+                            build_id = build,
+                            "this worker is the current version"
+                        );
+                    }
+                    Some(current) => tracing::info!(
+                        deployment = name,
+                        build_id = build,
+                        current,
+                        "this worker is not the current version: it runs only the workflows pinned to it until `apex worker promote {build}`"
+                    ),
+                    None if settings.promote_if_none => {
+                        match deployment::set_current(&client, ns, name, build, "apex-worker").await
+                        {
+                            Ok(()) => tracing::info!(
+                                deployment = name,
+                                build_id = build,
+                                "the deployment had no current version: made it the current version"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "cannot make this worker's version current")
+                            }
+                        }
+                    }
+                    None => tracing::warn!(
+                        deployment = name,
+                        build_id = build,
+                        "the deployment has no current version: no workflow reaches this worker until `apex worker promote {build}`"
+                    ),
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "worker deployment not described yet")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::warn!(
+        deployment = name,
+        build_id = build,
+        "the server never listed this worker's version"
+    );
 }
 
 /// Runs the worker until `shutdown`: connects (with backoff), polls, and on shutdown lets
@@ -156,7 +242,11 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         ingest
             .waker()
             .connect(client.clone(), settings.temporal.namespace.clone());
-        let mut worker = Worker::new(&runtime, client, worker_options(&settings, &ingest)?)?;
+        let mut worker = Worker::new(
+            &runtime,
+            client.clone(),
+            worker_options(&settings, &ingest)?,
+        )?;
         let stop = worker.shutdown_handle();
         let watcher = {
             let shutdown = shutdown.clone();
@@ -166,9 +256,14 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
                 stop();
             })
         };
-        tracing::info!(task_queue = %settings.temporal.task_queue, "worker polling");
+        let announce = (settings.versioning != "off")
+            .then(|| tokio::spawn(announce_version(client.clone(), settings.clone())));
+        tracing::info!(task_queue = %settings.temporal.task_queue, versioning = %settings.versioning, "worker polling");
         let result = worker.run().await;
         watcher.abort();
+        if let Some(a) = announce {
+            a.abort();
+        }
         match result {
             Ok(()) if shutdown.is_triggered() => break,
             Ok(()) => tracing::warn!("worker stopped unexpectedly; reconnecting"),

@@ -212,7 +212,10 @@ fn service_command(c: Component, s: &StackSettings, _dir: &Path) -> anyhow::Resu
 
 fn worker_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
     let mut cmd = Command::new(sibling("apex-worker")?);
-    cmd.env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
+    // A Worker Deployment version (`apex-ingest.<build id>`): workflows stay on the version
+    // they started on; `apex worker promote|rollback` moves new ones.
+    cmd.env("APEX_WORKER__VERSIONING", "pinned")
+        .env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
         .env(
             "APEX_WORKER__METRICS_ADDR",
             format!("127.0.0.1:{}", s.worker_metrics_port),

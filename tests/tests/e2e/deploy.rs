@@ -209,6 +209,12 @@ fn kubernetes_manifests_render_validate_and_match_every_binarys_settings() {
             env.push((key, value));
         }
         let settings = (b.check)(&env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if b.stage == "worker" {
+            assert_eq!(
+                settings["versioning"], "pinned",
+                "{name} is a versioned worker"
+            );
+        }
         for (port, setting) in b.ports {
             let declared = ports
                 .get(*port)
@@ -327,6 +333,9 @@ fn the_compose_stack_renders_and_runs_every_binary_with_its_settings() {
             );
         }
         let settings = (b.check)(&env).unwrap_or_else(|e| panic!("{}: {e}", b.stage));
+        if b.stage == "worker" {
+            assert_eq!(settings["versioning"], "pinned", "a versioned worker");
+        }
         let health = s["healthcheck"]["test"].to_string();
         let (_, listen) = b.ports[0];
         let port = port_of(settings[listen].as_str().expect("address"));

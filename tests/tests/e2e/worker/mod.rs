@@ -7,6 +7,7 @@ mod hello;
 mod ingest;
 mod lifecycle;
 pub mod services;
+mod versions;
 
 use std::{
     io::{BufRead, BufReader},
