@@ -30,14 +30,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// `<target>/debug` (or the profile this test was built in): the test binary is
-/// `<target>/<profile>/deps/e2e-<hash>`.
+/// `<target>/debug` (or the profile this was built in): a test binary is
+/// `<target>/<profile>/deps/e2e-<hash>`, a binary of this crate (`apex-bench-scale`)
+/// `<target>/<profile>/<name>`.
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| panic!("{} is not in a cargo target directory", exe.display()))
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dir = exe
+        .parent()
+        .unwrap_or_else(|| panic!("{} is not in a cargo target directory", exe.display()));
+    if dir.file_name().is_some_and(|d| d == "deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 fn build(name: &str, profile_dir: &Path) {
