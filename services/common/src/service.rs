@@ -116,11 +116,74 @@ pub async fn run_skeleton(
 pub async fn bind(
     settings: &ServiceSettings,
 ) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
-    let grpc = TcpListener::bind(&settings.listen_addr).await?;
+    let grpc = bind_retrying(&settings.listen_addr, BIND_PATIENCE).await?;
     let metrics = if settings.metrics_addr.is_empty() {
         None
     } else {
-        Some(TcpListener::bind(&settings.metrics_addr).await?)
+        Some(bind_retrying(&settings.metrics_addr, BIND_PATIENCE).await?)
     };
     Ok((grpc, metrics))
+}
+
+/// How long a port found in use is tried again.
+const BIND_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Binds `addr`, trying again for up to `patience` while the port is in use. The gRPC ports
+/// (50051-50054) lie in Linux's ephemeral range: while a service is down, a client dialling
+/// it again and again can be handed that very port as its own source port and connect to
+/// itself (TCP self-connect), holding the port for the moment it takes to fail. A restart
+/// in that moment must wait it out, not exit.
+pub async fn bind_retrying(addr: &str, patience: Duration) -> std::io::Result<TcpListener> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut warned = false;
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                if !warned {
+                    tracing::warn!(%addr, "address in use; trying again");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ));
+            }
+            Ok(l) => return Ok(l),
+        }
+    }
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_waited_for_then_named_in_the_error() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = holder.local_addr().expect("addr").to_string();
+        let err = bind_retrying(&addr, Duration::from_millis(300))
+            .await
+            .expect_err("held");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(
+            err.to_string()
+                .contains(&format!("cannot listen on {addr}")),
+            "{err}"
+        );
+
+        // Freed while it waits: it gets the port.
+        let waiting = tokio::spawn({
+            let addr = addr.clone();
+            async move { bind_retrying(&addr, Duration::from_secs(30)).await }
+        });
+        drop(holder);
+        let listener = waiting.await.expect("join").expect("bound once freed");
+        assert_eq!(listener.local_addr().expect("addr").to_string(), addr);
+    }
 }

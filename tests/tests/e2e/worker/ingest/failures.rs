@@ -164,6 +164,8 @@ async fn a_store_failing_in_the_writer_fails_the_workflow_naming_it_and_a_rerun_
     let mut input = env.input("note.txt", TEXT.as_bytes());
     input.max_write_attempts = 2;
     let id = input.resolved_document_id();
+    // The writer connects to the graph as it starts: cut the graph only once it serves.
+    let _ = env.inspect(&id).await;
     env.services.graph_proxy.refuse();
     let err = env.ingest_err(input.clone()).await;
     assert!(
