@@ -39,7 +39,7 @@ fn is_probe(service: &str) -> bool {
 
 /// The status a response carries in its headers (a Trailers-Only error answer); a
 /// response without one is OK so far (its status follows in the trailers).
-pub(crate) fn header_status(headers: &http::HeaderMap) -> i64 {
+fn header_status(headers: &http::HeaderMap) -> i64 {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())

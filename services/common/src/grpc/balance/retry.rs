@@ -1,9 +1,14 @@
 //! Sending a call again on another replica. Every method of the mesh is unary and
 //! idempotent (a write of the same document version is the same write), so a call that a
-//! replica refused (the connection failed, or it answered UNAVAILABLE at once because it is
-//! shutting down) or dropped (it died mid-call) is sent again, up to `retries` times within
-//! the call's deadline. Before each new attempt the membership is refreshed, which drops
-//! the replica that failed when it no longer answers health, so the attempt goes elsewhere.
+//! replica refused (the connection failed, or a replica shutting down refused the stream)
+//! or dropped (it died mid-call) is sent again, up to `retries` times within the call's
+//! deadline. Before each new attempt the membership is refreshed, which drops the replica
+//! that failed when it no longer answers health, so the attempt goes elsewhere.
+//!
+//! An answer is never sent again, not even UNAVAILABLE: a replica that answers is up, and
+//! its UNAVAILABLE says a dependency behind it is away (a store), which another replica
+//! shares; repeating the call would only hammer that dependency and trip its breaker. The
+//! caller (Temporal's retry policy) decides about those.
 //!
 //! The request body is a unary message: it is read once and sent again from memory.
 
@@ -18,13 +23,9 @@ use tonic::body::Body;
 use tower::ServiceExt as _;
 
 use super::{BalanceOptions, Membership};
-use crate::grpc::spans::header_status;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// gRPC UNAVAILABLE.
-const UNAVAILABLE: i64 = 14;
 
 /// When a call is sent again (see the module docs).
 #[derive(Debug, Clone)]
@@ -155,11 +156,7 @@ impl Retrying {
                     ))));
                 }
             };
-            let refused = match &result {
-                Err(_) => true,
-                Ok(resp) => header_status(resp.headers()) == UNAVAILABLE,
-            };
-            if !refused || attempt >= self.retries || Instant::now() >= deadline {
+            if result.is_ok() || attempt >= self.retries || Instant::now() >= deadline {
                 return result;
             }
             attempt += 1;
