@@ -73,7 +73,17 @@ async fn switch(
     build_id: &str,
 ) -> anyhow::Result<bool> {
     let before = d.current.as_deref().unwrap_or("(none)");
-    deployment::set_current(client, t.namespace, t.deployment, build_id, "apex-cli").await?;
+    // A version whose workers just started may not have polled every queue yet: wait for it.
+    let patience = std::time::Duration::from_secs(30);
+    deployment::set_current(
+        client,
+        t.namespace,
+        t.deployment,
+        build_id,
+        "apex-cli",
+        patience,
+    )
+    .await?;
     println!(
         "{}: current version {before} → {build_id}; new workflows go to {build_id}, running ones stay on the version they started on",
         t.deployment

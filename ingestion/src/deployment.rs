@@ -117,12 +117,18 @@ pub async fn describe(
 }
 
 /// Makes `build_id` the current version of deployment `name`: new workflows go to it.
+///
+/// The server refuses a version that has not yet polled every task queue the current one
+/// polls (workflow *and* activity queue). A worker that just started reaches the server with
+/// its pollers one by one, so such a refusal is asked again every half second for up to
+/// `patience`; after that the server's reason is the error.
 pub async fn set_current(
     client: &Client,
     namespace: &str,
     name: &str,
     build_id: &str,
     identity: &str,
+    patience: std::time::Duration,
 ) -> anyhow::Result<()> {
     let request = SetWorkerDeploymentCurrentVersionRequest {
         namespace: namespace.to_owned(),
@@ -131,13 +137,40 @@ pub async fn set_current(
         identity: identity.to_owned(),
         ..Default::default()
     };
-    client
-        .clone()
-        .set_worker_deployment_current_version(tonic::Request::new(request))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
-        .with_context(|| format!("making {name}.{build_id} the current version"))?;
-    Ok(())
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match client
+            .clone()
+            .set_worker_deployment_current_version(tonic::Request::new(request.clone()))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(s) if pollers_not_there_yet(&s) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(
+                    reason = s.message(),
+                    "the new version is not polling every task queue yet; asking again"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(s) => {
+                let hint = if pollers_not_there_yet(&s) {
+                    format!(
+                        " (waited {} s for its workers to poll every task queue; are they running?)",
+                        patience.as_secs()
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(anyhow::anyhow!("{}{hint}", s.message()))
+                    .with_context(|| format!("making {name}.{build_id} the current version"));
+            }
+        }
+    }
+}
+
+/// The refusal a version gets while its pollers have not all reached the server.
+fn pollers_not_there_yet(s: &tonic::Status) -> bool {
+    s.message().contains("missing active task queues") || s.message().contains("no pollers")
 }
 
 #[cfg(test)]

@@ -186,7 +186,15 @@ async fn announce_version(client: Client, settings: WorkerSettings) {
                         "this worker is not the current version: it runs only the workflows pinned to it until `apex worker promote {build}`"
                     ),
                     None if settings.promote_if_none => {
-                        match deployment::set_current(&client, ns, name, build, "apex-worker").await
+                        match deployment::set_current(
+                            &client,
+                            ns,
+                            name,
+                            build,
+                            "apex-worker",
+                            Duration::from_secs(10),
+                        )
+                        .await
                         {
                             Ok(()) => tracing::info!(
                                 deployment = name,
