@@ -15,7 +15,7 @@ pub async fn run(s: &StackSettings, input: GreetingInput, namespace: &str) -> an
     let handle = client
         .start_workflow(
             Greeting,
-            input,
+            input.into(),
             WorkflowStartOptions::new(apex_common::temporal::TASK_QUEUE, &id).build(),
         )
         .await?;

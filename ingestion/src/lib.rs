@@ -13,6 +13,7 @@
 //!   search attributes) and starting one. The worker implements them; a test there checks
 //!   that the names and types agree.
 
+pub mod checked;
 pub mod deployment;
 pub mod input;
 pub mod rollout;

@@ -21,6 +21,12 @@ pub struct IngestSettings {
     /// Largest document `fetch_document` copies into the blob store.
     pub fetch_max_bytes: u64,
     pub fetch_timeout_secs: u64,
+    /// What a fetch by URL may reach besides public addresses, comma-separated: CIDRs
+    /// (`10.1.0.0/16`), addresses, host names and `*.suffix`es. Empty (the default): loopback,
+    /// private, link-local, metadata and every other inward range is refused.
+    pub fetch_allow: String,
+    /// Redirects a fetch follows, each judged like the first URL.
+    pub fetch_max_redirects: usize,
     /// Largest gRPC message sent or accepted.
     pub max_message_bytes: usize,
     /// How often the replicas are listed and health-checked again.
@@ -41,6 +47,8 @@ impl Default for IngestSettings {
             blob_url: ".apex/blobs".to_owned(),
             fetch_max_bytes: 64 * 1024 * 1024,
             fetch_timeout_secs: 120,
+            fetch_allow: String::new(),
+            fetch_max_redirects: 5,
             max_message_bytes: apex_common::grpc::DEFAULT_MAX_MESSAGE_BYTES,
             refresh_secs: 5,
             call_timeout_secs: 600,
@@ -50,6 +58,12 @@ impl Default for IngestSettings {
 }
 
 impl IngestSettings {
+    /// The guard every fetch by URL goes through.
+    pub fn fetch_policy(&self) -> Result<apex_common::fetch::FetchPolicy, String> {
+        let allow: Vec<String> = self.fetch_allow.split(',').map(str::to_owned).collect();
+        apex_common::fetch::FetchPolicy::new(&allow, self.fetch_max_redirects)
+    }
+
     /// Problems with these values, each naming its key under `ingest.`.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -76,6 +90,12 @@ impl IngestSettings {
         }
         if self.fetch_timeout_secs == 0 {
             p.push("ingest.fetch_timeout_secs must be at least 1".to_owned());
+        }
+        if let Err(e) = self.fetch_policy() {
+            p.push(format!("ingest.fetch_allow: {e}"));
+        }
+        if self.fetch_max_redirects > 20 {
+            p.push("ingest.fetch_max_redirects must be at most 20".to_owned());
         }
         for (key, v) in [
             ("ingest.refresh_secs", self.refresh_secs),

@@ -14,6 +14,7 @@ use temporalio_client::{
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_common::{HasWorkflowDefinition, QueryDefinition, WorkflowDefinition};
 
+use crate::checked::Checked;
 use crate::input::{DeleteInput, IngestInput, ingestion_workflow_id};
 use crate::stages::Deleted;
 use crate::status::IngestStatus;
@@ -68,21 +69,21 @@ macro_rules! workflow_contract {
 
 workflow_contract! {
     /// `DocumentIngestionWorkflow`: fetch → check → parse → extract ∥ embed → write.
-    Ingestion = "DocumentIngestionWorkflow", IngestInput => IngestStatus;
+    Ingestion = "DocumentIngestionWorkflow", Checked<IngestInput> => IngestStatus;
     /// Its `get_status` query: where the ingestion is, with timings and counts.
     IngestionStatus -> IngestStatus
 }
 
 workflow_contract! {
     /// `DocumentDeletionWorkflow`: the document's rows, graph, vectors and state removed.
-    Deletion = "DocumentDeletionWorkflow", DeleteInput => Deleted;
+    Deletion = "DocumentDeletionWorkflow", Checked<DeleteInput> => Deleted;
     /// Its `get_status` query: `pending`, `deleted` or `failed`.
     DeletionStatus -> String
 }
 
 workflow_contract! {
     /// `GreetingWorkflow`, the hello world (`apex hello`).
-    Greeting = "GreetingWorkflow", GreetingInput => String;
+    Greeting = "GreetingWorkflow", Checked<GreetingInput> => String;
     /// Its `get_status` query.
     GreetingStatusQuery -> GreetingStatus
 }
@@ -142,7 +143,7 @@ pub async fn start_ingestion(
     client
         .start_workflow(
             Ingestion,
-            input,
+            input.into(),
             WorkflowStartOptions::new(task_queue, id)
                 .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
                 .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use apex_ingestion::checked::Checked;
+
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::{
@@ -28,8 +30,18 @@ impl GreetingWorkflow {
     #[run]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: GreetingInput,
+        input: Checked<GreetingInput>,
     ) -> WorkflowResult<String> {
+        let input = match crate::ingest::workflow::decoded(input) {
+            Ok(input) => input,
+            Err(message) => {
+                ctx.state_mut(|s| {
+                    s.status.status = "failed".to_owned();
+                    s.status.error = Some(message.clone());
+                });
+                return Err(crate::ingest::workflow::invalid_input(message).into());
+            }
+        };
         ctx.state_mut(|s| {
             s.status.status = "running".to_owned();
             s.status.name = input.name.clone();

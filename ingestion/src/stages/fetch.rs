@@ -33,36 +33,56 @@ impl Stages {
     }
 
     async fn fetch_http(&self, url: &str) -> Result<bytes::Bytes, StageError> {
-        let mut response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| StageError::transient(format!("fetch {url}: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| {
+            StageError::fatal("InvalidArgument", format!("the location is not a URL: {e}"))
+        })?;
+        // An address literal never reaches the client's resolver: judge it here. Names are
+        // judged by the resolver, redirects by the redirect policy.
+        let shown = apex_common::fetch::shown(&parsed);
+        if let Err(refusal) = self.fetch_policy.check_url(&parsed) {
+            return Err(StageError::fatal("FetchRefused", refusal.to_string()));
+        }
+        let mut response =
+            self.http.get(parsed).send().await.map_err(
+                |e| match apex_common::fetch::refusal_of(&e) {
+                    Some(refusal) => StageError::fatal("FetchRefused", refusal.to_string()),
+                    None => StageError::transient(format!("fetch {shown}: {e}")),
+                },
+            )?;
         let status = response.status();
         if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408 {
             return Err(StageError::fatal(
                 "FetchRefused",
-                format!("fetch {url}: HTTP {status}"),
+                format!("fetch {shown}: HTTP {status}"),
+            ));
+        }
+        if status.is_redirection() {
+            return Err(StageError::fatal(
+                "FetchRefused",
+                format!(
+                    "fetch {shown}: HTTP {status}, a redirect to a location that is not fetched (only http and https)"
+                ),
             ));
         }
         if !status.is_success() {
-            return Err(StageError::transient(format!("fetch {url}: HTTP {status}")));
+            return Err(StageError::transient(format!(
+                "fetch {shown}: HTTP {status}"
+            )));
         }
         if let Some(len) = response.content_length()
             && len > self.fetch_max_bytes
         {
-            return Err(self.too_large(url, len));
+            return Err(self.too_large(&shown, len));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| StageError::transient(format!("fetch {url}: {e}")))?
+            .map_err(|e| StageError::transient(format!("fetch {shown}: {e}")))?
         {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > self.fetch_max_bytes {
-                return Err(self.too_large(url, body.len() as u64));
+                return Err(self.too_large(&shown, body.len() as u64));
             }
         }
         Ok(body.into())

@@ -33,6 +33,7 @@ pub struct Stages {
     blobs: BlobStore,
     fetch_max_bytes: u64,
     fetch_timeout: Duration,
+    fetch_policy: apex_common::fetch::FetchPolicy,
     http: reqwest::Client,
 }
 
@@ -54,19 +55,29 @@ fn with_timeout<T>(message: T, timeout: Option<Duration>) -> tonic::Request<T> {
 
 impl Stages {
     pub fn new(settings: &IngestSettings) -> anyhow::Result<Self> {
+        let fetch_policy = settings
+            .fetch_policy()
+            .map_err(|e| anyhow::anyhow!("ingest.fetch_allow: {e}"))?;
+        let http = fetch_policy.client(
+            reqwest::Client::builder().timeout(Duration::from_secs(settings.fetch_timeout_secs)),
+        )?;
         Ok(Self {
             clients: ServiceClients::new(settings)?,
             blobs: BlobStore::open(&settings.blob_url)?,
             fetch_max_bytes: settings.fetch_max_bytes,
             fetch_timeout: Duration::from_secs(settings.fetch_timeout_secs),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(settings.fetch_timeout_secs))
-                .build()?,
+            fetch_policy,
+            http,
         })
     }
 
     pub fn clients(&self) -> &ServiceClients {
         &self.clients
+    }
+
+    /// The guard fetches by URL go through (the gateway asks it before accepting a URL).
+    pub fn fetch_policy(&self) -> &apex_common::fetch::FetchPolicy {
+        &self.fetch_policy
     }
 
     pub fn blobs(&self) -> &BlobStore {

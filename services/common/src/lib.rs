@@ -8,6 +8,7 @@
 
 pub mod blob;
 pub mod error;
+pub mod fetch;
 pub mod grpc;
 pub mod metrics;
 pub mod ports;

@@ -353,7 +353,8 @@ async fn delete_on_temporal(g: &Gateway, id: &str) -> Result<bool, DeleteFailure
             Deletion,
             DeleteInput {
                 document_id: id.to_owned(),
-            },
+            }
+            .into(),
             WorkflowStartOptions::new(
                 g.settings.temporal.task_queue.clone(),
                 deletion_workflow_id(id),

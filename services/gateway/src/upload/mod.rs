@@ -29,6 +29,22 @@ use crate::rollout::Path;
 use crate::shared::{Claim, Holder};
 use crate::state::{AppState, Slot, now_ms};
 
+/// Refuses, before anything is started, a URL the fetch guard would refuse: an address or
+/// a name resolving to one inside (loopback, private, metadata, …) unless
+/// `ingest.fetch_allow` allows it. The fetch itself judges again when it runs.
+async fn check_url(g: &AppState, location: &str) -> Result<(), ApiError> {
+    let url = url::Url::parse(location)
+        .map_err(|e| ApiError::invalid("url", format!("not a URL: {e}")))?;
+    g.stages()
+        .fetch_policy()
+        .check_resolving(&url)
+        .await
+        .map_err(|refusal| {
+            ApiError::invalid("url", refusal.to_string())
+                .with_details(json!({"field": "url", "rule": refusal.rule.as_str()}))
+        })
+}
+
 /// What `POST /v1/documents` answers.
 struct Accepted<'a> {
     input: &'a IngestInput,
@@ -151,6 +167,11 @@ async fn read_checked(
     )
     .await?;
     check_fields(&mut upload)?;
+    if upload.bytes.is_none()
+        && (upload.location.starts_with("http://") || upload.location.starts_with("https://"))
+    {
+        check_url(g, &upload.location).await?;
+    }
     let sha = upload
         .bytes
         .as_ref()

@@ -100,7 +100,15 @@ async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
         return;
     };
     let (url, server) = serve_once_per_request(NOTE).await;
-    let g = Gateway::start(&stack, |s| s.allow_local_files = true).await;
+    // The fixture is on 127.0.0.1, which fetches refuse unless allowed: this gateway (the
+    // legacy path fetches in it) and a worker of its own allow it explicitly.
+    let (worker, queue) = allowing_worker(&stack, "127.0.0.1/32");
+    let g = Gateway::start(&stack, |s| {
+        s.allow_local_files = true;
+        s.ingest.fetch_allow = "127.0.0.1/32".into();
+        s.temporal.task_queue = queue;
+    })
+    .await;
     for (percent, path) in [(100u8, "temporal"), (0, "legacy")] {
         g.set_rollout(percent).await;
         let external_id = format!("{url}#{path}");
@@ -178,6 +186,7 @@ async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
         .expect("POST");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     g.stop().await;
+    drop(worker);
     server.abort();
 }
 

@@ -183,3 +183,97 @@ async fn get_status_answers_while_the_activity_runs() {
         .expect("result");
     assert_eq!(result, "Hello, Slow!");
 }
+
+/// Runs `temporal` against the env's server; returns (success, stdout + stderr).
+fn temporal(env: &Env, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(super::temporal_cli())
+        .args(args)
+        .args([
+            "--address",
+            env._server.address().trim_start_matches("http://"),
+        ])
+        .output()
+        .expect("the temporal CLI runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn an_input_no_workflow_can_decode_fails_the_workflow_at_once_with_the_reason() {
+    let Some(_tools) = apex_e2e::tools() else {
+        return;
+    };
+    let env = env().await;
+    // What another Temporal client might send: a string, a list or a number where an
+    // object belongs, and bytes that are not JSON at all.
+    let cases: [(&str, &str, &[&str], &str); 4] = [
+        ("GreetingWorkflow", r#""Ada""#, &[], "invalid type: string"),
+        (
+            "DocumentIngestionWorkflow",
+            "[1, 2]",
+            &[],
+            "does not decode as IngestInput",
+        ),
+        (
+            "DocumentDeletionWorkflow",
+            "42",
+            &[],
+            "invalid type: integer",
+        ),
+        (
+            "GreetingWorkflow",
+            "Ada",
+            &["--input-meta", "encoding=binary/plain"],
+            "`binary/plain`",
+        ),
+    ];
+    for (workflow, input, extra, expected) in cases {
+        let id = format!("bad-input-{}", uuid::Uuid::new_v4().simple());
+        let mut args = vec![
+            "workflow",
+            "execute",
+            "--type",
+            workflow,
+            "--task-queue",
+            &env.queue,
+            "--workflow-id",
+            &id,
+            "--input",
+            input,
+            // A bound for the test only: a workflow task retried forever would end here,
+            // as a timeout, instead of failing with the reason.
+            "--execution-timeout",
+            "90s",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, printed) = temporal(&env, &args);
+        assert!(!ok, "{workflow} {input}: {printed}");
+        assert!(
+            printed.contains("invalid workflow input") && printed.contains(expected),
+            "{workflow} {input}: {printed}"
+        );
+        assert!(
+            printed.contains("expected one JSON object like {"),
+            "the expected shape: {printed}"
+        );
+        let (shown, history) = temporal(
+            &env,
+            &["workflow", "show", "--workflow-id", &id, "-o", "json"],
+        );
+        assert!(shown, "{history}");
+        let flat = history.to_lowercase().replace('_', "");
+        assert!(flat.contains("workflowexecutionfailed"), "{history}");
+        assert!(
+            !flat.contains("workflowtaskfailed") && !flat.contains("timedout"),
+            "the first task does not fail: {history}"
+        );
+        assert!(
+            history.contains("\"nonRetryable\": true") || history.contains("\"nonRetryable\":true"),
+            "{history}"
+        );
+    }
+}

@@ -303,7 +303,7 @@ pub async fn start(client: &Client, queue: &str, input: GreetingInput) -> Greeti
     client
         .start_workflow(
             GreetingWorkflow::run,
-            input,
+            input.into(),
             WorkflowStartOptions::new(queue, &id).build(),
         )
         .await

@@ -11,9 +11,11 @@ use super::{
     DEFAULT_DEADLINE, DOCUMENT_ID, INVALID_INPUT, STATUS, WRITE_HEARTBEAT, WRITE_TIMEOUT, options,
     reason,
 };
+use super::{decoded, invalid_input};
 use crate::ingest::DeleteInput;
 use crate::ingest::activities::{Deleted, IngestActivities};
 use crate::ingest::status::{DELETED, FAILED, PENDING};
+use apex_ingestion::checked::Checked;
 
 #[workflow]
 #[derive(Default)]
@@ -26,8 +28,15 @@ impl DocumentDeletionWorkflow {
     #[run]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: DeleteInput,
+        input: Checked<DeleteInput>,
     ) -> WorkflowResult<Deleted> {
+        let input = match decoded(input) {
+            Ok(input) => input,
+            Err(message) => {
+                ctx.state_mut(|s| s.status = FAILED.to_owned());
+                return Err(invalid_input(message).into());
+            }
+        };
         let document_id = input.document_id.trim().to_owned();
         ctx.upsert_search_attributes([
             DOCUMENT_ID.value_set(document_id.clone()),

@@ -35,6 +35,24 @@ pub use apex_ingestion::steps::{
 pub use apex_ingestion::workflows::{DOCUMENT_ID, PRIORITY, SOURCE, STATUS};
 pub use deletion::DocumentDeletionWorkflow;
 
+use apex_ingestion::checked::Checked;
+
+/// A workflow's input, or the message it fails with when the input could not be decoded
+/// (sent by another client in a shape this worker does not know).
+pub(crate) fn decoded<T>(input: Checked<T>) -> Result<T, String> {
+    input
+        .into_result()
+        .map_err(|reason| format!("invalid workflow input: {reason}"))
+}
+
+/// The failure of a workflow whose input is wrong: final, never retried.
+pub(crate) fn invalid_input(message: impl Into<String>) -> ApplicationFailure {
+    ApplicationFailure::builder(message.into())
+        .type_name(INVALID_INPUT.to_owned())
+        .non_retryable(true)
+        .build()
+}
+
 /// Attempts without a count (0, unless an input sets one): each failure says itself whether
 /// it is the last and how long to wait before the next ([`apex_ingestion::steps`]); the
 /// policy's intervals apply only to a failure that does not (a lost worker's timeout).
@@ -387,8 +405,16 @@ impl DocumentIngestionWorkflow {
     #[run]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: IngestInput,
+        input: Checked<IngestInput>,
     ) -> WorkflowResult<IngestStatus> {
+        let input = match decoded(input) {
+            Ok(input) => input,
+            Err(message) => {
+                ctx.state_mut(|s| s.status.error = Some(message.clone()));
+                Self::set_status(ctx, FAILED);
+                return Err(invalid_input(message).into());
+            }
+        };
         let document_id = input.resolved_document_id();
         let deadline = ctx.workflow_time().map(|t| t + input.deadline());
         ctx.state_mut(|s| {

@@ -23,6 +23,7 @@ use temporalio_client::{
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
 mod failures;
+mod fetches;
 mod outcomes;
 mod replay;
 

@@ -174,7 +174,8 @@ async fn deletion_removes_the_document_and_search_attributes_find_ingestions() {
             DocumentDeletionWorkflow::run,
             DeleteInput {
                 document_id: id.clone(),
-            },
+            }
+            .into(),
             WorkflowStartOptions::new(env.queue.as_str(), deletion_workflow_id(&id)).build(),
         )
         .await
