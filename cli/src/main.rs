@@ -1,6 +1,7 @@
 //! `apex`: the command line of Apex Ingest. It runs the local stack (`up`, `down`, `status`,
 //! `logs`, `doctor`), ingests through the gateway (`ingest`, `document`, `search`), moves the
-//! rollout (`rollout get|set`) and runs the hello-world workflow (`hello`).
+//! rollout (`rollout get|set`), manages the gateway's API keys (`keys`) and runs the
+//! hello-world workflow (`hello`).
 
 // A binary crate: `pub` items in its modules are crate-visible by construction.
 #![allow(unreachable_pub)]
@@ -9,6 +10,7 @@ mod alerts;
 mod doctor;
 mod gateway;
 mod hello;
+mod keys;
 mod probe;
 mod process;
 mod settings;
@@ -167,6 +169,14 @@ enum Cmd {
         #[arg(long, global = true, default_value = "apex-ingest")]
         deployment: String,
     },
+    /// The gateway's API keys: create (shown once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        action: keys::KeysCmd,
+        /// The PostgreSQL holding the keys (default: the local stack's).
+        #[arg(long, global = true, env = "APEX_KEYS_DATABASE_URL")]
+        database_url: Option<String>,
+    },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
     /// Exits 0 when a gRPC server reports `--service` SERVING on the standard health
@@ -242,6 +252,7 @@ fn components(names: &[String]) -> Result<Vec<Component>, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings: StackSettings = load_or_exit();
+    gateway::set_api_key(apex_common::api_key::find(&settings));
     match run(cli.command, &settings).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -396,6 +407,16 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
                 deployment: &deployment,
             };
             workers::run(&action, &target).await
+        }
+        Cmd::Keys {
+            action,
+            database_url,
+        } => {
+            keys::run(
+                &action,
+                &database_url.unwrap_or_else(|| settings.postgres_url()),
+            )
+            .await
         }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Health { url, service, http } => {

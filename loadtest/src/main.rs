@@ -54,6 +54,10 @@ struct IngestArgs {
     path: PathChoice,
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     gateway: String,
+    /// An API key with the `ingest`, `read` and `delete` scopes (default: the local stack's
+    /// admin key, `.apex/admin.key`).
+    #[arg(long, env = "APEX_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// The Redis holding the rollout percentage the gateways read.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
@@ -136,7 +140,11 @@ fn check_target(args: &IngestArgs) -> anyhow::Result<()> {
 
 /// The HTTP client of the run, once the gateway answers ready.
 async fn ready_gateway(args: &IngestArgs) -> anyhow::Result<reqwest::Client> {
-    let http = reqwest::Client::builder()
+    let key = args
+        .api_key
+        .clone()
+        .or_else(|| apex_common::api_key::find(&apex_common::stack::StackSettings::default()));
+    let http = apex_common::api_key::authorized(reqwest::Client::builder(), key.as_deref())
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;

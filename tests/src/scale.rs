@@ -142,9 +142,12 @@ pub async fn ingest(
 ) -> anyhow::Result<Run> {
     let start = Instant::now();
     let deadline = start + give_up;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let http = apex_common::api_key::authorized(
+        reqwest::Client::builder(),
+        apex_common::api_key::find(stack).as_deref(),
+    )
+    .timeout(Duration::from_secs(10))
+    .build()?;
     let gateway = stack.gateway_url();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut uploads = JoinSet::new();

@@ -60,6 +60,15 @@ impl Stack {
         self.settings.gateway_url()
     }
 
+    /// A client builder whose requests carry the stack's admin API key (`apex up` writes
+    /// it; `APEX_API_KEY` overrides it).
+    pub fn gateway_http(&self) -> reqwest::ClientBuilder {
+        apex_common::api_key::authorized(
+            reqwest::Client::builder(),
+            apex_common::api_key::find(&self.settings).as_deref(),
+        )
+    }
+
     pub fn writer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.settings.writer_port)
     }

@@ -197,9 +197,7 @@ pub async fn ingest(inputs: Vec<String>, opts: IngestOptions) -> anyhow::Result<
     if inputs.is_empty() {
         bail!("nothing to ingest: give files, directories or http(s) URLs");
     }
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()?;
+    let http = super::http().timeout(Duration::from_secs(300)).build()?;
     // One clear error up front instead of one per file.
     let live = http
         .get(format!("{}/livez", opts.gateway))

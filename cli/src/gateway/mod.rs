@@ -20,6 +20,22 @@ pub use self::ingest::{IngestOptions, expand, ingest, print_summary};
 pub use self::rollout::{rollout_get, rollout_set};
 pub use self::search::search;
 
+/// The API key every request to the gateway carries (set once, from `APEX_API_KEY` or the
+/// local stack's admin key).
+static API_KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+pub fn set_api_key(key: Option<String>) {
+    let _ = API_KEY.set(key);
+}
+
+/// A client builder whose requests carry the API key.
+pub fn http() -> reqwest::ClientBuilder {
+    apex_common::api_key::authorized(
+        reqwest::Client::builder(),
+        API_KEY.get().and_then(Option::as_deref),
+    )
+}
+
 /// The error message of a gateway error body, or the raw text.
 fn error_message(status: reqwest::StatusCode, body: &str) -> String {
     serde_json::from_str::<Value>(body)
@@ -68,7 +84,7 @@ fn field_str(v: &Value, key: &str) -> String {
 
 /// `apex status <id>`.
 pub async fn status(gateway: &str, id: &str) -> anyhow::Result<bool> {
-    let http = reqwest::Client::new();
+    let http = http().build()?;
     let s = fetch_status(&http, gateway, id).await?;
     // A step being retried first, in one line each: what the document is waiting for.
     for w in s

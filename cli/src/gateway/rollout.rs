@@ -21,7 +21,8 @@ pub async fn rollout_get(redis_url: &str, key: &str, gateway: &str) -> anyhow::R
             "temporal rollout: not set; gateways use their TEMPORAL_ROLLOUT setting (default 100)"
         ),
     }
-    let view = reqwest::Client::new()
+    let view = super::http()
+        .build()?
         .get(format!("{gateway}/v1/rollout"))
         .timeout(Duration::from_secs(3))
         .send()

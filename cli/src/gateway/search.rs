@@ -12,7 +12,7 @@ pub async fn search(
     limit: u32,
     source: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let http = reqwest::Client::new();
+    let http = super::http().build()?;
     let mut params = vec![("q", query.to_owned()), ("limit", limit.to_string())];
     if let Some(s) = source {
         params.push(("source", s.to_owned()));

@@ -237,6 +237,7 @@ fn gateway_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
             format!("127.0.0.1:{}", s.gateway_metrics_port),
         )
         .env("APEX_GATEWAY__REDIS_URL", s.redis_url())
+        .env("APEX_GATEWAY__AUTH__DATABASE_URL", s.postgres_url())
         .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");
     service_addresses(&mut cmd, "APEX_GATEWAY", s, state);
     export_traces(&mut cmd, "APEX_GATEWAY", s);

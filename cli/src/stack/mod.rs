@@ -285,6 +285,9 @@ pub async fn up(s: &StackSettings, only: &[Component], scale: Option<&str>) -> a
             .await?;
         }
     }
+    if only.is_empty() || only.contains(&Component::Gateway) {
+        crate::keys::ensure_local_admin(s).await?;
+    }
     Ok(())
 }
 

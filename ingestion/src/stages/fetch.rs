@@ -46,7 +46,10 @@ impl Stages {
             self.http.get(parsed).send().await.map_err(
                 |e| match apex_common::fetch::refusal_of(&e) {
                     Some(refusal) => StageError::fatal("FetchRefused", refusal.to_string()),
-                    None => StageError::transient(format!("fetch {shown}: {e}")),
+                    None => StageError::transient(format!(
+                        "fetch {shown}: {}",
+                        crate::error_chain(&e.without_url())
+                    )),
                 },
             )?;
         let status = response.status();
@@ -75,11 +78,12 @@ impl Stages {
             return Err(self.too_large(&shown, len));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| StageError::transient(format!("fetch {shown}: {e}")))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            StageError::transient(format!(
+                "fetch {shown}: {}",
+                crate::error_chain(&e.without_url())
+            ))
+        })? {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > self.fetch_max_bytes {
                 return Err(self.too_large(&shown, body.len() as u64));

@@ -6,6 +6,7 @@
 //! It holds no business logic: parsing, extraction, embedding and store writes live in their
 //! own service crates.
 
+pub mod api_key;
 pub mod blob;
 pub mod error;
 pub mod fetch;

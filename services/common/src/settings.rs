@@ -290,3 +290,14 @@ pub fn read_secret(key: &str, env: &str, file: &str) -> anyhow::Result<Option<St
     };
     Ok(value.filter(|k| !k.is_empty()))
 }
+
+/// `url` with its password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

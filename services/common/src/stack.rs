@@ -356,6 +356,11 @@ impl StackSettings {
         format!("http://127.0.0.1:{}", self.temporal_ui_port)
     }
 
+    /// The local stack's admin API key (`apex up` creates it, mode 0600).
+    pub fn api_key_file(&self) -> PathBuf {
+        self.state().join("admin.key")
+    }
+
     /// The blob store every service, the worker and the gateway share.
     pub fn blob_dir(&self) -> PathBuf {
         self.state().join("blobs")

@@ -46,6 +46,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .fallback(|| async {
             ApiError::not_found("no such route; the API is described at /openapi.json")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            crate::auth::require,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),

@@ -180,16 +180,25 @@ fn read_json(body: &[u8], allow_local_files: bool) -> Result<Upload, ApiError> {
         _ => return Err(ApiError::invalid("url", "give `url` or `key`, not both")),
     };
     let name = if j.file_name.is_empty() {
-        location.rsplit('/').next().unwrap_or_default().to_owned()
+        // The last path segment: never the query, which may carry a token.
+        let path = url::Url::parse(&location)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map_or_else(|| location.clone(), |u| u.path().to_owned());
+        path.rsplit('/').next().unwrap_or_default().to_owned()
     } else {
         j.file_name
     };
     Ok(Upload {
         bytes: None,
-        external_id: if j.external_id.is_empty() {
-            location.clone()
-        } else {
+        // A URL's password and query may be credentials: its identity keeps neither.
+        external_id: if !j.external_id.is_empty() {
             j.external_id
+        } else {
+            url::Url::parse(&location)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map_or_else(|| location.clone(), |u| apex_common::fetch::identity(&u))
         },
         location,
         file_name: name,

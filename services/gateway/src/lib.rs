@@ -3,6 +3,7 @@
 //! [`rollout::RolloutCoordinator`] decides from a percentage every replica shares (Redis).
 
 pub mod app;
+pub mod auth;
 pub mod claims;
 pub mod documents;
 pub mod error;

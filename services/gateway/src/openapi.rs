@@ -23,16 +23,23 @@ pub fn document() -> Value {
             "/v1/documents/{id}": document_by_id(),
             "/v1/search": {"get": search()},
             "/v1/rollout": {"get": {
-                "summary": "The rollout percentage (set it with `apex rollout set N`) and decisions so far",
+                "summary": "The rollout percentage (set it with `apex rollout set N`) and decisions so far (scope `admin`)",
                 "responses": {"200": {"description": "Rollout"}}
             }},
-            "/livez": {"get": {"summary": "The process is up", "responses": {"200": {"description": "Up"}}}},
-            "/readyz": {"get": {"summary": "Redis, the writer and Temporal (optional with fallback) answer",
+            "/livez": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "Up"}}}},
+            "/readyz": {"get": {"summary": "Redis, the writer and Temporal (optional with fallback) answer", "security": [],
                 "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready, with the failing checks"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Text format"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         },
-        "components": {"schemas": {
+        "security": [{"apiKey": []}],
+        "components": {
+        "securitySchemes": {"apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key `apex_<id>_<secret>` (`apex keys create --name N --scopes ingest,read`). Scopes: `ingest` (POST /v1/documents), `read` (GET /v1/documents/{id}, /v1/search), `delete` (DELETE /v1/documents/{id}), `admin` (/v1/rollout, and every other scope). No key or a bad one: 401 with WWW-Authenticate; a key without the scope: 403."
+        }},
+        "schemas": {
             "Error": error_schema(),
             "UploadByReference": upload_by_reference_schema(),
             "Accepted": accepted_schema(),

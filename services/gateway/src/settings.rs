@@ -55,6 +55,45 @@ pub struct GatewaySettings {
     /// How long the gateway waits for Temporal to accept a start (or a query) before it
     /// counts Temporal as unreachable.
     pub temporal_timeout_ms: u64,
+    /// API keys ([`crate::auth`]).
+    pub auth: AuthSettings,
+}
+
+/// Who may call the API (`APEX_GATEWAY__AUTH__…`).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Every route but `/livez`, `/readyz`, `/metrics` and `/openapi.json` needs an API key
+    /// with its scope. Turn off only behind a proxy that authenticates every caller.
+    pub required: bool,
+    /// The PostgreSQL database holding the keys (the writer's is fine).
+    pub database_url: String,
+    /// How long a verified key is trusted before PostgreSQL is asked again; a revocation
+    /// takes effect within this time (0: every request asks).
+    pub cache_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            required: true,
+            database_url: "postgres://apex:apex-dev@127.0.0.1:5432/apex".to_owned(),
+            cache_secs: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("required", &self.required)
+            .field(
+                "database_url",
+                &crate::auth::keys::redact(&self.database_url),
+            )
+            .field("cache_secs", &self.cache_secs)
+            .finish()
+    }
 }
 
 impl Default for GatewaySettings {
@@ -77,6 +116,7 @@ impl Default for GatewaySettings {
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
             shutdown_grace_secs: 30,
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -118,6 +158,12 @@ impl Settings for GatewaySettings {
         }
         if self.temporal_timeout_ms < 100 {
             p.push("temporal_timeout_ms must be at least 100".to_owned());
+        }
+        if self.auth.required
+            && !self.auth.database_url.starts_with("postgres://")
+            && !self.auth.database_url.starts_with("postgresql://")
+        {
+            p.push("auth.database_url must be a postgres:// URL".to_owned());
         }
         p.extend(self.ingest.problems());
         p

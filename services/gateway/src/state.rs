@@ -118,6 +118,7 @@ pub struct Gateway {
     pub shared: Shared,
     pub rollout: RolloutCoordinator,
     pub metrics: Metrics,
+    pub auth: crate::auth::Auth,
     pub(crate) temporal: TemporalLink,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Legacy ingestions running in this process (they end with it), so a shutdown can
@@ -160,7 +161,23 @@ impl Gateway {
         .await
         .map_err(|e| anyhow::anyhow!("redis at {}: {e}", settings.redis_url))?;
         let legacy = Legacy::new(Stages::new(&settings.ingest)?, settings.legacy_max_attempts);
+        let keys = if settings.auth.required {
+            let store = crate::auth::keys::KeyStore::lazy(&settings.auth.database_url)?;
+            if let Err(e) = store.ensure_table().await {
+                tracing::warn!(error = %format!("{e:#}"), "the API key table is not ready; requests that need a key get 503 until PostgreSQL answers");
+            }
+            Some(store)
+        } else {
+            tracing::warn!("auth.required is off: the API answers anyone who reaches it");
+            None
+        };
+        let auth = crate::auth::Auth::new(
+            keys,
+            Duration::from_secs(settings.auth.cache_secs),
+            &metrics.registry,
+        )?;
         Ok(Self {
+            auth,
             temporal: TemporalLink {
                 address: settings.temporal.address.clone(),
                 namespace: settings.temporal.namespace.clone(),

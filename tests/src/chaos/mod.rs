@@ -188,7 +188,7 @@ fn spawn_uploads(
     give_up: Instant,
     set: &mut Uploads,
 ) {
-    let http = reqwest::Client::new();
+    let http = gateway_http(&config.stack).build().expect("client");
     let gateway = config.stack.gateway_url();
     let source = format!("chaos-{}", config.run_id);
     for i in range {
@@ -236,7 +236,7 @@ async fn round(config: &Config, target: &str) -> anyhow::Result<Round> {
             (id, Err(e)) => refused.push(format!("{id} was never accepted: {e}")),
         }
     }
-    let http = reqwest::Client::builder()
+    let http = gateway_http(&config.stack)
         .timeout(Duration::from_secs(10))
         .build()?;
     docs::settle(
@@ -321,6 +321,14 @@ pub fn report(rounds: &[Round]) -> String {
         }
     }
     out
+}
+
+/// A client builder whose requests carry the stack's admin API key.
+fn gateway_http(stack: &StackSettings) -> reqwest::ClientBuilder {
+    apex_common::api_key::authorized(
+        reqwest::Client::builder(),
+        apex_common::api_key::find(stack).as_deref(),
+    )
 }
 
 #[cfg(test)]

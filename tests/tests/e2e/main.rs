@@ -16,6 +16,7 @@ mod gateway;
 mod gazetteer;
 mod replicas;
 mod rollbacks;
+mod secrets;
 mod traces;
 mod worker;
 mod writer;

@@ -42,7 +42,7 @@ async fn a_graceful_drain_steps_down_and_waits_for_the_workflows_it_moved() {
     apex(&["down", "embedder"]).expect("embedder stopped");
 
     // Six documents into Temporal; each waits for the embedder.
-    let http = reqwest::Client::new();
+    let http = stack.gateway_http().build().expect("client");
     let source = apex_e2e::Names::new().source("drain");
     let give_up = Instant::now() + Duration::from_secs(120);
     let mut accepted = Vec::new();

@@ -73,7 +73,10 @@ pub(crate) async fn upload(stack: &Stack, names: &Names, source: &str, tracepare
                 .expect("mime"),
         )
         .text("source", source.to_owned());
-    let response = reqwest::Client::new()
+    let response = stack
+        .gateway_http()
+        .build()
+        .expect("client")
         .post(format!("{}/v1/documents", stack.gateway_url()))
         .header("traceparent", traceparent)
         .multipart(form)
@@ -87,7 +90,7 @@ pub(crate) async fn upload(stack: &Stack, names: &Names, source: &str, tracepare
 /// Polls the document's status at the gateway until it has ended.
 pub(crate) async fn wait_done(stack: &Stack, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
-    let http = reqwest::Client::new();
+    let http = stack.gateway_http().build().expect("client");
     loop {
         let body: Value = http
             .get(format!("{}/v1/documents/{id}", stack.gateway_url()))

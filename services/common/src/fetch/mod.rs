@@ -248,10 +248,25 @@ pub fn shown(url: &Url) -> String {
     let mut safe = url.clone();
     let _ = safe.set_password(None);
     if safe.query().is_some() {
-        safe.set_query(Some("…"));
+        safe.set_query(Some("redacted"));
     }
     safe.set_fragment(None);
     safe.to_string()
+}
+
+/// A URL as a document's default identity in its source: without its password and
+/// fragment, and with its query (which may carry a token) replaced by a digest of it, so two
+/// URLs that differ in their query stay two documents while no token is stored or shown.
+pub fn identity(url: &Url) -> String {
+    use sha2::Digest as _;
+    let mut id = url.clone();
+    let _ = id.set_password(None);
+    id.set_fragment(None);
+    if let Some(query) = url.query() {
+        let digest = hex::encode(sha2::Sha256::digest(query.as_bytes()));
+        id.set_query(Some(&format!("sha256={}", &digest[..16])));
+    }
+    id.to_string()
 }
 
 /// The guard's refusal behind a client error, if that is why the request failed.

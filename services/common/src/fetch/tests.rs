@@ -154,7 +154,24 @@ fn a_refusal_names_the_host_and_rule_but_never_the_path_or_query() {
 fn a_url_is_shown_without_its_password_or_query() {
     let url =
         Url::parse("https://bob:hunter2@files.example/a.pdf?X-Amz-Signature=abc#p2").expect("url");
-    assert_eq!(shown(&url), "https://bob@files.example/a.pdf?…");
+    assert_eq!(shown(&url), "https://bob@files.example/a.pdf?redacted");
+}
+
+#[test]
+fn a_url_identity_keeps_distinct_queries_apart_without_storing_them() {
+    let a = Url::parse("https://bob:hunter2@files.example/a.pdf?X-Amz-Signature=abc").expect("url");
+    let b = Url::parse("https://files.example/a.pdf?X-Amz-Signature=abd").expect("url");
+    let (ia, ib) = (identity(&a), identity(&b));
+    assert!(
+        ia.starts_with("https://bob@files.example/a.pdf?sha256="),
+        "{ia}"
+    );
+    assert!(!ia.contains("hunter2") && !ia.contains("abc"), "{ia}");
+    assert_ne!(ia, ib);
+    assert_eq!(
+        identity(&Url::parse("https://x.example/a").expect("url")),
+        "https://x.example/a"
+    );
 }
 
 /// A server on 127.0.0.1: `/ok` answers, `/to?u=` redirects to `u`, `/loop` redirects to

@@ -268,13 +268,4 @@ async fn stored_version(
     }))
 }
 
-/// A URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use apex_common::settings::redact_url as redact;

@@ -9,6 +9,8 @@ use apex_common::Shutdown;
 use apex_e2e::fault::Proxy;
 use apex_e2e::{Names, Stack};
 use apex_gateway::GatewaySettings;
+use apex_gateway::auth::Scope;
+use apex_gateway::auth::keys::KeyStore;
 use apex_gateway::rollout::bucket;
 use apex_gateway::shared::{Claim, Holder, Shared};
 use apex_proto::writer::v1::InspectDocumentRequest;
@@ -17,6 +19,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
+mod auth;
 mod fetches;
 mod paths;
 mod refusals;
@@ -55,7 +58,17 @@ impl Gateway {
         settings.ingest.embedder_addr = service(ports.embedder_port);
         settings.ingest.writer_addr = service(ports.writer_port);
         settings.ingest.blob_url = stack.blob_dir().display().to_string();
+        settings.auth.database_url = stack.postgres_url();
         configure(&mut settings);
+        // Every request of the test carries an admin key of its own.
+        let keys = KeyStore::connect(&stack.postgres_url())
+            .await
+            .expect("the stack's postgres (apex up)");
+        let key = keys
+            .create("e2e-gateway", &[Scope::Admin], None)
+            .await
+            .expect("an admin key")
+            .key;
         let shared = Shared::connect(
             &settings.redis_url,
             &settings.rollout_key,
@@ -74,6 +87,7 @@ impl Gateway {
             url,
             rollout_key,
             http: reqwest::Client::builder()
+                .default_headers(apex_common::api_key::headers(&key))
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("client"),
