@@ -7,8 +7,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use apex_gateway::auth::Scope;
-use apex_gateway::auth::keys::{KeyInfo, KeyStore, now_secs};
+use apex_ingestion::keys::Scope;
+use apex_ingestion::keys::{KeyInfo, KeyStore, now_secs};
 use clap::Subcommand;
 
 use crate::settings::StackSettings;
@@ -37,7 +37,7 @@ pub async fn run(cmd: &KeysCmd, database_url: &str) -> anyhow::Result<bool> {
     let store = KeyStore::connect(database_url).await.with_context(|| {
         format!(
             "cannot reach the key database at {}",
-            apex_gateway::auth::keys::redact(database_url)
+            apex_ingestion::keys::redact(database_url)
         )
     })?;
     match cmd {

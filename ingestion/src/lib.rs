@@ -16,6 +16,7 @@
 pub mod checked;
 pub mod deployment;
 pub mod input;
+pub mod keys;
 pub mod rollout;
 pub mod settings;
 pub mod stages;

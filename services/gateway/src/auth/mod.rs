@@ -15,7 +15,8 @@
 //! `auth.cache_secs`, so a revocation takes effect within that time. Keys are never logged:
 //! only their id is.
 
-pub mod keys;
+pub use apex_ingestion::keys;
+pub use apex_ingestion::keys::Scope;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,55 +32,6 @@ use tokio::sync::Mutex;
 
 use self::keys::{KeyStore, Rejected, Verified};
 use crate::state::Gateway;
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Ingest,
-    Read,
-    Delete,
-    /// The rollout and the keys; holds every other scope too.
-    Admin,
-}
-
-impl Scope {
-    pub const NAMES: [&'static str; 4] = ["ingest", "read", "delete", "admin"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-            Scope::Delete => "delete",
-            Scope::Admin => "admin",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim() {
-            "ingest" => Some(Scope::Ingest),
-            "read" => Some(Scope::Read),
-            "delete" => Some(Scope::Delete),
-            "admin" => Some(Scope::Admin),
-            _ => None,
-        }
-    }
-
-    /// `ingest,read` → the scopes, or an error naming the one that is not a scope.
-    pub fn parse_list(list: &str) -> Result<Vec<Self>, String> {
-        list.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                Self::parse(s).ok_or_else(|| {
-                    format!(
-                        "`{}` is not a scope; scopes: {}",
-                        s.trim(),
-                        Self::NAMES.join(", ")
-                    )
-                })
-            })
-            .collect()
-    }
-}
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

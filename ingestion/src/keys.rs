@@ -1,4 +1,5 @@
-//! API keys in PostgreSQL: created with a name, scopes and an optional expiry, shown once,
+//! The gateway's API keys in PostgreSQL (shared by the gateway, which verifies them, and
+//! `apex keys`, which manages them): created with a name, scopes and an optional expiry, shown once,
 //! stored as the SHA-256 of their secret, listed, revoked and verified.
 //!
 //! A key reads `apex_<id>_<secret>`: the id (12 hex digits) finds the row and may be shown
@@ -13,7 +14,54 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use super::Scope;
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Ingest,
+    Read,
+    Delete,
+    /// The rollout and the keys; holds every other scope too.
+    Admin,
+}
+
+impl Scope {
+    pub const NAMES: [&'static str; 4] = ["ingest", "read", "delete", "admin"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Delete => "delete",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim() {
+            "ingest" => Some(Scope::Ingest),
+            "read" => Some(Scope::Read),
+            "delete" => Some(Scope::Delete),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    /// `ingest,read` → the scopes, or an error naming the one that is not a scope.
+    pub fn parse_list(list: &str) -> Result<Vec<Self>, String> {
+        list.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                Self::parse(s).ok_or_else(|| {
+                    format!(
+                        "`{}` is not a scope; scopes: {}",
+                        s.trim(),
+                        Self::NAMES.join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+}
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS apex_api_keys (
     id TEXT PRIMARY KEY,
