@@ -226,7 +226,15 @@ async fn documents_are_fetched_over_http_and_oversized_or_missing_ones_fail_at_o
     let Some(stack) = apex_e2e::stack() else {
         return;
     };
-    let env = env_with(&stack, &[("APEX_WORKER__INGEST__FETCH_MAX_BYTES", "2000")]).await;
+    // The fixture server is on 127.0.0.1, which fetches refuse unless allowed.
+    let env = env_with(
+        &stack,
+        &[
+            ("APEX_WORKER__INGEST__FETCH_MAX_BYTES", "2000"),
+            ("APEX_WORKER__INGEST__FETCH_ALLOW", "127.0.0.1/32"),
+        ],
+    )
+    .await;
     let server = http_server(TEXT.as_bytes()).await;
 
     let mut input = env.input("unused.txt", b"");
