@@ -49,6 +49,13 @@ enum Cmd {
         /// embedder, writer, worker.
         #[arg(long)]
         scale: Option<String>,
+        /// Run the mesh's gRPC over mutual TLS with a local CA made in `.apex/tls`
+        /// (remembered until --no-tls; a running mesh is restarted to switch).
+        #[arg(long, conflicts_with = "no_tls")]
+        tls: bool,
+        /// Back to plaintext gRPC on loopback (the default).
+        #[arg(long)]
+        no_tls: bool,
     },
     /// Stop what `up` started (or the named components).
     Down { components: Vec<String> },
@@ -251,7 +258,7 @@ fn components(names: &[String]) -> Result<Vec<Component>, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings: StackSettings = load_or_exit();
+    let settings = stack::remembered_tls(load_or_exit::<StackSettings>());
     gateway::set_api_key(apex_common::api_key::find(&settings));
     match run(cli.command, &settings).await {
         Ok(true) => ExitCode::SUCCESS,
@@ -269,9 +276,16 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
         Cmd::Up {
             components: names,
             scale,
+            tls,
+            no_tls,
         } => {
             let only = components(&names).map_err(anyhow::Error::msg)?;
-            stack::up(settings, &only, scale.as_deref()).await?;
+            let switch = match (tls, no_tls) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            stack::up(settings, &only, scale.as_deref(), switch).await?;
             println!("Temporal UI: {}", settings.temporal_ui());
             println!("Trace viewer: {}", settings.traces_url());
             Ok(true)
@@ -423,7 +437,8 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
             let answer = if http {
                 probe::http(&url).await
             } else {
-                probe::grpc_health(&url, &service).await
+                let tls = stack::tls_material(settings).map_err(anyhow::Error::msg)?;
+                probe::grpc_health(&url, &service, tls.as_ref()).await
             };
             match answer {
                 Ok(detail) => {

@@ -136,14 +136,32 @@ pub async fn http(url: &str) -> ProbeResult {
 }
 
 /// A gRPC server reports `service` SERVING on the standard gRPC health service (Qdrant
-/// reports `qdrant.Points`; the Apex services their own names).
-pub async fn grpc_health(url: &str, service: &str) -> ProbeResult {
+/// reports `qdrant.Points`; the Apex services their own names). An `https://` URL is dialled
+/// with TLS: `tls` (the local CA and client certificate), else the system's roots.
+pub async fn grpc_health(
+    url: &str,
+    service: &str,
+    tls: Option<&apex_common::tls::ClientMaterial>,
+) -> ProbeResult {
     bounded(async {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
+        if url.starts_with("https://") {
+            let host = endpoint
+                .uri()
+                .host()
+                .unwrap_or("localhost")
+                .trim_matches(['[', ']'])
+                .to_owned();
+            let roots = apex_common::tls::ClientMaterial {
+                ca: None,
+                identity: None,
+            };
+            endpoint = endpoint
+                .tls_config(apex_common::tls::config_for(tls.unwrap_or(&roots), &host))
+                .map_err(|e| e.to_string())?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {

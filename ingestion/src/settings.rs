@@ -35,6 +35,9 @@ pub struct IngestSettings {
     pub call_timeout_secs: u64,
     /// How many times a call a replica refused or dropped is sent again (to another).
     pub call_retries: u32,
+    /// TLS for `https://` service addresses: the CA to trust, a client certificate for
+    /// mutual TLS, the name to check; files are read again every `tls.reload_secs`.
+    pub tls: apex_common::tls::ClientTlsSettings,
 }
 
 impl Default for IngestSettings {
@@ -53,6 +56,7 @@ impl Default for IngestSettings {
             refresh_secs: 5,
             call_timeout_secs: 600,
             call_retries: 2,
+            tls: apex_common::tls::ClientTlsSettings::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ impl IngestSettings {
                 p.push(format!("{key}: {e}"));
             }
         }
+        p.extend(self.tls.validate("ingest.tls"));
         if self.blob_url.trim().is_empty() {
             p.push("ingest.blob_url must not be empty".to_owned());
         }

@@ -6,10 +6,13 @@
 use std::str::FromStr;
 
 use anyhow::Context as _;
+use apex_common::temporal::TemporalSettings;
+use apex_common::tls::ClientTlsSettings;
 use serde::{Deserialize, Serialize};
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, WorkflowHandle, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowStartOptions, errors::WorkflowStartError,
+    Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions,
+    WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
+    errors::WorkflowStartError,
 };
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_common::{HasWorkflowDefinition, QueryDefinition, WorkflowDefinition};
@@ -154,15 +157,59 @@ pub async fn start_ingestion(
 
 /// A client for `namespace` at `address`, for starters, tests and the CLI (no retries).
 pub async fn client(address: &str, namespace: &str) -> anyhow::Result<Client> {
-    let url = url::Url::from_str(address)?;
-    let conn = Connection::connect(
-        ConnectionOptions::new(url)
-            .identity("apex-cli".to_owned())
-            .build(),
-    )
-    .await
-    .with_context(|| format!("cannot reach temporal at {address}"))?;
-    Ok(Client::new(conn, client_options(namespace))?)
+    connect(&TemporalSettings::at(address, namespace), "apex-cli").await
+}
+
+/// A client as `settings` say: address, namespace, TLS and API key (no retries).
+pub async fn connect(settings: &TemporalSettings, identity: &str) -> anyhow::Result<Client> {
+    let conn = Connection::connect(connection_options(settings, identity)?)
+        .await
+        .with_context(|| format!("cannot reach temporal at {}", settings.address))?;
+    Ok(Client::new(conn, client_options(&settings.namespace))?)
+}
+
+/// The connection `settings` describe. TLS is on for an `https://` address or an API key:
+/// the configured CA (or the system's roots), a client certificate when one is set, the
+/// configured server name. The files are read here; an unreadable one is an error naming
+/// it. The API key is sent as a bearer token and appears in no error.
+pub fn connection_options(
+    settings: &TemporalSettings,
+    identity: &str,
+) -> anyhow::Result<ConnectionOptions> {
+    let url = url::Url::from_str(&settings.address)
+        .with_context(|| format!("temporal address `{}`", settings.address))?;
+    let tls = if settings.uses_tls() {
+        let material = apex_common::tls::ClientTls::load(&ClientTlsSettings {
+            reload_secs: 0,
+            ..settings.tls.clone()
+        })
+        .context("temporal.tls")?
+        .material();
+        let client = material.identity.clone().map(|(cert, key)| {
+            ClientTlsOptions::builder()
+                .client_cert(cert)
+                .client_private_key(key)
+                .build()
+        });
+        let domain = Some(settings.tls.server_name.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        Some(
+            TlsOptions::builder()
+                .maybe_server_root_ca_cert(material.ca.clone())
+                .maybe_domain(domain)
+                .maybe_client_tls_options(client)
+                .build(),
+        )
+    } else {
+        None
+    };
+    let api_key = Some(settings.api_key.clone()).filter(|k| !k.is_empty());
+    Ok(ConnectionOptions::new(url)
+        .identity(identity.to_owned())
+        .maybe_tls_options(tls)
+        .maybe_api_key(api_key)
+        .build())
 }
 
 /// Client options every Temporal client of the mesh uses: the OpenTelemetry plugin, which
@@ -174,4 +221,77 @@ pub fn client_options(namespace: &str) -> ClientOptions {
     ClientOptions::new(namespace.to_owned())
         .plugin(temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build())
         .build()
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use apex_common::tls::local::LocalPki;
+
+    #[test]
+    fn plaintext_by_default_tls_and_the_api_key_when_asked() {
+        let plain = connection_options(&TemporalSettings::default(), "t").expect("plain");
+        assert!(plain.tls_options.is_none() && plain.api_key.is_none());
+
+        let dir = tempfile::tempdir().expect("dir");
+        let pki = LocalPki::generate(dir.path()).expect("pki");
+        let settings = TemporalSettings {
+            address: "https://apex-ns.a1b2c.tmprl.cloud:7233".into(),
+            api_key: "tc-secret-0123".into(),
+            tls: ClientTlsSettings {
+                server_name: "frontend.internal".into(),
+                ..pki.client_settings()
+            },
+            ..TemporalSettings::default()
+        };
+        let opts = connection_options(&settings, "t").expect("tls");
+        let tls = opts.tls_options.as_ref().expect("tls on");
+        assert_eq!(
+            tls.server_root_ca_cert.as_deref(),
+            Some(std::fs::read(pki.ca()).expect("ca").as_slice())
+        );
+        assert_eq!(tls.domain.as_deref(), Some("frontend.internal"));
+        assert!(tls.client_tls_options.is_some(), "mutual TLS");
+        assert_eq!(opts.api_key.as_deref(), Some("tc-secret-0123"));
+        assert!(!format!("{settings:?}").contains("tc-secret-0123"));
+
+        // The system's roots, no client certificate: Temporal Cloud with an API key.
+        let cloud = TemporalSettings {
+            address: "https://apex-ns.a1b2c.tmprl.cloud:7233".into(),
+            api_key: "tc-secret-0123".into(),
+            ..TemporalSettings::default()
+        };
+        let opts = connection_options(&cloud, "t").expect("cloud");
+        let tls = opts.tls_options.as_ref().expect("tls on");
+        assert!(tls.server_root_ca_cert.is_none() && tls.client_tls_options.is_none());
+    }
+
+    #[test]
+    fn an_unreadable_tls_file_or_a_key_over_plaintext_is_refused() {
+        let settings = TemporalSettings {
+            address: "https://127.0.0.1:7233".into(),
+            tls: ClientTlsSettings {
+                ca: "/nonexistent/ca.pem".into(),
+                ..ClientTlsSettings::default()
+            },
+            ..TemporalSettings::default()
+        };
+        let err = format!(
+            "{:#}",
+            connection_options(&settings, "t").expect_err("missing CA")
+        );
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+
+        let in_the_clear = TemporalSettings {
+            api_key: "k".into(),
+            ..TemporalSettings::default()
+        };
+        let problems = in_the_clear.validate("temporal");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("temporal.api_key needs TLS")),
+            "{problems:?}"
+        );
+    }
 }

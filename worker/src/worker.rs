@@ -1,10 +1,10 @@
 //! The worker process: connect with backoff, poll `apex-ingest`, drain on shutdown.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use apex_common::Shutdown;
-use temporalio_client::{Client, Connection, ConnectionOptions};
+use temporalio_client::{Client, Connection};
 use temporalio_common::telemetry::{
     PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
 };
@@ -15,7 +15,6 @@ use temporalio_sdk::{
         worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
     },
 };
-use url::Url;
 
 use crate::{
     greeting::{GreetingActivities, GreetingWorkflow},
@@ -26,16 +25,17 @@ use crate::{
 /// Connects to Temporal, retrying with exponential backoff until it answers or shutdown.
 /// Returns `None` when shutdown came first.
 pub async fn connect(settings: &WorkerSettings, shutdown: &Shutdown) -> Option<Client> {
-    let url = Url::from_str(&settings.temporal.address).ok()?;
     let max = Duration::from_secs(settings.connect_max_backoff_secs);
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 1u32;
     loop {
-        let opts = ConnectionOptions::new(url.clone())
-            .identity(format!("apex-worker@{}", std::process::id()))
-            .build();
+        let identity = format!("apex-worker@{}", std::process::id());
         let result = async {
-            let conn = Connection::connect(opts).await?;
+            let conn = Connection::connect(apex_ingestion::workflows::connection_options(
+                &settings.temporal,
+                &identity,
+            )?)
+            .await?;
             let client = Client::new(
                 conn,
                 apex_ingestion::workflows::client_options(&settings.temporal.namespace),
@@ -243,6 +243,9 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         build_id = %settings.temporal.build_id,
         "worker starting"
     );
+    // A TLS file that cannot be read is a configuration error, not something to retry.
+    apex_ingestion::workflows::connection_options(&settings.temporal, "apex-worker")
+        .context("temporal")?;
     while !shutdown.is_triggered() {
         let Some(client) = connect(&settings, &shutdown).await else {
             break;

@@ -68,6 +68,13 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings, state: 
         s.refresh_secs.to_string(),
     );
     cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
+    // With `apex up --tls` the lists hold https:// addresses: trust the local CA and present
+    // the local client certificate (the services demand one).
+    if let Some(pki) = s.local_pki() {
+        cmd.env(format!("{prefix}__INGEST__TLS__CA"), pki.ca())
+            .env(format!("{prefix}__INGEST__TLS__CERT"), pki.client_cert())
+            .env(format!("{prefix}__INGEST__TLS__KEY"), pki.client_key());
+    }
 }
 
 /// Every process of the stack sends its spans to the trace viewer (unless `export_traces`
@@ -177,6 +184,12 @@ fn service_command(c: Component, s: &StackSettings, _dir: &Path) -> anyhow::Resu
     )
     .env(format!("{prefix}__BLOB_URL"), s.blob_dir())
     .env(format!("{prefix}__TELEMETRY__LOG_FORMAT"), "json");
+    if let Some(pki) = s.local_pki() {
+        // Mutual TLS: the local server certificate, and only clients the local CA signed.
+        cmd.env(format!("{prefix}__TLS__CERT"), pki.server_cert())
+            .env(format!("{prefix}__TLS__KEY"), pki.server_key())
+            .env(format!("{prefix}__TLS__CLIENT_CA"), pki.ca());
+    }
     export_traces(&mut cmd, &prefix, s);
     match c {
         Component::Parser => {

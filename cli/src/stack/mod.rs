@@ -131,7 +131,8 @@ impl Component {
             Self::Temporal => format!("127.0.0.1:{} (UI {})", s.temporal_port, s.temporal_ui()),
             Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
                 let port = self.grpc_service(s).map_or(0, |g| g.1);
-                format!("http://127.0.0.1:{port} (gRPC)")
+                let tls = if s.tls { ", mutual TLS" } else { "" };
+                format!("{}://127.0.0.1:{port} (gRPC{tls})", s.grpc_scheme())
             }
             Self::Worker => format!("http://127.0.0.1:{}/metrics", s.worker_metrics_port),
             Self::Gateway => format!("{} (HTTP API)", s.gateway_url()),
@@ -155,6 +156,7 @@ impl Component {
                 probe::grpc_health(
                     &format!("http://127.0.0.1:{}", s.vectors_port),
                     "qdrant.Points",
+                    None,
                 )
                 .await
             }
@@ -166,7 +168,9 @@ impl Component {
             }
             Self::Parser | Self::Extractor | Self::Embedder | Self::Writer => {
                 let (_, port, _, name) = self.grpc_service(s).ok_or("not a gRPC service")?;
-                probe::grpc_health(&format!("http://127.0.0.1:{port}"), name).await
+                let tls = tls_material(s)?;
+                let url = format!("{}://127.0.0.1:{port}", s.grpc_scheme());
+                probe::grpc_health(&url, name, tls.as_ref()).await
             }
             // Liveness: the gateway serves only once it has reached Redis; its readiness
             // (`/readyz`) also depends on the writer and Temporal, which `status` shows
@@ -238,11 +242,84 @@ async fn wait_healthy(c: Component, s: &StackSettings, files: &Files) -> anyhow:
     )
 }
 
+/// The marker `apex up --tls` leaves in the state directory.
+fn tls_marker(s: &StackSettings) -> PathBuf {
+    s.tls_dir().join("on")
+}
+
+/// The settings with TLS on when `apex up --tls` said so earlier.
+pub fn remembered_tls(mut s: StackSettings) -> StackSettings {
+    if tls_marker(&s).is_file() {
+        s.tls = true;
+    }
+    s
+}
+
+/// What the CLI's own gRPC calls trust and present when TLS is on: the local CA and the
+/// client certificate.
+pub fn tls_material(s: &StackSettings) -> Result<Option<apex_common::tls::ClientMaterial>, String> {
+    let Some(pki) = s.local_pki() else {
+        return Ok(None);
+    };
+    let settings = apex_common::tls::ClientTlsSettings {
+        reload_secs: 0,
+        ..pki.client_settings()
+    };
+    apex_common::tls::ClientTls::load(&settings)
+        .map(|t| Some(t.material().as_ref().clone()))
+        .map_err(|e| format!("local TLS (run `apex up --tls` to make it): {e}"))
+}
+
+/// The components whose gRPC TLS follows the stack's: the four services and their clients.
+const MESH: [Component; 6] = [
+    Component::Parser,
+    Component::Extractor,
+    Component::Embedder,
+    Component::Writer,
+    Component::Worker,
+    Component::Gateway,
+];
+
+/// Turns TLS on or off for good (until switched again): a running mesh is stopped first,
+/// since its processes were started the other way; the local CA is made when missing.
+fn switch_tls(s: &mut StackSettings, on: Option<bool>) -> anyhow::Result<()> {
+    if let Some(on) = on
+        && on != s.tls
+    {
+        println!(
+            "  switching the mesh's gRPC to {}: stopping the mesh first",
+            if on { "mutual TLS" } else { "plaintext" }
+        );
+        down(s, &MESH)?;
+        s.tls = on;
+        fs::create_dir_all(s.tls_dir())?;
+        if on {
+            fs::write(tls_marker(s), "apex up --tls\n")?;
+        } else if tls_marker(s).is_file() {
+            fs::remove_file(tls_marker(s))?;
+        }
+    }
+    if let Some(pki) = s.local_pki() {
+        apex_common::tls::local::LocalPki::ensure(&pki.dir)?;
+        println!("  tls         local CA {}", pki.ca().display());
+    }
+    Ok(())
+}
+
 /// Starts every component (or only `only`) that is not already healthy, with as many
 /// replicas of each stage as the scale says; `scale` (`embedder=3,parser=2`) changes the
 /// scale first: replicas past it are stopped (after the clients' lists no longer name
-/// them), missing ones started.
-pub async fn up(s: &StackSettings, only: &[Component], scale: Option<&str>) -> anyhow::Result<()> {
+/// them), missing ones started. `tls` switches the mesh's gRPC to mutual TLS or back.
+pub async fn up(
+    s: &StackSettings,
+    only: &[Component],
+    scale: Option<&str>,
+    tls: Option<bool>,
+) -> anyhow::Result<()> {
+    let mut s = s.clone();
+    let s = &mut s;
+    switch_tls(s, tls)?;
+    let s = &*s;
     let state = state_dir(s)?;
     let mut wanted = replicas::load(s, &state);
     if let Some(spec) = scale {

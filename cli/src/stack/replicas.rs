@@ -74,7 +74,7 @@ struct Listed {
     name: String,
     /// `127.0.0.1:<port>` of its `/metrics`.
     metrics: String,
-    /// `http://127.0.0.1:<port>` of a gRPC service.
+    /// `http(s)://127.0.0.1:<port>` of a gRPC service.
     grpc: Option<String>,
 }
 
@@ -94,7 +94,7 @@ fn listed(c: Component, s: &StackSettings, scale: &Scale) -> Vec<Listed> {
                     "127.0.0.1:{}",
                     service.map_or(rs.worker_metrics_port, |g| g.2)
                 ),
-                grpc: service.map(|g| format!("http://127.0.0.1:{}", g.1)),
+                grpc: service.map(|g| format!("{}://127.0.0.1:{}", s.grpc_scheme(), g.1)),
             }
         })
         .collect()

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use apex_common::grpc::balance::{self, BalanceOptions, Balanced};
+use apex_common::tls::ClientTls;
 use apex_proto::embedder::v1::embedder_service_client::EmbedderServiceClient;
 use apex_proto::extractor::v1::extractor_service_client::ExtractorServiceClient;
 use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
@@ -25,11 +26,17 @@ pub struct ServiceClients {
     pub writer: WriterServiceClient<Traced>,
 }
 
-fn channel(addr: &str, health: &str, settings: &IngestSettings) -> anyhow::Result<Traced> {
+fn channel(
+    addr: &str,
+    health: &str,
+    settings: &IngestSettings,
+    tls: &ClientTls,
+) -> anyhow::Result<Traced> {
     let options = BalanceOptions {
         refresh: Duration::from_secs(settings.refresh_secs),
         call_timeout: Duration::from_secs(settings.call_timeout_secs),
         retries: settings.call_retries,
+        tls: Some(tls.clone()),
         ..BalanceOptions::new(health)
     };
     balance::channel(addr, &options)
@@ -37,15 +44,18 @@ fn channel(addr: &str, health: &str, settings: &IngestSettings) -> anyhow::Resul
 
 impl ServiceClients {
     /// Must be called within a Tokio runtime (each channel keeps its replicas current in a
-    /// task).
+    /// task). The TLS files are read here: a missing or unreadable one is an error naming it.
     pub fn new(settings: &IngestSettings) -> anyhow::Result<Self> {
         let max = settings.max_message_bytes;
         let s = settings;
+        let tls = ClientTls::load(&s.tls).map_err(|e| anyhow::anyhow!("ingest.tls: {e}"))?;
+        let tls = &tls;
         Ok(Self {
             parser: ParserServiceClient::new(channel(
                 &s.parser_addr,
                 "apex.parser.v1.ParserService",
                 s,
+                tls,
             )?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
@@ -53,6 +63,7 @@ impl ServiceClients {
                 &s.extractor_addr,
                 "apex.extractor.v1.ExtractorService",
                 s,
+                tls,
             )?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
@@ -60,6 +71,7 @@ impl ServiceClients {
                 &s.embedder_addr,
                 "apex.embedder.v1.EmbedderService",
                 s,
+                tls,
             )?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
@@ -67,6 +79,7 @@ impl ServiceClients {
                 &s.writer_addr,
                 "apex.writer.v1.WriterService",
                 s,
+                tls,
             )?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

@@ -11,6 +11,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::layer::util::{Identity, Stack};
 
 use crate::shutdown::Shutdown;
+use crate::tls::ServerTls;
 
 pub mod balance;
 mod spans;
@@ -199,17 +200,40 @@ pub async fn serve(
     services: &'static [&'static str],
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    serve_tls(router, listener, None, reporter, services, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (every connection's handshake first; with mutual
+/// TLS a client without a certificate the client CA signed never reaches a service).
+pub async fn serve_tls(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    reporter: HealthReporter,
+    services: &'static [&'static str],
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     set_health(&reporter, services, ServingStatus::Serving).await;
-    tracing::info!(%addr, "grpc server listening");
     let stop = async move {
         shutdown.wait().await;
         set_health(&reporter, services, ServingStatus::NotServing).await;
         tracing::info!("draining grpc server");
     };
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await?;
+    match tls {
+        Some(tls) => {
+            tracing::info!(%addr, mutual = tls.mutual(), "grpc server listening (TLS)");
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), stop)
+                .await?;
+        }
+        None => {
+            tracing::info!(%addr, "grpc server listening");
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+                .await?;
+        }
+    }
     tracing::info!(%addr, "grpc server stopped");
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod stack;
 pub mod telemetry;
 pub mod temporal;
+pub mod tls;
 pub mod viewer;
 
 pub use error::{ErrorCode, ServiceError};

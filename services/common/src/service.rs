@@ -11,6 +11,7 @@ use crate::{
     metrics::serve_metrics,
     settings::{TelemetrySettings, check_socket_addr},
     shutdown::Shutdown,
+    tls::{ServerTls, ServerTlsSettings},
 };
 
 /// Listener addresses and limits every gRPC service has (`APEX_<SERVICE>__…`).
@@ -27,6 +28,8 @@ pub struct ServiceSettings {
     pub max_message_bytes: usize,
     /// Blob store location (`file:///dir`, a path, `s3://bucket/prefix`, `memory://`).
     pub blob_url: String,
+    /// TLS of the gRPC listener (empty = plaintext); `client_ca` set = mutual TLS.
+    pub tls: ServerTlsSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -39,6 +42,7 @@ impl ServiceSettings {
             request_timeout_secs: 60,
             max_message_bytes: grpc::DEFAULT_MAX_MESSAGE_BYTES,
             blob_url: ".apex/blobs".to_owned(),
+            tls: ServerTlsSettings::default(),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -46,6 +50,7 @@ impl ServiceSettings {
     /// Problems with these values.
     pub fn validate(&self) -> Vec<String> {
         let mut p = self.telemetry.validate("telemetry");
+        p.extend(self.tls.validate("tls"));
         check_socket_addr("listen_addr", &self.listen_addr, &mut p);
         if !self.metrics_addr.is_empty() {
             check_socket_addr("metrics_addr", &self.metrics_addr, &mut p);
@@ -69,7 +74,8 @@ impl ServiceSettings {
 
 /// Serves one service binary until `shutdown`: health and reflection for `services`, the
 /// application services `add` puts on the router, and `registry` on `/metrics` when a
-/// metrics listener is given.
+/// metrics listener is given. With TLS settings the gRPC listener serves TLS only (the
+/// certificate files are read before anything is served: a bad one is an error here).
 pub async fn serve_services(
     settings: &ServiceSettings,
     services: &'static [&'static str],
@@ -79,13 +85,14 @@ pub async fn serve_services(
     registry: prometheus::Registry,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let tls = ServerTls::load(&settings.tls)?;
     let (reporter, router) =
         grpc::with_health_and_reflection(grpc::server(settings.request_timeout()), services)
             .await?;
     let router = add(router);
     let metrics =
         metrics_listener.map(|l| tokio::spawn(serve_metrics(registry, l, shutdown.clone())));
-    grpc::serve(router, listener, reporter, services, shutdown).await?;
+    grpc::serve_tls(router, listener, tls, reporter, services, shutdown).await?;
     if let Some(task) = metrics {
         task.await??;
     }

@@ -64,6 +64,9 @@ pub struct StackSettings {
     /// How often the worker and the gateway read the replica lists again and check each
     /// replica's health (seconds).
     pub refresh_secs: u64,
+    /// Whether the mesh's gRPC runs over mutual TLS with certificates of a local CA in
+    /// `<state>/tls` (`apex up --tls` turns it on and remembers it, `--no-tls` off).
+    pub tls: bool,
 }
 
 /// Replicas per stage (each from 1 to [`Scale::MAX`]).
@@ -195,6 +198,7 @@ impl Default for StackSettings {
             scale: Scale::default(),
             replica_port_step: 10,
             refresh_secs: 2,
+            tls: false,
         }
     }
 }
@@ -364,6 +368,23 @@ impl StackSettings {
     /// The blob store every service, the worker and the gateway share.
     pub fn blob_dir(&self) -> PathBuf {
         self.state().join("blobs")
+    }
+
+    /// The local CA and certificates of `apex up --tls`.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.state().join("tls")
+    }
+
+    /// The scheme of the mesh's gRPC addresses.
+    pub fn grpc_scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// The local PKI when TLS is on.
+    pub fn local_pki(&self) -> Option<crate::tls::local::LocalPki> {
+        self.tls.then(|| crate::tls::local::LocalPki {
+            dir: self.tls_dir(),
+        })
     }
 
     /// The trace viewer's UI and REST API.

@@ -25,8 +25,7 @@ pub(crate) const TEMPORAL_HOLD: Duration = Duration::from_secs(3600);
 /// A lazily made Temporal client. After a failed connect, further attempts wait a second,
 /// so a Temporal outage costs each request nothing instead of a connect timeout.
 pub(crate) struct TemporalLink {
-    address: String,
-    namespace: String,
+    settings: apex_common::temporal::TemporalSettings,
     timeout: Duration,
     state: Mutex<LinkState>,
 }
@@ -49,13 +48,13 @@ impl TemporalLink {
         {
             return Err(why.clone());
         }
-        let connect = apex_ingestion::workflows::client(&self.address, &self.namespace);
+        let connect = apex_ingestion::workflows::connect(&self.settings, "apex-gateway");
         let result = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(format!("{e:#}")),
             Err(_) => Err(format!(
                 "temporal at {} did not answer within {} ms",
-                self.address,
+                self.settings.address,
                 self.timeout.as_millis()
             )),
         };
@@ -179,8 +178,7 @@ impl Gateway {
         Ok(Self {
             auth,
             temporal: TemporalLink {
-                address: settings.temporal.address.clone(),
-                namespace: settings.temporal.namespace.clone(),
+                settings: settings.temporal.clone(),
                 timeout: Duration::from_millis(settings.temporal_timeout_ms),
                 state: Mutex::new(LinkState::default()),
             },

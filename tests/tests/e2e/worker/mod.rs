@@ -7,6 +7,7 @@ mod hello;
 mod ingest;
 mod lifecycle;
 pub mod services;
+mod temporal_tls;
 mod versions;
 
 use std::{

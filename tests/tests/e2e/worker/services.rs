@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use apex_common::Shutdown;
+use apex_common::tls::local::LocalPki;
 use apex_e2e::fault::Proxy;
 use apex_e2e::{Names, Stack};
 use tokio::net::TcpListener;
@@ -38,16 +39,29 @@ pub struct Services {
     /// The writer reaches the graph through this proxy (cut it to fail the graph step).
     pub graph_proxy: Proxy,
     pub blob_dir: tempfile::TempDir,
+    /// With a local PKI, every service demands mutual TLS and the worker gets https://
+    /// addresses and the client certificate.
+    pub tls: Option<LocalPki>,
 }
 
 impl Services {
     pub async fn start(stack: &Stack) -> Self {
+        Self::start_with(stack, None).await
+    }
+
+    /// The services, under mutual TLS with `tls`'s certificates when given.
+    pub async fn start_with(stack: &Stack, tls: Option<LocalPki>) -> Self {
         let blob_dir = tempfile::tempdir().expect("blob dir");
         let blob_url = blob_dir.path().display().to_string();
+        let server_tls = tls
+            .as_ref()
+            .map(|p| p.server_settings(true))
+            .unwrap_or_default();
 
         let mut parser = apex_parser::ParserSettings::default();
         parser.service.blob_url = blob_url.clone();
         parser.service.metrics_addr = String::new();
+        parser.service.tls = server_tls.clone();
         let parser = spawn(listener(None).await, |l, s| {
             tokio::spawn(apex_parser::run(parser, l, None, s))
         });
@@ -55,16 +69,18 @@ impl Services {
         let mut extractor = apex_extractor::ExtractorSettings::default();
         extractor.service.blob_url = blob_url.clone();
         extractor.service.metrics_addr = String::new();
+        extractor.service.tls = server_tls.clone();
         let extractor = spawn(listener(None).await, |l, s| {
             tokio::spawn(apex_extractor::run(extractor, l, None, s))
         });
 
-        let embedder = Some(Self::embedder(&blob_url, None).await);
+        let embedder = Some(Self::embedder(&blob_url, None, tls.as_ref()).await);
 
         let names = Names::new();
         let mut writer = apex_writer::WriterSettings::default();
         writer.service.blob_url = blob_url.clone();
         writer.service.metrics_addr = String::new();
+        writer.service.tls = server_tls;
         writer.graph.url = stack.graph_url();
         writer.graph.graph = names.graph();
         writer.vectors.url = stack.vectors_url();
@@ -88,12 +104,20 @@ impl Services {
             writer_settings,
             graph_proxy,
             blob_dir,
+            tls,
         }
     }
 
     /// Starts the embedder, on `addr` when given (to bring it back where it was).
-    pub async fn embedder(blob_url: &str, addr: Option<SocketAddr>) -> Running {
+    pub async fn embedder(
+        blob_url: &str,
+        addr: Option<SocketAddr>,
+        tls: Option<&LocalPki>,
+    ) -> Running {
         let mut embedder = apex_embedder::EmbedderSettings::default();
+        if let Some(pki) = tls {
+            embedder.service.tls = pki.server_settings(true);
+        }
         embedder.service.blob_url = blob_url.to_owned();
         embedder.service.metrics_addr = String::new();
         embedder.cache_url = String::new();
@@ -109,9 +133,25 @@ impl Services {
 
     /// The worker's settings for these services.
     pub fn worker_env(&self) -> Vec<(String, String)> {
-        let url = |r: &Running| format!("http://{}", r.addr);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let url = |r: &Running| format!("{scheme}://{}", r.addr);
         let embedder = self.embedder.as_ref().expect("embedder running");
-        vec![
+        let mut tls = Vec::new();
+        if let Some(pki) = &self.tls {
+            let path = |p: std::path::PathBuf| p.display().to_string();
+            tls = vec![
+                ("APEX_WORKER__INGEST__TLS__CA".into(), path(pki.ca())),
+                (
+                    "APEX_WORKER__INGEST__TLS__CERT".into(),
+                    path(pki.client_cert()),
+                ),
+                (
+                    "APEX_WORKER__INGEST__TLS__KEY".into(),
+                    path(pki.client_key()),
+                ),
+            ];
+        }
+        let mut env: Vec<(String, String)> = vec![
             ("APEX_WORKER__INGEST__PARSER_ADDR".into(), url(&self.parser)),
             (
                 "APEX_WORKER__INGEST__EXTRACTOR_ADDR".into(),
@@ -120,20 +160,31 @@ impl Services {
             ("APEX_WORKER__INGEST__EMBEDDER_ADDR".into(), url(embedder)),
             ("APEX_WORKER__INGEST__WRITER_ADDR".into(), url(&self.writer)),
             ("APEX_WORKER__INGEST__BLOB_URL".into(), self.blob_url()),
-        ]
+        ];
+        env.extend(tls);
+        env
     }
 
-    /// A client of the writer (to look into the stores).
+    /// A client of the writer (to look into the stores), with the client certificate when
+    /// the services demand one.
     pub async fn writer_client(
         &self,
     ) -> apex_proto::writer::v1::writer_service_client::WriterServiceClient<tonic::transport::Channel>
     {
-        apex_proto::writer::v1::writer_service_client::WriterServiceClient::connect(format!(
-            "http://{}",
-            self.writer.addr
-        ))
-        .await
-        .expect("writer")
+        let endpoint = match &self.tls {
+            None => tonic::transport::Endpoint::from_shared(format!("http://{}", self.writer.addr))
+                .expect("uri"),
+            Some(pki) => {
+                let tls = apex_common::tls::ClientTls::load(&pki.client_settings()).expect("tls");
+                tonic::transport::Endpoint::from_shared(format!("https://{}", self.writer.addr))
+                    .expect("uri")
+                    .tls_config(tls.config("127.0.0.1"))
+                    .expect("tls config")
+            }
+        };
+        apex_proto::writer::v1::writer_service_client::WriterServiceClient::new(
+            endpoint.connect().await.expect("writer"),
+        )
     }
 
     pub async fn stop(self) {

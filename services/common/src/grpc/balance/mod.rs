@@ -26,6 +26,7 @@ pub use retry::RetryingService;
 pub use targets::{Replica, Target, Targets};
 
 use super::{ClientSpans, ClientSpansService};
+use crate::tls::{ClientMaterial, ClientTls};
 
 /// A balanced channel whose calls open client spans and are retried on another replica.
 pub type Balanced = RetryingService<ClientSpansService<Channel>>;
@@ -44,6 +45,9 @@ pub struct BalanceOptions {
     pub call_timeout: Duration,
     /// How many times a refused or dropped call is sent again.
     pub retries: u32,
+    /// TLS for `https://` replicas (none: the system's roots, no client certificate). When
+    /// its files change, every replica's connection is made again with the new material.
+    pub tls: Option<ClientTls>,
 }
 
 impl BalanceOptions {
@@ -55,6 +59,7 @@ impl BalanceOptions {
             health_timeout: Duration::from_secs(2),
             call_timeout: Duration::from_secs(600),
             retries: 2,
+            tls: None,
         }
     }
 }
@@ -65,8 +70,10 @@ pub fn channel(spec: &str, options: &BalanceOptions) -> anyhow::Result<Balanced>
     let targets = Targets::parse(spec).map_err(|e| anyhow::anyhow!("service address: {e}"))?;
     let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
     let membership = Membership::new();
+    let tls_changes = options.tls.as_ref().map(ClientTls::watch);
     let task = Maintainer {
         targets,
+        tls_changes,
         options: options.clone(),
         changes,
         membership: membership.clone(),
@@ -134,6 +141,8 @@ impl Membership {
 
 struct Maintainer {
     targets: Targets,
+    /// Changes of the TLS material (`None`: no TLS settings).
+    tls_changes: Option<watch::Receiver<Arc<ClientMaterial>>>,
     options: BalanceOptions,
     changes: Sender<Change<SocketAddr, Endpoint>>,
     membership: Membership,
@@ -155,9 +164,24 @@ impl Maintainer {
             if !open {
                 return;
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.options.refresh) => {}
-                () = self.membership.poke.notified() => {}
+            let refresh = self.options.refresh;
+            let poke = self.membership.poke.clone();
+            let tls = self.tls_changes.as_mut();
+            let tls_changed = async move {
+                if let Some(rx) = tls
+                    && rx.changed().await.is_ok()
+                {
+                    return;
+                }
+                std::future::pending::<()>().await;
+            };
+            let renew = tokio::select! {
+                () = tokio::time::sleep(refresh) => false,
+                () = poke.notified() => false,
+                () = tls_changed => true,
+            };
+            if renew {
+                self.renew_tls().await;
             }
         }
     }
@@ -222,8 +246,45 @@ impl Maintainer {
         !self.changes.is_closed()
     }
 
+    /// New TLS material: every replica is connected again with it (calls in flight finish
+    /// on the connections they have), health checks too.
+    async fn renew_tls(&mut self) {
+        self.health.clear();
+        for r in &self.members {
+            match self.endpoint(r) {
+                Ok(endpoint) => {
+                    let _ = self.changes.send(Change::Insert(r.addr, endpoint)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(replica = %r.uri(), error = %e, "cannot use the new TLS material for a replica");
+                }
+            }
+        }
+        tracing::info!(service = %self.options.health_service, "replicas connected again with new TLS material");
+    }
+
+    /// The endpoint of `r`: TLS for `https://` replicas, checking the host it was listed under.
+    fn tls_endpoint(&self, r: &Replica) -> anyhow::Result<Endpoint> {
+        let endpoint = Endpoint::from_shared(r.uri())?;
+        if !r.https {
+            return Ok(endpoint);
+        }
+        let config = match &self.options.tls {
+            Some(tls) => tls.config(&r.host),
+            None => crate::tls::config_for(
+                &ClientMaterial {
+                    ca: None,
+                    identity: None,
+                },
+                &r.host,
+            ),
+        };
+        Ok(endpoint.tls_config(config)?)
+    }
+
     fn endpoint(&self, r: &Replica) -> anyhow::Result<Endpoint> {
-        Ok(Endpoint::from_shared(r.uri())?
+        Ok(self
+            .tls_endpoint(r)?
             .connect_timeout(self.options.connect_timeout)
             .timeout(self.options.call_timeout)
             .tcp_nodelay(true)
@@ -240,13 +301,13 @@ impl Maintainer {
         for r in listed {
             let client = match self.health.get(r) {
                 Some(c) => c.clone(),
-                None => match Endpoint::from_shared(r.uri()) {
+                None => match self.tls_endpoint(r) {
                     Ok(e) => {
                         let c = tonic_health::pb::health_client::HealthClient::new(
                             e.connect_timeout(self.options.connect_timeout)
                                 .connect_lazy(),
                         );
-                        self.health.insert(*r, c.clone());
+                        self.health.insert(r.clone(), c.clone());
                         c
                     }
                     Err(_) => continue,
@@ -254,7 +315,7 @@ impl Maintainer {
             };
             let service = self.options.health_service.clone();
             let limit = self.options.health_timeout;
-            let r = *r;
+            let r = r.clone();
             checks.push(tokio::spawn(async move {
                 let mut client = client;
                 let check = client.check(HealthCheckRequest { service });

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One endpoint of a list: scheme, host (a name or an address) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +26,13 @@ pub enum Targets {
     File(PathBuf),
 }
 
-/// The address a replica is reached at, and its scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The address a replica is reached at, its scheme, and the host it was listed under (the
+/// name a TLS server certificate must carry).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Replica {
     pub addr: SocketAddr,
     pub https: bool,
+    pub host: Arc<str>,
 }
 
 impl Replica {
@@ -77,10 +80,12 @@ impl Targets {
         };
         let mut out = BTreeSet::new();
         for t in list {
+            let host: Arc<str> = Arc::from(t.host.as_str());
             if let Ok(ip) = t.host.parse::<IpAddr>() {
                 out.insert(Replica {
                     addr: SocketAddr::new(ip, t.port),
                     https: t.https,
+                    host,
                 });
                 continue;
             }
@@ -90,6 +95,7 @@ impl Targets {
             out.extend(addrs.map(|addr| Replica {
                 addr,
                 https: t.https,
+                host: host.clone(),
             }));
         }
         Ok(out)
@@ -155,9 +161,13 @@ mod tests {
 
     fn replicas(v: &[&str]) -> BTreeSet<Replica> {
         v.iter()
-            .map(|a| Replica {
-                addr: a.parse().expect("addr"),
-                https: false,
+            .map(|a| {
+                let addr: SocketAddr = a.parse().expect("addr");
+                Replica {
+                    addr,
+                    https: false,
+                    host: Arc::from(addr.ip().to_string().as_str()),
+                }
             })
             .collect()
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::services::Services;
 use super::{DevServer, WorkerProc, record_history, unique_queue};
+use apex_common::tls::local::LocalPki;
 use apex_e2e::Stack;
 use apex_proto::writer::v1::{InspectDocumentRequest, InspectDocumentResponse, Store};
 use apex_worker::ingest::status::{COMPLETED, FAILED, IngestStatus, PARSED, UNCHANGED};
@@ -26,6 +27,7 @@ mod failures;
 mod fetches;
 mod outcomes;
 mod replay;
+mod tls;
 
 type IngestHandle = IngestionHandle;
 
@@ -51,11 +53,16 @@ async fn env(stack: &Stack) -> Env {
 
 /// An environment whose worker also gets `extra` settings.
 async fn env_with(stack: &Stack, extra: &[(&str, &str)]) -> Env {
+    env_of(stack, extra, None).await
+}
+
+/// An environment whose services demand mutual TLS with `tls`'s certificates when given.
+async fn env_of(stack: &Stack, extra: &[(&str, &str)], tls: Option<LocalPki>) -> Env {
     let _one_at_a_time = STARTING.lock().await;
     let server = DevServer::start();
     let client = server.client().await;
     let queue = unique_queue("ingest");
-    let services = Services::start(stack).await;
+    let services = Services::start_with(stack, tls).await;
     let vars = services.worker_env();
     let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     vars.extend_from_slice(extra);
@@ -139,8 +146,14 @@ impl Env {
 
     /// Brings the embedder back where it was.
     async fn restart_embedder(&mut self, addr: std::net::SocketAddr) {
-        self.services.embedder =
-            Some(Services::embedder(&self.services.blob_url(), Some(addr)).await);
+        self.services.embedder = Some(
+            Services::embedder(
+                &self.services.blob_url(),
+                Some(addr),
+                self.services.tls.as_ref(),
+            )
+            .await,
+        );
     }
 
     /// Runs an ingestion that must fail; returns the whole error chain.
