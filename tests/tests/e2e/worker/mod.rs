@@ -202,6 +202,9 @@ fn terminate(child: &mut Child) -> Option<ExitStatus> {
 pub struct WorkerProc {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line printed so far, and the thread reading them.
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     pub metrics_port: u16,
 }
 
@@ -232,17 +235,23 @@ impl WorkerProc {
             .expect("start apex-worker");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = printed.clone();
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 eprintln!("[worker] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
+                keep.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line.clone());
+                // The receiver may be gone; every line is kept all the same.
+                let _ = tx.send(line);
             }
         });
         Self {
             child,
             lines,
+            printed,
+            reader: Some(reader),
             metrics_port,
         }
     }
@@ -269,6 +278,20 @@ impl WorkerProc {
     pub fn sigterm(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("sigterm");
+    }
+
+    /// Stops the worker (SIGTERM), waits until it has exited and its output is read, and
+    /// returns every line it printed.
+    pub fn finish(mut self) -> Vec<String> {
+        self.sigterm();
+        self.wait_exit(Duration::from_secs(60));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.printed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits for the process to exit.

@@ -2,7 +2,8 @@
 //! so this test puts a TLS terminator in front of its frontend: the mesh's own TLS server
 //! (`apex_common::tls`, demanding a client certificate from a local CA) that pipes each
 //! connection to the real frontend. A worker given the CA and a client certificate connects
-//! through it and runs a workflow; one without a certificate never gets to poll.
+//! through it and runs a workflow; one without a certificate never gets to poll. Both carry
+//! an API key (sent as a bearer token, as to Temporal Cloud), which neither ever prints.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::StreamExt as _;
 
 use super::{DevServer, WorkerProc, start, unique_queue};
+
+/// The worker's own crates and the Temporal client at debug level.
+const FILTER: &str =
+    "info,apex_worker=debug,apex_common=debug,apex_ingestion=debug,temporalio_client=debug";
 
 /// Terminates mutual TLS on a loopback port and pipes each connection to `upstream`.
 async fn tls_terminator(
@@ -53,14 +58,20 @@ async fn a_worker_reaches_temporal_over_mutual_tls_and_one_without_a_certificate
     let cert = pki.client_cert().display().to_string();
     let key = pki.client_key().display().to_string();
     let queue = unique_queue("temporal-tls");
+    let api_key = format!("apex-temporal-key-{}", uuid::Uuid::new_v4().simple());
 
     let refused = WorkerProc::spawn_with(
         &address,
         &queue,
-        &[("APEX_WORKER__TEMPORAL__TLS__CA", ca.as_str())],
+        &[
+            ("APEX_WORKER__TEMPORAL__TLS__CA", ca.as_str()),
+            ("TEMPORAL_API_KEY", api_key.as_str()),
+            ("APEX_WORKER__TELEMETRY__LOG_FILTER", FILTER),
+        ],
     );
-    refused.wait_for_line("temporal unreachable", Duration::from_secs(60));
-    drop(refused);
+    let unreachable = refused.wait_for_line("temporal unreachable", Duration::from_secs(60));
+    assert!(!unreachable.contains(&api_key), "{unreachable}");
+    let mut printed = refused.finish();
 
     let worker = WorkerProc::spawn_with(
         &address,
@@ -69,6 +80,8 @@ async fn a_worker_reaches_temporal_over_mutual_tls_and_one_without_a_certificate
             ("APEX_WORKER__TEMPORAL__TLS__CA", ca.as_str()),
             ("APEX_WORKER__TEMPORAL__TLS__CERT", cert.as_str()),
             ("APEX_WORKER__TEMPORAL__TLS__KEY", key.as_str()),
+            ("TEMPORAL_API_KEY", api_key.as_str()),
+            ("APEX_WORKER__TELEMETRY__LOG_FILTER", FILTER),
         ],
     );
     worker.wait_for_line("worker polling", Duration::from_secs(60));
@@ -81,6 +94,10 @@ async fn a_worker_reaches_temporal_over_mutual_tls_and_one_without_a_certificate
     .expect("the workflow ends within a minute")
     .expect("result");
     assert_eq!(result, "Hello, Ada!");
-    drop(worker);
+    printed.extend(worker.finish());
+    assert!(printed.len() > 10, "the workers logged: {printed:?}");
+    for line in &printed {
+        assert!(!line.contains(&api_key), "the API key was printed: {line}");
+    }
     terminator.abort();
 }
