@@ -291,6 +291,15 @@ pub fn read_secret(key: &str, env: &str, file: &str) -> anyhow::Result<Option<St
     Ok(value.filter(|k| !k.is_empty()))
 }
 
+/// `text` (an answer from a provider, say) with every occurrence of `secret` replaced by
+/// `<redacted>`: some providers echo the key they were sent in their error messages.
+pub fn redact_secret(text: &str, secret: Option<&str>) -> String {
+    match secret.map(str::trim) {
+        Some(s) if s.len() >= 4 => text.replace(s, "<redacted>"),
+        _ => text.to_owned(),
+    }
+}
+
 /// `url` with its password replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -299,5 +308,29 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_echoed_in_a_message_is_replaced_and_short_or_absent_ones_change_nothing() {
+        let echoed = "Incorrect API key provided: sk-live-0123456789. See the docs.";
+        assert_eq!(
+            redact_secret(echoed, Some("sk-live-0123456789")),
+            "Incorrect API key provided: <redacted>. See the docs."
+        );
+        assert_eq!(
+            redact_secret(echoed, Some("sk-")),
+            echoed,
+            "too short to matter"
+        );
+        assert_eq!(redact_secret(echoed, None), echoed);
+        assert_eq!(
+            redact_url("postgres://apex:hunter2@db:5432/apex"),
+            "postgres://apex:***@db:5432/apex"
+        );
     }
 }

@@ -167,6 +167,7 @@ impl RemoteClient {
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            let message = apex_common::settings::redact_secret(&message, self.api_key.as_deref());
             let text = format!("embedding provider answered HTTP {status}: {message}");
             let (error, retryable) = match status {
                 429 => (ServiceError::ResourceExhausted(text), true),

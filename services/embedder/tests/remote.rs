@@ -94,11 +94,22 @@ async fn embeddings(
         Reply::Malformed => (StatusCode::OK, "{\"object\": \"list\", \"data\": [").into_response(),
         Reply::Status(code, retry_after) => {
             let (kind, message) = match code {
-                429 => ("requests", "Rate limit reached for requests"),
-                401 => ("invalid_request_error", "Incorrect API key provided"),
+                429 => ("requests", "Rate limit reached for requests".to_owned()),
+                // Like a provider that echoes the key it was sent.
+                401 => (
+                    "invalid_request_error",
+                    format!(
+                        "Incorrect API key provided: {}",
+                        headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .trim_start_matches("Bearer ")
+                    ),
+                ),
                 _ => (
                     "server_error",
-                    "The server had an error while processing your request",
+                    "The server had an error while processing your request".to_owned(),
                 ),
             };
             let mut r = (
@@ -270,6 +281,11 @@ async fn errors_after_five_attempts_or_at_once_for_a_bad_key() {
     let status = s.embed(&["juliet"]).await.expect_err("bad key");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("API key"), "{}", status.message());
+    assert!(
+        !status.message().contains("sk-embed-test") && status.message().contains("<redacted>"),
+        "the key the provider echoed is kept out: {}",
+        status.message()
+    );
     assert_eq!(s.calls().len(), 1, "a bad key is not retried");
     s.stop().await;
 

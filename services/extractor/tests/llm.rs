@@ -288,3 +288,67 @@ async fn an_unreadable_key_file_or_bad_llm_settings_stop_the_start() {
         "{problems:?}"
     );
 }
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
+/// Every log line of this test binary from the first call on (the extraction logs from a
+/// blocking thread, so a subscriber for one thread would miss it). The other tests' lines
+/// land here too; none may hold the key either.
+fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_provider_echoes_back_appears_in_no_log_line() {
+    let captured = captured_logs();
+    let mut llm = start_llm(|_| {}).await;
+    llm.fake.script([Reply::bad_key()]);
+    let result = extract(&mut llm.server, &["Acme Freight Inc. booked the load."]).await;
+    assert_eq!(result.fallback_chunks, 1);
+    llm.server.stop().await;
+    let logs = captured.text();
+    assert!(
+        logs.contains("LLM failed") && logs.contains("<redacted>"),
+        "the failure is logged, with the echoed key replaced: {logs}"
+    );
+    assert!(!logs.contains("sk-test-apex"), "{logs}");
+}

@@ -37,7 +37,7 @@ pub fn document() -> Value {
         "securitySchemes": {"apiKey": {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key `apex_<id>_<secret>` (`apex keys create --name N --scopes ingest,read`). Scopes: `ingest` (POST /v1/documents), `read` (GET /v1/documents/{id}, /v1/search), `delete` (DELETE /v1/documents/{id}), `admin` (/v1/rollout, and every other scope). No key or a bad one: 401 with WWW-Authenticate; a key without the scope: 403."
+            "description": "An API key `apex_<id>_<secret>` (`apex keys create --name N --scopes ingest,read`). Scopes: `ingest` (POST /v1/documents), `read` (GET /v1/documents/{id}, /v1/search), `delete` (DELETE /v1/documents/{id}), `admin` (/v1/rollout, and every other scope). No key or a bad one: 401 with WWW-Authenticate; a key without the scope: 403; a key over its rate (`auth.rate_per_sec`, when set): 429 with Retry-After."
         }},
         "schemas": {
             "Error": error_schema(),

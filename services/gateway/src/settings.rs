@@ -60,7 +60,7 @@ pub struct GatewaySettings {
 }
 
 /// Who may call the API (`APEX_GATEWAY__AUTH__…`).
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AuthSettings {
     /// Every route but `/livez`, `/readyz`, `/metrics` and `/openapi.json` needs an API key
@@ -71,6 +71,11 @@ pub struct AuthSettings {
     /// How long a verified key is trusted before PostgreSQL is asked again; a revocation
     /// takes effect within this time (0: every request asks).
     pub cache_secs: u64,
+    /// Requests per second each key may make, shared by every gateway replica (a token
+    /// bucket in Redis); past it a 429 with `Retry-After`. 0 (the default): no limit.
+    pub rate_per_sec: f64,
+    /// Requests a key may make at once before the rate applies (0: the rate, at least 1).
+    pub rate_burst: u32,
 }
 
 impl Default for AuthSettings {
@@ -79,6 +84,8 @@ impl Default for AuthSettings {
             required: true,
             database_url: "postgres://apex:apex-dev@127.0.0.1:5432/apex".to_owned(),
             cache_secs: 10,
+            rate_per_sec: 0.0,
+            rate_burst: 0,
         }
     }
 }
@@ -92,6 +99,8 @@ impl std::fmt::Debug for AuthSettings {
                 &crate::auth::keys::redact(&self.database_url),
             )
             .field("cache_secs", &self.cache_secs)
+            .field("rate_per_sec", &self.rate_per_sec)
+            .field("rate_burst", &self.rate_burst)
             .finish()
     }
 }
@@ -131,6 +140,12 @@ impl Settings for GatewaySettings {
     fn validate(&self) -> Vec<String> {
         let mut p = self.temporal.validate("temporal");
         p.extend(self.telemetry.validate("telemetry"));
+        if !self.auth.rate_per_sec.is_finite() || self.auth.rate_per_sec < 0.0 {
+            p.push(format!(
+                "auth.rate_per_sec must be 0 (no limit) or a positive number, not {}",
+                self.auth.rate_per_sec
+            ));
+        }
         check_socket_addr("listen_addr", &self.listen_addr, &mut p);
         if !self.metrics_addr.is_empty() {
             check_socket_addr("metrics_addr", &self.metrics_addr, &mut p);

@@ -171,6 +171,11 @@ impl Shared {
         self.rollout.clear().await
     }
 
+    /// The connection (for the per-key rate limit).
+    pub(crate) fn redis(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     pub async fn ping(&self) -> anyhow::Result<()> {
         let pong: String = redis::cmd("PING")
             .query_async(&mut self.conn.clone())

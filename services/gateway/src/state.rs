@@ -173,6 +173,7 @@ impl Gateway {
         let auth = crate::auth::Auth::new(
             keys,
             Duration::from_secs(settings.auth.cache_secs),
+            crate::auth::limit::Limit::of(settings.auth.rate_per_sec, settings.auth.rate_burst),
             &metrics.registry,
         )?;
         Ok(Self {

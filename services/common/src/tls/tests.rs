@@ -24,12 +24,16 @@ struct Served {
 
 impl Served {
     async fn start(settings: &ServerTlsSettings) -> Self {
+        Self::start_at(settings, "127.0.0.1:0").await
+    }
+
+    async fn start_at(settings: &ServerTlsSettings, at: &str) -> Self {
         let tls = ServerTls::load(settings).expect("load").expect("tls on");
         let (reporter, router) =
             grpc::with_health_and_reflection(grpc::server(Duration::from_secs(5)), &[SERVICE])
                 .await
                 .expect("router");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(at).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
         let task = tokio::spawn(grpc::serve_tls(
@@ -209,6 +213,83 @@ async fn a_balanced_client_reaches_a_mutual_tls_service_by_name() {
         .await
         .expect("health over mutual TLS");
     assert_eq!(answer.into_inner().status, SERVING);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_balanced_client_takes_new_client_files_without_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old = local::LocalPki::generate(&dir.path().join("old")).expect("old pki");
+    let new = local::LocalPki::generate(&dir.path().join("new")).expect("new pki");
+    // The client's files, which are rotated in place.
+    let client_dir = dir.path().join("client");
+    std::fs::create_dir(&client_dir).expect("mkdir");
+    let files = |pki: &local::LocalPki| {
+        for (from, name) in [
+            (pki.ca(), "ca.pem"),
+            (pki.client_cert(), "client.pem"),
+            (pki.client_key(), "client-key.pem"),
+        ] {
+            std::fs::copy(from, client_dir.join(name)).expect("copy");
+        }
+    };
+    files(&old);
+    let settings = ClientTlsSettings {
+        ca: client_dir.join("ca.pem").display().to_string(),
+        cert: client_dir.join("client.pem").display().to_string(),
+        key: client_dir.join("client-key.pem").display().to_string(),
+        // Read again only when the test says so.
+        reload_secs: 0,
+        ..ClientTlsSettings::default()
+    };
+    let tls = ClientTls::load(&settings).expect("client tls");
+    let served = Served::start(&old.server_settings(true)).await;
+    let addr = served.addr;
+    let options = grpc::balance::BalanceOptions {
+        tls: Some(tls.clone()),
+        refresh: Duration::from_millis(200),
+        call_timeout: Duration::from_secs(5),
+        ..grpc::balance::BalanceOptions::new(SERVICE)
+    };
+    let channel = grpc::balance::channel(&format!("https://127.0.0.1:{}", addr.port()), &options)
+        .expect("channel");
+    let ask = || {
+        let mut client = HealthClient::new(channel.clone());
+        async move {
+            client
+                .check(HealthCheckRequest {
+                    service: SERVICE.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+        }
+    };
+    assert_eq!(ask().await.expect("the old CA's service"), SERVING);
+
+    // The service comes back on the same port with the new CA's certificates: the client,
+    // still holding the old files, cannot reach it.
+    served.stop().await;
+    let served = Served::start_at(&new.server_settings(true), &addr.to_string()).await;
+    assert!(
+        ask().await.is_err(),
+        "the old client files do not fit the new CA"
+    );
+
+    // The new files arrive and are read: the client connects again with them.
+    files(&new);
+    assert!(tls.reload().expect("new files"), "changed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        match ask().await {
+            Ok(status) => break status,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("still refused 10 s after the reload: {e:?}"),
+        }
+    };
+    assert_eq!(answer, SERVING);
     served.stop().await;
 }
 

@@ -274,6 +274,8 @@ impl LlmClient {
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+            // A provider may echo the key it was sent.
+            let message = apex_common::settings::redact_secret(&message, self.api_key.as_deref());
             return Err(fail(LlmError::Http { status, message }, retry_after));
         }
         let completion: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {

@@ -164,9 +164,17 @@ async fn chat(
             retry_after,
         } => {
             let message = match status {
-                429 => "Rate limit reached for requests. Please try again later.",
-                401 => "Incorrect API key provided.",
-                _ => "The server had an error while processing your request.",
+                429 => "Rate limit reached for requests. Please try again later.".to_owned(),
+                // Like a provider that echoes the key it was sent.
+                401 => format!(
+                    "Incorrect API key provided: {}.",
+                    headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .trim_start_matches("Bearer ")
+                ),
+                _ => "The server had an error while processing your request.".to_owned(),
             };
             let mut response = (
                 StatusCode::from_u16(status).expect("status"),

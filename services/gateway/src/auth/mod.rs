@@ -31,6 +31,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 
 use self::keys::{KeyStore, Rejected, Verified};
+
+pub mod limit;
 use crate::state::Gateway;
 
 /// What a route needs.
@@ -58,6 +60,8 @@ type Remembered = (Instant, Result<Verified, Rejected>);
 /// The keys and what was verified lately.
 pub struct Auth {
     store: Option<KeyStore>,
+    /// Requests per second per key (`None`: no limit).
+    limit: Option<limit::Limit>,
     cache_for: Duration,
     /// By the SHA-256 of the whole presented key (the key itself is not kept).
     cache: Mutex<HashMap<[u8; 32], Remembered>>,
@@ -69,6 +73,7 @@ impl std::fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("required", &self.store.is_some())
             .field("cache_for", &self.cache_for)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +86,7 @@ impl Auth {
     pub fn new(
         store: Option<KeyStore>,
         cache_for: Duration,
+        limit: Option<limit::Limit>,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let refusals = prometheus::IntCounterVec::new(
@@ -98,11 +104,13 @@ impl Auth {
             "revoked",
             "expired",
             "scope",
+            "rate_limited",
         ] {
             refusals.with_label_values(&[reason]);
         }
         Ok(Self {
             store,
+            limit,
             cache_for,
             cache: Mutex::new(HashMap::new()),
             refusals,
@@ -250,7 +258,39 @@ pub async fn require(State(g): State<Arc<Gateway>>, request: Request, next: Next
             "scope",
         );
     }
+    if let Some(limit) = auth.limit {
+        match limit.take(g.shared.redis(), "apex", &verified.id).await {
+            Ok(None) => {}
+            Ok(Some(wait)) => {
+                auth.refuse("rate_limited");
+                return rate_limited(&verified.id, limit, wait);
+            }
+            // The limit protects capacity, not secrets: without Redis, requests go through.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the rate limit; the request goes through")
+            }
+        }
+    }
     next.run(request).await
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+fn rate_limited(key_id: &str, limit: limit::Limit, wait: Duration) -> Response {
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    let body = json!({"error": {
+        "code": "resource_exhausted",
+        "message": format!(
+            "the API key `{key_id}` is over its rate of {} requests per second (burst {}); try again in {secs} s",
+            limit.per_sec, limit.burst
+        ),
+        "details": {"reason": "rate_limited", "retry_after_secs": secs},
+        "retryable": true,
+    }});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+    response
 }
 
 #[cfg(test)]

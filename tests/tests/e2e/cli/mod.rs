@@ -3,6 +3,7 @@
 
 mod ingest;
 mod stack;
+mod tls;
 mod top;
 mod trace;
 

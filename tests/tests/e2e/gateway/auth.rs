@@ -239,3 +239,66 @@ async fn a_key_database_that_cannot_be_asked_is_a_503_never_a_pass() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_another_key_keeps_its_own() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let g = Gateway::start(&stack, |s| {
+        s.auth.rate_per_sec = 0.5;
+        s.auth.rate_burst = 2;
+    })
+    .await;
+    let keys = KeyStore::connect(&stack.postgres_url())
+        .await
+        .expect("keys");
+    let busy = keys
+        .create("e2e-rate-busy", &[Scope::Read], None)
+        .await
+        .expect("key")
+        .key;
+    let other = keys
+        .create("e2e-rate-other", &[Scope::Read], None)
+        .await
+        .expect("key")
+        .key;
+    let before = g.get("/metrics").await.text().await.expect("metrics");
+    let path = format!("/v1/documents/{}", uuid::Uuid::new_v4());
+    let get = reqwest::Method::GET;
+    for n in 1..=2 {
+        let r = call(&g, &get, &path, Some(&busy)).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "request {n} of the burst"
+        );
+    }
+    let limited = call(&g, &get, &path, Some(&busy)).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    // One token every 2 s.
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["details"]["reason"], "rate_limited");
+    assert_eq!(body["error"]["retryable"], true);
+
+    // Another key has a bucket of its own; the probes and metrics are never limited.
+    let r = call(&g, &get, &path, Some(&other)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for _ in 0..3 {
+        let live = call(&g, &get, "/livez", None).await;
+        assert_eq!(live.status(), StatusCode::OK);
+    }
+    let after = g.get("/metrics").await.text().await.expect("metrics");
+    assert_eq!(
+        refusals(&after, "rate_limited"),
+        refusals(&before, "rate_limited") + 1
+    );
+    g.stop().await;
+}
