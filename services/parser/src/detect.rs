@@ -347,6 +347,28 @@ mod tests {
     }
 
     #[test]
+    fn utf16_without_a_bom_is_detected_by_its_content() {
+        let utf16le =
+            |t: &str| -> Vec<u8> { t.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let csv = utf16le(
+            "DateTime,Bid,Ask\r\n07/19/2016 00:00:00.003,1.10476,1.10479\r\n07/19/2016 00:00:00.011,1.10477,1.10480\r\n",
+        );
+        assert_eq!(
+            detect(&csv, "nobom-utf16le.txt", "").expect("csv").format,
+            Format::Csv
+        );
+        let mail = utf16le(
+            "MIME-Version: 1.0\nDate: Fri, 16 Dec 2022 17:04:16 -0500\nMessage-ID: <1@example.com>\nSubject: Test\nFrom: A <a@example.com>\nTo: B <b@example.com>\nContent-Type: text/plain\n\nHello.\n",
+        );
+        assert_eq!(
+            detect(&mail, "fake-email-utf-16-le.eml", "")
+                .expect("email")
+                .format,
+            Format::Email
+        );
+    }
+
+    #[test]
     fn binary_and_unknown_zips_are_refused() {
         let bin: Vec<u8> = (0..=255u8).cycle().take(2000).collect();
         assert_eq!(

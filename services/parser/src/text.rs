@@ -35,11 +35,21 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
-/// Decodes `bytes`: a BOM wins, then valid UTF-8, then BOM-less UTF-16, then the most likely
+/// Decodes `bytes`: a BOM wins, then BOM-less UTF-16, then valid UTF-8, then the most likely
 /// legacy encoding (Windows-1252 and ISO-8859-1 text are told apart by `chardetng`).
+/// UTF-16 comes before UTF-8: ASCII text in UTF-16 is valid UTF-8 too (a NUL after every
+/// letter), and was refused as binary when UTF-8 was tried first.
 pub(crate) fn decode(bytes: &[u8]) -> Decoded {
     if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         let (text, had_errors) = encoding.decode_without_bom_handling(&bytes[bom_len..]);
+        return Decoded {
+            text: text.into_owned(),
+            encoding: encoding.name(),
+            lossy: had_errors,
+        };
+    }
+    if let Some(encoding) = utf16_without_bom(bytes) {
+        let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
         return Decoded {
             text: text.into_owned(),
             encoding: encoding.name(),
@@ -53,11 +63,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
             lossy: false,
         };
     }
-    let encoding = utf16_without_bom(bytes).unwrap_or_else(|| {
+    let encoding = {
         let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
         detector.feed(bytes, true);
         detector.guess(None, chardetng::Utf8Detection::Allow)
-    });
+    };
     let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
     Decoded {
         text: text.into_owned(),
@@ -135,6 +145,36 @@ mod tests {
         assert_eq!(decode(&le).text, text);
         assert_eq!(decode(&be).encoding, "UTF-16BE");
         assert_eq!(decode(&be).text, text);
+    }
+
+    #[test]
+    fn ascii_utf16_without_a_bom_is_text_not_utf8_with_nuls() {
+        // Like the corpus's `csv/nobom-utf16le.txt` and `email/fake-email-utf-16-le.eml`:
+        // every byte pair is valid UTF-8 (a letter and a NUL).
+        let text = "DateTime,Bid,Ask\r\n07/19/2016 00:00:00.003,1.10476,1.10479\r\n";
+        for (bytes, name) in [
+            (
+                text.encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .collect::<Vec<u8>>(),
+                "UTF-16LE",
+            ),
+            (
+                text.encode_utf16()
+                    .flat_map(u16::to_be_bytes)
+                    .collect::<Vec<u8>>(),
+                "UTF-16BE",
+            ),
+        ] {
+            assert!(std::str::from_utf8(&bytes).is_ok(), "valid UTF-8 as well");
+            let d = decode(&bytes);
+            assert_eq!(d.encoding, name);
+            assert_eq!(d.text, text);
+            assert!(looks_textual(&d), "{name}");
+        }
+        // Plain UTF-8 with an occasional NUL stays UTF-8.
+        let d = decode(b"a,b\n1,\x002\n");
+        assert_eq!(d.encoding, "UTF-8");
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub(crate) fn extract(
         Format::Csv => delimited::parse(&text.text, b',', deadline)?,
         Format::Tsv => delimited::parse(&text.text, b'\t', deadline)?,
         Format::EdiX12 => edi::parse(&text.text)?,
+        // A message saved as UTF-16 (each byte of the RFC 5322 stream widened) is read as
+        // the UTF-8 it decodes to; any other message is the byte stream its parts' charsets
+        // describe.
+        Format::Email if text.encoding.starts_with("UTF-16") => {
+            email::parse(text.text.as_bytes(), settings.max_depth)?
+        }
         Format::Email => email::parse(bytes, settings.max_depth)?,
         Format::Docx => docx::parse(bytes, settings, deadline)?,
         Format::Xlsx => xlsx::parse(bytes, settings, deadline)?,
@@ -77,4 +83,42 @@ pub(crate) fn row_record(header: &[String], cells: &[String]) -> (String, Record
         json: String::new(),
     };
     (parts.join("; "), record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_saved_as_utf16_without_a_bom_gives_its_headers_and_body() {
+        let message = "MIME-Version: 1.0\nDate: Fri, 16 Dec 2022 17:04:16 -0500\nMessage-ID: <1@example.com>\nSubject: Pallet count for load 4471\nFrom: Dock Office <dock@example.com>\nTo: Dispatch <dispatch@example.com>\nContent-Type: text/plain; charset=\"UTF-8\"\n\nTwenty-two pallets were loaded at door 7.\n";
+        let bytes: Vec<u8> = message.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let detected = crate::detect::detect(&bytes, "note.eml", "").expect("detected");
+        assert_eq!(detected.format, Format::Email);
+        let out = extract(
+            Format::Email,
+            &bytes,
+            detected.decoded.as_ref(),
+            &ParserSettings::default(),
+            &Deadline::after(std::time::Duration::from_secs(10)),
+        )
+        .expect("parsed");
+        assert!(
+            out.text
+                .contains("Twenty-two pallets were loaded at door 7."),
+            "{}",
+            out.text
+        );
+        assert_eq!(
+            out.metadata.get("encoding").map(String::as_str),
+            Some("UTF-16LE")
+        );
+        assert!(
+            out.metadata
+                .values()
+                .any(|v| v.contains("Pallet count for load 4471")),
+            "{:?}",
+            out.metadata
+        );
+    }
 }
