@@ -173,7 +173,12 @@ fn is_json(text: &str) -> bool {
 
 fn is_edi(text: &str) -> bool {
     let t = text.trim_start();
-    t.len() >= 106 && t.starts_with("ISA") && !t.as_bytes()[3].is_ascii_alphanumeric()
+    t.len() >= 106
+        && t.starts_with("ISA")
+        && t[3..]
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_alphanumeric() && !c.is_whitespace())
 }
 
 /// Fields per line, if at least two lines split consistently into more than one field.

@@ -86,7 +86,10 @@ pub(crate) fn looks_textual(decoded: &Decoded) -> bool {
     let bad = sample
         .iter()
         .filter(|c| {
-            (c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c')) || **c == '\u{FFFD}'
+            // The information separators 0x1C-0x1F are delimiters in EDI (0x1D as the segment
+            // terminator), not a sign of binary content.
+            (c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c' | '\x1c'..='\x1f'))
+                || **c == '\u{FFFD}'
         })
         .count();
     bad * 100 <= sample.len()
@@ -191,6 +194,12 @@ mod tests {
     fn normalisation_unifies_line_ends_and_drops_controls() {
         let raw = "a\r\nb\rc\x07d   \n\n\n\n\ne\x0cf";
         assert_eq!(normalize(raw), "a\nb\ncd\n\n\ne\nf");
+    }
+
+    #[test]
+    fn information_separators_are_text_delimiters_not_binary() {
+        let edi = "ISA*00*          *00*          *01*9012345720000  *01*9088877320000  *020816*1144*U*00401*000000031*1*T*:\x1d\r\nGS*HS*9012*9088*20070816*1615*31*X*005010X279\x1d\r\n".repeat(3);
+        assert!(looks_textual(&decode(edi.as_bytes())));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! EDI X12: ISA/GS/ST envelopes with the delimiters read from the fixed-width ISA segment;
+//! EDI X12: ISA/GS/ST envelopes with the delimiters the ISA segment declares;
 //! transaction sets 204 (load tender), 210 (freight invoice), 214 (shipment status) and 990
 //! (response to a load tender) become structured records plus readable text. Other sets keep
 //! their envelope data and raw segments.
@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 use crate::model::{Extracted, ParseError, TextBuilder};
 
 mod sets;
-
-const ISA_LEN: usize = 106;
 
 #[derive(Debug, Clone)]
 struct Segment {
@@ -27,29 +25,90 @@ impl Segment {
     }
 }
 
+/// The three delimiters an ISA declares, read by counting element separators rather than
+/// by fixed columns: a file hard-wrapped at 80 columns, or broken inside the ISA, still
+/// declares them. Element separator: the character after `ISA`. Component separator: the
+/// character after the 16th element separator (line breaks skipped). Segment terminator:
+/// the character after that; when only a line break follows (and the next segment starts
+/// at once), the segment terminator is the line break. Any character can serve, control and
+/// multi-byte ones included, as long as the three differ and none is a letter or digit.
+fn delimiters(t: &str) -> Result<(char, char, char), ParseError> {
+    let bad = |why: String| ParseError::invalid("edi-x12", format!("bad delimiters in ISA: {why}"));
+    let mut chars = t.chars().skip(3);
+    let element = chars
+        .next()
+        .ok_or_else(|| bad("the ISA segment is cut short".to_owned()))?;
+    if element.is_alphanumeric() || element.is_whitespace() {
+        return Err(bad(format!("element separator `{element}`")));
+    }
+    // The separator after `ISA` is the first of the 16.
+    let mut seen = 1;
+    for c in chars.by_ref() {
+        if c == element {
+            seen += 1;
+            if seen == 16 {
+                break;
+            }
+        }
+    }
+    if seen < 16 {
+        return Err(bad(format!("the ISA has {} of its 16 elements", seen)));
+    }
+    let mut rest = chars.filter(|c| *c != '\r' && *c != '\n');
+    let component = rest
+        .next()
+        .ok_or_else(|| bad("no component separator after ISA15".to_owned()))?;
+    // What follows ISA16 in the text as written (line breaks count here).
+    let after: String = t
+        .char_indices()
+        .skip(3)
+        .filter(|(_, c)| *c == element)
+        .nth(15)
+        .map(|(i, _)| {
+            t[i + element.len_utf8()..]
+                .chars()
+                .skip_while(|c| *c == '\r' || *c == '\n')
+                .skip(1)
+                .take(8)
+                .collect()
+        })
+        .unwrap_or_default();
+    let terminator = match after.chars().find(|c| !matches!(c, '\r' | '\n' | ' ')) {
+        // Only a line break (and indentation) between ISA16 and the next segment.
+        Some(c) if c.is_alphanumeric() && after.starts_with(['\r', '\n']) => '\n',
+        Some(c) => c,
+        None => return Err(bad("nothing follows the ISA".to_owned())),
+    };
+    if component.is_alphanumeric() || terminator.is_alphanumeric() || element == terminator {
+        return Err(bad(format!(
+            "element `{}`, component `{}`, segment terminator `{}`",
+            element.escape_debug(),
+            component.escape_debug(),
+            terminator.escape_debug()
+        )));
+    }
+    Ok((element, component, terminator))
+}
+
 fn split(text: &str) -> Result<(Vec<Segment>, char, char), ParseError> {
     let t = text.trim_start();
-    let isa: Vec<char> = t.chars().take(ISA_LEN).collect();
-    if isa.len() < ISA_LEN || !t.starts_with("ISA") {
+    if !t.starts_with("ISA") {
         return Err(ParseError::invalid(
             "edi-x12",
-            "the ISA segment must be the first 106 characters",
+            "an X12 interchange starts with an ISA segment",
         ));
     }
-    let element = isa[3];
-    let component = isa[104];
-    let terminator = isa[105];
-    if element.is_alphanumeric() || terminator.is_alphanumeric() || element == terminator {
-        return Err(ParseError::invalid(
-            "edi-x12",
-            format!(
-                "bad delimiters in ISA: element `{element}`, segment terminator `{terminator}`"
-            ),
-        ));
-    }
-    let segments = t
+    let (element, component, terminator) = delimiters(t)?;
+    // With a terminator other than the line break, line breaks are layout (wrapping at a
+    // column, one segment per line) and go; with the line break as terminator they split.
+    let body: String = if terminator == '\n' {
+        t.replace('\r', "")
+    } else {
+        t.chars().filter(|c| *c != '\r' && *c != '\n').collect()
+    };
+    let segments = body
         .split(terminator)
-        .map(|s| s.trim_matches(|c: char| c == '\r' || c == '\n' || c == ' '))
+        .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\t'))
         .filter(|s| !s.is_empty())
         .map(|s| {
             let elements: Vec<String> = s.split(element).map(str::to_owned).collect();

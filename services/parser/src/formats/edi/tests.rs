@@ -124,3 +124,53 @@ fn broken_envelopes_are_refused() {
             .contains("no transaction set")
     );
 }
+
+/// The 214 sample as one line, cut every `width` characters (some partners send fixed-width
+/// 80-column records, which breaks segments and the ISA itself anywhere).
+fn wrapped(width: usize) -> String {
+    let flat: Vec<char> = EDI_214.replace('\n', "").chars().collect();
+    flat.chunks(width)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+#[test]
+fn delimiters_are_read_by_element_count_whatever_the_layout() {
+    // Wrapped at 80 (inside the ISA's date), at 60, at 7.
+    for width in [80, 60, 7] {
+        let out = parse(&wrapped(width)).unwrap_or_else(|e| panic!("width {width}: {e}"));
+        assert_eq!(
+            out.records[0].fields["shipment_id"], "SHIP-42",
+            "width {width}"
+        );
+        assert_eq!(out.records[0].fields["consignee"], "Lone Star Grocers");
+    }
+    // The group separator (0x1D) as terminator, each segment on an indented line of its own.
+    let gs = EDI_214.replace("~\n", "\u{1d}\r\n    ");
+    let out = parse(&gs).expect("0x1D terminator");
+    assert_eq!(out.records[0].fields["status"], "X1");
+    // The line break as terminator (CRLF), no other character.
+    let lines = EDI_214.replace("~\n", "\r\n");
+    let out = parse(&lines).expect("line terminator");
+    assert_eq!(out.records[0].fields["status_at"], "2026-03-15 09:15");
+    // Multi-byte delimiters.
+    let unicode = EDI_214
+        .replace('*', "\u{2021}")
+        .replace('>', "\u{00a7}")
+        .replace('~', "\u{00b6}");
+    let out = parse(&unicode).expect("multi-byte delimiters");
+    assert_eq!(out.records[0].fields["scac"], "ACME");
+}
+
+#[test]
+fn delimiters_that_cannot_be_told_apart_are_refused_with_the_reason() {
+    let letter = EDI_214.replace('~', "X");
+    let e = parse(&letter)
+        .expect_err("a letter as terminator")
+        .to_string();
+    assert!(e.contains("bad delimiters in ISA"), "{e}");
+    let short = "ISA*00*          *00*          *ZZ*ACMECARRIER    *ZZ*APEXSHIPPER    *260315~";
+    let e = parse(short).expect_err("a cut ISA").to_string();
+    assert!(e.contains("of its 16 elements"), "{e}");
+}
