@@ -107,11 +107,23 @@ pub(crate) enum Undetected {
 }
 
 fn zip_kind(bytes: &[u8]) -> Option<Format> {
-    let archive = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
     if archive.index_for_name("word/document.xml").is_some() {
+        return Some(Format::Docx);
+    }
+    if archive.index_for_name("xl/workbook.xml").is_some() {
+        return Some(Format::Xlsx);
+    }
+    // A main part under another name: the package's relationships say which it is.
+    let mut rels = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(archive.by_name("_rels/.rels").ok()?, 256 * 1024),
+        &mut rels,
+    )
+    .ok()?;
+    let main = crate::formats::container::office_document(&rels)?;
+    if main.starts_with("word/") && archive.index_for_name(&main).is_some() {
         Some(Format::Docx)
-    } else if archive.index_for_name("xl/workbook.xml").is_some() {
-        Some(Format::Xlsx)
     } else {
         None
     }

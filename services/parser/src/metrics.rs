@@ -18,6 +18,8 @@ pub struct ParserMetrics {
 pub fn warning_kind(warning: &str) -> &'static str {
     if warning.starts_with("no_text_layer") {
         "no_text_layer"
+    } else if warning.starts_with("page_skipped") {
+        "page_skipped"
     } else if warning.contains("longer than a chunk") {
         "oversized_words"
     } else if warning.starts_with("attachment") {
@@ -101,6 +103,10 @@ mod tests {
         assert_eq!(
             warning_kind("no_text_layer: none of the 3 page(s) has a text layer"),
             "no_text_layer"
+        );
+        assert_eq!(
+            warning_kind("page_skipped: the text of page 14 cannot be extracted (x)"),
+            "page_skipped"
         );
         assert_eq!(
             warning_kind("2 word(s) are longer than a chunk of 256 tokens and were kept whole"),

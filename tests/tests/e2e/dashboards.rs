@@ -208,17 +208,28 @@ async fn every_panel_returns_data() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    let mut missing = Vec::new();
-    for name in panels
+    // A series appears at the first scrape after its first observation (every 5 s), which
+    // for the ingestion lag is when a status poll first saw the document final: ask again
+    // until the same deadline rather than once.
+    let mut missing: Vec<String> = panels
         .iter()
         .flat_map(|(_, _, qs)| qs.iter().flat_map(|q| metric_names(q)))
         .collect::<BTreeSet<_>>()
-    {
-        if !EVENT_ONLY.iter().any(|(e, _)| name.starts_with(e))
-            && !has_series(&prometheus, &name).await
-        {
-            missing.push(name);
+        .into_iter()
+        .filter(|name| !EVENT_ONLY.iter().any(|(e, _)| name.starts_with(e)))
+        .collect();
+    loop {
+        let mut still = Vec::new();
+        for name in missing {
+            if !has_series(&prometheus, &name).await {
+                still.push(name);
+            }
         }
+        missing = still;
+        if missing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     assert!(
         missing.is_empty(),

@@ -98,6 +98,17 @@ impl<'a> Container<'a> {
         Ok(Some(out))
     }
 
+    /// The package's main part as `_rels/.rels` names it (the `officeDocument` relationship)
+    /// when that part is there, else `default`: a producer may call `word/document.xml`
+    /// anything.
+    pub(crate) fn main_part(&mut self, default: &str) -> Result<String, ParseError> {
+        let named = self
+            .read("_rels/.rels")?
+            .and_then(|rels| office_document(&rels))
+            .filter(|part| self.archive.index_for_name(part).is_some());
+        Ok(named.unwrap_or_else(|| default.to_owned()))
+    }
+
     /// Every XML entry, checked for DTDs (refused everywhere: no entities, no expansion).
     pub(crate) fn refuse_dtds(&mut self) -> Result<(), ParseError> {
         let names: Vec<String> = self
@@ -139,5 +150,47 @@ pub(crate) fn refuse_dtd(xml: &[u8], format: &'static str, name: &str) -> Result
             }
         }
         buf.clear();
+    }
+}
+
+/// The target of the `officeDocument` relationship in a package's `_rels/.rels`, without a
+/// leading `/`; `None` when there is none or the XML is not readable (a DTD included).
+pub(crate) fn office_document(rels: &[u8]) -> Option<String> {
+    let mut reader = Reader::from_reader(rels);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "Relationship" => {
+                let attr = |name: &str| {
+                    e.attributes()
+                        .filter_map(Result::ok)
+                        .find(|a| a.key.local_name().as_ref() == name)
+                        .map(|a| a.value.to_string())
+                };
+                if attr("Type").is_some_and(|t| t.ends_with("/officeDocument"))
+                    && let Some(target) = attr("Target")
+                {
+                    return Some(target.trim_start_matches('/').to_owned());
+                }
+            }
+            Event::DocType(_) | Event::Eof => return None,
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod main_part_tests {
+    use super::*;
+
+    #[test]
+    fn the_office_document_relationship_names_the_main_part() {
+        let rels = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="/word/blah_blah.xml"/></Relationships>"#;
+        assert_eq!(office_document(rels).as_deref(), Some("word/blah_blah.xml"));
+        assert_eq!(office_document(b"<Relationships/>"), None);
+        assert_eq!(office_document(b"<!DOCTYPE x><Relationships/>"), None);
+        assert_eq!(office_document(b"not xml <<"), None);
     }
 }

@@ -88,11 +88,13 @@ pub(crate) fn parse(
     s: &ParserSettings,
     deadline: &Deadline,
 ) -> Result<Extracted, ParseError> {
-    // Only document.xml and core.xml are parsed here, each by a reader that refuses a DTD.
+    // Only the main part (`word/document.xml` unless `_rels/.rels` names another) and
+    // core.xml are parsed here, each by a reader that refuses a DTD.
     let mut zip = Container::open(bytes, FORMAT, s)?;
+    let main = zip.main_part("word/document.xml")?;
     let document = zip
-        .read("word/document.xml")?
-        .ok_or_else(|| ParseError::invalid(FORMAT, "word/document.xml is missing"))?;
+        .read(&main)?
+        .ok_or_else(|| ParseError::invalid(FORMAT, format!("the main part `{main}` is missing")))?;
     let mut out = Extracted::default();
     if let Some(core) = zip.read("docProps/core.xml")? {
         core_properties(&core, &mut out)?;

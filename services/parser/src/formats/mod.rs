@@ -1,6 +1,6 @@
 //! One module per format; `extract` dispatches on the detected format.
 
-mod container;
+pub(crate) mod container;
 mod delimited;
 mod docx;
 mod edi;
@@ -120,5 +120,87 @@ mod tests {
             "{:?}",
             out.metadata
         );
+    }
+
+    #[test]
+    fn a_docx_whose_main_part_has_another_name_is_found_through_its_relationships() {
+        let document = r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Rate confirmation for load 8812.</w:t></w:r></w:p></w:body></w:document>"#;
+        let rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/blah_blah.xml"/></Relationships>"#;
+        let bytes = crate::corpus::zip(&[
+            ("_rels/.rels", rels.as_bytes()),
+            ("word/blah_blah.xml", document.as_bytes()),
+        ]);
+        let detected = crate::detect::detect(&bytes, "renamed.docx", "").expect("detected");
+        assert_eq!(detected.format, Format::Docx);
+        let out = extract(
+            Format::Docx,
+            &bytes,
+            None,
+            &ParserSettings::default(),
+            &Deadline::after(std::time::Duration::from_secs(10)),
+        )
+        .expect("parsed");
+        assert!(
+            out.text.contains("Rate confirmation for load 8812."),
+            "{}",
+            out.text
+        );
+
+        // A relationship naming a part that is not there: the usual name is read instead.
+        let dangling = crate::corpus::zip(&[
+            ("_rels/.rels", rels.as_bytes()),
+            ("word/document.xml", document.as_bytes()),
+        ]);
+        let settings = ParserSettings::default();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let out = extract(Format::Docx, &dangling, None, &settings, &deadline).expect("fallback");
+        assert!(out.text.contains("load 8812"), "{}", out.text);
+        // Neither: refused, naming the part.
+        let empty = crate::corpus::zip(&[("_rels/.rels", rels.as_bytes())]);
+        let e =
+            extract(Format::Docx, &empty, None, &settings, &deadline).expect_err("no main part");
+        assert!(e.to_string().contains("word/document.xml"), "{e}");
+    }
+
+    /// A two-page PDF whose pages use the font `f1` and `f2` (only /F1 exists).
+    fn pdf_with_fonts(f1: &str, f2: &str) -> Vec<u8> {
+        let pdf = crate::corpus::pdf(
+            &[
+                "Bill of lading 5531 for the Memphis lane.",
+                "Consignee signature page.",
+            ],
+            "BOL",
+        );
+        // Byte offsets (the file is not UTF-8 throughout: its binary comment line).
+        let at: Vec<usize> = pdf
+            .windows(9)
+            .enumerate()
+            .filter(|(_, w)| *w == b"/F1 12 Tf")
+            .map(|(i, _)| i)
+            .collect();
+        let (first, second) = (at[0], at[1]);
+        let mut bytes = pdf.clone();
+        bytes[first..first + 3].copy_from_slice(f1.as_bytes());
+        bytes[second..second + 3].copy_from_slice(f2.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_page_whose_text_cannot_be_extracted_is_skipped_and_the_others_are_read() {
+        let settings = ParserSettings::default();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let one_bad = pdf_with_fonts("/F1", "/F9");
+        let out = extract(Format::Pdf, &one_bad, None, &settings, &deadline).expect("page 1 read");
+        assert!(out.text.contains("Bill of lading 5531"), "{}", out.text);
+        assert!(
+            out.warnings
+                .iter()
+                .any(|w| w.starts_with("page_skipped") && w.contains("page 2")),
+            "{:?}",
+            out.warnings
+        );
+        let all_bad = pdf_with_fonts("/F9", "/F9");
+        let e = extract(Format::Pdf, &all_bad, None, &settings, &deadline).expect_err("no page");
+        assert!(e.to_string().contains("no page can be extracted"), "{e}");
     }
 }

@@ -140,11 +140,13 @@ pub(crate) fn parse(
     deadline.check()?;
     // Text page by page from the document already loaded (and checked) above.
     let mut b = TextBuilder::new();
+    let mut failed: Vec<(usize, String)> = Vec::new();
     for i in 0..page_count {
         deadline.check()?;
         let mut text = String::new();
         // pdf-extract panics on some malformed pages (missing fonts, boxes, objects); that
-        // is a property of the input, so it is answered as a corrupt PDF, not an internal error.
+        // is a property of the input: the page is skipped with a warning, not an internal
+        // error (and a PDF with no readable page at all is refused as corrupt).
         let page = catch_unwind(AssertUnwindSafe(|| {
             let mut output = pdf_extract::PlainTextOutput::new(&mut text);
             pdf_extract::output_doc_page(&doc, &mut output, i as u32 + 1).map_err(|e| e.to_string())
@@ -157,13 +159,10 @@ pub(crate) fn parse(
                 .unwrap_or_else(|| "the text extractor panicked".to_owned()))
         });
         if let Err(reason) = page {
-            return Err(ParseError::invalid(
-                FORMAT,
-                format!(
-                    "corrupt PDF: cannot extract the text of page {}: {reason}",
-                    i + 1
-                ),
-            ));
+            // One unreadable page does not cost the others: it is skipped and said so. Only
+            // a document none of whose pages can be read is refused (below).
+            failed.push((i + 1, reason));
+            continue;
         }
         if let Some((start, end)) = b.push_block(&text) {
             out.pages.push(Page {
@@ -172,6 +171,18 @@ pub(crate) fn parse(
                 char_end: end,
             });
         }
+    }
+    if !failed.is_empty() && failed.len() == page_count {
+        let (page, reason) = &failed[0];
+        return Err(ParseError::invalid(
+            FORMAT,
+            format!("corrupt PDF: the text of no page can be extracted (page {page}: {reason})"),
+        ));
+    }
+    for (page, reason) in &failed {
+        out.warnings.push(format!(
+            "page_skipped: the text of page {page} cannot be extracted ({reason}); the other pages are read"
+        ));
     }
     out.text = b.finish();
     if out.text.is_empty() {
