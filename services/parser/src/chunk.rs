@@ -238,6 +238,7 @@ impl Chunker {
                         char_start: a.char_start,
                         char_end: z.char_end,
                     }),
+                    metadata: Default::default(),
                 });
                 if last >= words.len() {
                     break;

@@ -20,6 +20,10 @@ pub enum Format {
     Json,
     Email,
     EdiX12,
+    /// Images, read by OCR.
+    Png,
+    Jpeg,
+    Tiff,
 }
 
 impl Format {
@@ -37,6 +41,9 @@ impl Format {
             Self::Json => "json",
             Self::Email => "email",
             Self::EdiX12 => "edi-x12",
+            Self::Png => "png",
+            Self::Jpeg => "jpeg",
+            Self::Tiff => "tiff",
         }
     }
 
@@ -61,6 +68,9 @@ impl Format {
             "application/json" => Some(Self::Json),
             "message/rfc822" => Some(Self::Email),
             "application/edi-x12" => Some(Self::EdiX12),
+            "image/png" => Some(Self::Png),
+            "image/jpeg" => Some(Self::Jpeg),
+            "image/tiff" => Some(Self::Tiff),
             _ => None,
         };
         let ext = file_name
@@ -79,6 +89,9 @@ impl Format {
             "json" => Some(Self::Json),
             "eml" => Some(Self::Email),
             "edi" | "x12" | "204" | "210" | "214" | "990" => Some(Self::EdiX12),
+            "png" => Some(Self::Png),
+            "jpg" | "jpeg" => Some(Self::Jpeg),
+            "tif" | "tiff" => Some(Self::Tiff),
             _ => None,
         };
         by_mime.or(by_ext)
@@ -124,6 +137,18 @@ fn zip_kind(bytes: &[u8]) -> Option<Format> {
     let main = crate::formats::container::office_document(&rels)?;
     if main.starts_with("word/") && archive.index_for_name(&main).is_some() {
         Some(Format::Docx)
+    } else {
+        None
+    }
+}
+
+fn image_kind(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Format::Png)
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Format::Jpeg)
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        Some(Format::Tiff)
     } else {
         None
     }
@@ -263,6 +288,8 @@ pub(crate) fn detect(
     let head = &bytes[..bytes.len().min(1024)];
     let (format, decoded) = if head.windows(5).any(|w| w == b"%PDF-") {
         (Format::Pdf, None)
+    } else if let Some(image) = image_kind(bytes) {
+        (image, None)
     } else if bytes.starts_with(b"PK\x03\x04") {
         (zip_kind(bytes).ok_or(Undetected::OtherZip)?, None)
     } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {

@@ -14,6 +14,7 @@ pub mod fuzz;
 mod lang;
 pub mod metrics;
 mod model;
+mod ocr;
 mod service;
 mod text;
 
@@ -30,7 +31,9 @@ use tokio::net::TcpListener;
 
 pub use chunk::{ChunkOptions, Chunker};
 pub use detect::Format;
+pub use formats::pdf::{PdfEngine, PdfSettings};
 pub use model::ParseError;
+pub use ocr::OcrSettings;
 pub use service::{ARTIFACT_CONTENT_TYPE, ParserGrpc};
 
 use crate::detect::Undetected;
@@ -61,6 +64,10 @@ pub struct ParserSettings {
     pub max_zip_ratio: u64,
     /// How deep attachments may nest (an email in an email in …).
     pub max_part_depth: u32,
+    /// The PDF engine (`APEX_PARSER__PDF__ENGINE`, `…__PDFIUM_LIBRARY`).
+    pub pdf: PdfSettings,
+    /// OCR of scans and images (`APEX_PARSER__OCR__ENABLED`, `…__LANGUAGES`, …).
+    pub ocr: OcrSettings,
 }
 
 /// Where bootstrap puts the model (`deploy/local/bootstrap`).
@@ -83,6 +90,8 @@ impl Default for ParserSettings {
             max_unzipped_bytes: 512 * 1024 * 1024,
             max_zip_ratio: 200,
             max_part_depth: 4,
+            pdf: PdfSettings::default(),
+            ocr: OcrSettings::default(),
         }
     }
 }
@@ -113,6 +122,7 @@ impl Settings for ParserSettings {
         if self.max_depth < 8 {
             p.push("max_depth must be at least 8".to_owned());
         }
+        p.extend(self.ocr.validate());
         p
     }
 }
@@ -137,6 +147,18 @@ impl Parser {
     /// Loads the tokenizer named in `settings`.
     pub fn new(settings: ParserSettings) -> anyhow::Result<Self> {
         let chunker = Chunker::load(&settings.tokenizer_path)?;
+        // The PDF engine is chosen (and PDFium loaded) once, at start.
+        match formats::pdf::use_pdfium(&settings.pdf) {
+            Ok(true) => {
+                tracing::info!(library = %settings.pdf.pdfium_library.display(), "PDF engine: PDFium")
+            }
+            Ok(false) if settings.pdf.engine == PdfEngine::Auto => tracing::warn!(
+                problem = formats::pdf::pdfium_problem(&settings.pdf).unwrap_or_default(),
+                "PDF engine: pdf-extract, because PDFium cannot be loaded (slower, and no OCR of scanned PDF pages); run deploy/local/bootstrap or set APEX_PARSER__PDF__PDFIUM_LIBRARY"
+            ),
+            Ok(false) => tracing::info!("PDF engine: pdf-extract (pdf.engine)"),
+            Err(problem) => anyhow::bail!("pdf.engine is pdfium but {problem}"),
+        }
         Ok(Self { settings, chunker })
     }
 
@@ -277,7 +299,7 @@ impl Parser {
         {
             metadata.insert("language".to_owned(), language.to_owned());
         }
-        let chunks = self.chunker.chunk(
+        let mut chunks = self.chunker.chunk(
             &text,
             &pages,
             &sections,
@@ -286,6 +308,7 @@ impl Parser {
             deadline,
             &mut warnings,
         )?;
+        ocr::mark_chunks(&mut chunks, &pages, &metadata);
         let mut parts = Vec::new();
         for (index, attachment) in attachments.into_iter().enumerate() {
             if depth + 1 > self.settings.max_part_depth {

@@ -150,6 +150,11 @@ impl Deadline {
             Ok(())
         }
     }
+
+    /// Time left before the deadline (zero once passed).
+    pub(crate) fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ impl Fixture {
                     ),
                     token_count: 12,
                     location: None,
+                    ..Default::default()
                 })
                 .collect(),
             ..Default::default()

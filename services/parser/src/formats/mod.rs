@@ -6,9 +6,10 @@ mod docx;
 mod edi;
 mod email;
 mod html;
+mod image;
 mod json;
 mod markdown;
-mod pdf;
+pub(crate) mod pdf;
 mod plain;
 mod xlsx;
 
@@ -54,6 +55,9 @@ pub(crate) fn extract(
         Format::Docx => docx::parse(bytes, settings, deadline)?,
         Format::Xlsx => xlsx::parse(bytes, settings, deadline)?,
         Format::Pdf => pdf::parse(bytes, settings, deadline)?,
+        Format::Png | Format::Jpeg | Format::Tiff => {
+            image::parse(format, bytes, settings, deadline)?
+        }
     };
     if decoded.is_some() && text.encoding != "UTF-8" {
         out.metadata
@@ -187,7 +191,18 @@ mod tests {
 
     #[test]
     fn a_page_whose_text_cannot_be_extracted_is_skipped_and_the_others_are_read() {
-        let settings = ParserSettings::default();
+        // pdf-extract gives up on a page whose font is missing; PDFium reads it anyway.
+        let mut settings = ParserSettings::default();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let one_bad = pdf_with_fonts("/F1", "/F9");
+        let out = extract(Format::Pdf, &one_bad, None, &settings, &deadline).expect("PDFium");
+        assert!(
+            out.text.contains("Consignee signature page"),
+            "{}",
+            out.text
+        );
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        settings.pdf.engine = pdf::PdfEngine::PdfExtract;
         let deadline = Deadline::after(std::time::Duration::from_secs(10));
         let one_bad = pdf_with_fonts("/F1", "/F9");
         let out = extract(Format::Pdf, &one_bad, None, &settings, &deadline).expect("page 1 read");

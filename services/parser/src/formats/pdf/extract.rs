@@ -1,19 +1,15 @@
-//! PDF: the text layer page by page (page numbers kept), document info as metadata.
-//! Encrypted files are refused; Flate streams are inflated with a cap before text
-//! extraction so a decompression bomb is refused instead of exhausting memory. A PDF with no
-//! text at all (a scan) yields no text, no chunks and `no_text_layer` (there is no OCR).
+//! The pure-Rust PDF engine (`pdf.engine = "pdf-extract"`, or `auto` without PDFium):
+//! `pdf-extract` on a `lopdf` document, page by page. Encrypted files are refused. It cannot
+//! render pages, so a PDF with no text at all (a scan) yields no text, no chunks and
+//! `no_text_layer`.
 
-use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use apex_proto::parser::v1::Page;
-use flate2::read::ZlibDecoder;
 use lopdf::{Document, Object};
 
-use crate::ParserSettings;
 use crate::model::{Deadline, Extracted, ParseError, TextBuilder};
 
-const FORMAT: &str = "pdf";
+use super::{FORMAT, pdf_date};
 
 fn info_string(doc: &Document, key: &[u8]) -> Option<String> {
     let info = doc.trailer.get(b"Info").ok()?;
@@ -40,71 +36,7 @@ fn info_string(doc: &Document, key: &[u8]) -> Option<String> {
     }
 }
 
-/// `D:20260315093000+01'00'` → `2026-03-15T09:30:00`.
-fn pdf_date(raw: &str) -> String {
-    let d = raw.trim_start_matches("D:");
-    if d.len() >= 14 && d[..14].bytes().all(|b| b.is_ascii_digit()) {
-        format!(
-            "{}-{}-{}T{}:{}:{}",
-            &d[..4],
-            &d[4..6],
-            &d[6..8],
-            &d[8..10],
-            &d[10..12],
-            &d[12..14]
-        )
-    } else if d.len() >= 8 && d[..8].bytes().all(|b| b.is_ascii_digit()) {
-        format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8])
-    } else {
-        raw.to_owned()
-    }
-}
-
-fn is_flate(filter: Option<&Object>) -> bool {
-    match filter {
-        Some(Object::Name(n)) => n == b"FlateDecode",
-        Some(Object::Array(a)) => a
-            .iter()
-            .any(|f| matches!(f, Object::Name(n) if n == b"FlateDecode")),
-        _ => false,
-    }
-}
-
-/// Inflates every Flate stream with a cap; refuses the document past `max` bytes in total.
-fn check_streams(doc: &Document, max: u64, deadline: &Deadline) -> Result<(), ParseError> {
-    let mut total = 0u64;
-    for object in doc.objects.values() {
-        let Object::Stream(stream) = object else {
-            continue;
-        };
-        if !is_flate(stream.dict.get(b"Filter").ok()) {
-            continue;
-        }
-        deadline.check()?;
-        let budget = max.saturating_sub(total) + 1;
-        let mut sink = std::io::sink();
-        // A corrupt stream is the text extractor's problem; only the size matters here.
-        let inflated = std::io::copy(
-            &mut ZlibDecoder::new(stream.content.as_slice()).take(budget),
-            &mut sink,
-        )
-        .unwrap_or(0);
-        total += inflated;
-        if total > max {
-            return Err(ParseError::invalid(
-                FORMAT,
-                format!("streams inflate beyond {max} bytes: refused as a decompression bomb"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn parse(
-    bytes: &[u8],
-    s: &ParserSettings,
-    deadline: &Deadline,
-) -> Result<Extracted, ParseError> {
+pub(crate) fn parse(bytes: &[u8], deadline: &Deadline) -> Result<Extracted, ParseError> {
     let doc = Document::load_mem(bytes).map_err(|e| {
         let reason = e.to_string();
         if reason.to_ascii_lowercase().contains("encrypt")
@@ -118,7 +50,6 @@ pub(crate) fn parse(
     if doc.is_encrypted() || doc.trailer.get(b"Encrypt").is_ok() {
         return Err(ParseError::invalid(FORMAT, "the document is encrypted"));
     }
-    check_streams(&doc, s.max_unzipped_bytes, deadline)?;
     let page_count = doc.get_pages().len();
     let mut out = Extracted::default();
     for (key, name) in [
@@ -165,11 +96,8 @@ pub(crate) fn parse(
             continue;
         }
         if let Some((start, end)) = b.push_block(&text) {
-            out.pages.push(Page {
-                number: i as u32 + 1,
-                char_start: start,
-                char_end: end,
-            });
+            out.pages
+                .push(super::text_layer_page(i as u32 + 1, start, end));
         }
     }
     if !failed.is_empty() && failed.len() == page_count {
@@ -188,7 +116,7 @@ pub(crate) fn parse(
     if out.text.is_empty() {
         out.no_text_layer = true;
         out.warnings.push(format!(
-            "no_text_layer: none of the {page_count} page(s) has a text layer (a scan?); there is no OCR, so there are no chunks"
+            "no_text_layer: none of the {page_count} page(s) has a text layer (a scan?) and the pdf-extract engine cannot OCR, so there are no chunks"
         ));
     }
     Ok(out)
