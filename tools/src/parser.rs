@@ -21,6 +21,9 @@ pub(crate) enum Command {
     },
     /// Write the demo corpus (mixed formats, made by the project) into a directory.
     Corpus { dir: PathBuf },
+    /// Parse files in this process (no service): each one's format, chunks, pages (with
+    /// their text source), metadata and warnings, then its text.
+    Parse { files: Vec<PathBuf> },
 }
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
@@ -31,7 +34,52 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || apex_parser::bench::run(&parser, &args)).await?
         }
         Command::Fuzz { iterations, seed } => fuzz(iterations, seed).await,
+        Command::Parse { files } => {
+            let parser = Parser::new(load_or_exit::<ParserSettings>())?;
+            tokio::task::spawn_blocking(move || parse(&parser, &files)).await?
+        }
     }
+}
+
+fn parse(parser: &Parser, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for path in files {
+        let bytes = std::fs::read(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let hints = apex_parser::Hints {
+            file_name: &name,
+            ..Default::default()
+        };
+        match parser.parse(&bytes, hints) {
+            Ok(doc) => {
+                let pages: Vec<String> = doc
+                    .structure
+                    .iter()
+                    .flat_map(|s| &s.pages)
+                    .map(|p| format!("{}:{}", p.number, p.text_source))
+                    .collect();
+                println!(
+                    "== {}: {}, {} chunks, pages [{}]\nmetadata {:?}\nwarnings {:?}",
+                    path.display(),
+                    doc.format,
+                    doc.chunks.len(),
+                    pages.join(" "),
+                    doc.metadata,
+                    doc.warnings
+                );
+                println!("{}", doc.text);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("== {}: {e}", path.display());
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} file(s) refused", files.len());
+    Ok(())
 }
 
 fn corpus(dir: &std::path::Path) -> anyhow::Result<()> {

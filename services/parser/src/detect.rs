@@ -117,6 +117,8 @@ pub(crate) enum Undetected {
     LegacyOffice,
     /// A password-protected DOCX/XLSX (an OLE container holding `EncryptedPackage`).
     EncryptedOffice,
+    /// Zero bytes under the name or type of a binary format (an empty `.pdf`).
+    EmptyBinary(Format),
 }
 
 fn zip_kind(bytes: &[u8]) -> Option<Format> {
@@ -169,6 +171,11 @@ fn is_email(text: &str) -> bool {
         "content-type",
     ];
     let mut known = 0;
+    // An mbox postmark (`From sender date`) may come first.
+    let text = match text.strip_prefix("From ") {
+        Some(rest) => rest.split_once('\n').map_or("", |(_, headers)| headers),
+        None => text,
+    };
     for line in text.lines().take(200) {
         if line.is_empty() {
             break;
@@ -285,6 +292,18 @@ pub(crate) fn detect(
     mime_type: &str,
 ) -> Result<Detection, Undetected> {
     let hint = Format::from_hint(file_name, mime_type);
+    if bytes.is_empty()
+        && let Some(
+            f @ (Format::Pdf
+            | Format::Docx
+            | Format::Xlsx
+            | Format::Png
+            | Format::Jpeg
+            | Format::Tiff),
+        ) = hint
+    {
+        return Err(Undetected::EmptyBinary(f));
+    }
     let head = &bytes[..bytes.len().min(1024)];
     let (format, decoded) = if head.windows(5).any(|w| w == b"%PDF-") {
         (Format::Pdf, None)

@@ -247,6 +247,9 @@ impl Parser {
                 Undetected::LegacyOffice => {
                     "a legacy binary Office file (.doc/.xls); save it as DOCX/XLSX".to_owned()
                 }
+                Undetected::EmptyBinary(f) => {
+                    return ParseError::invalid(f.name(), "the file is empty (0 bytes)");
+                }
                 Undetected::EncryptedOffice => {
                     return ParseError::invalid(
                         "office",

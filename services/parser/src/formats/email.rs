@@ -20,6 +20,14 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Option<String> {
 }
 
 pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<Extracted, ParseError> {
+    // A message saved from an mbox starts with its `From ` postmark line, which is not a header.
+    let bytes = match bytes.strip_prefix(b"From ") {
+        Some(rest) => rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(&[][..], |i| &rest[i + 1..]),
+        None => bytes,
+    };
     let message = MessageParser::default()
         .parse(bytes)
         .ok_or_else(|| ParseError::invalid("email", "not a parsable RFC 5322 message"))?;

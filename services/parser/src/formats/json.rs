@@ -6,8 +6,18 @@ use crate::model::{Extracted, ParseError, TextBuilder};
 
 pub(crate) fn parse(source: &str, max_depth: usize) -> Result<Extracted, ParseError> {
     // serde_json refuses nesting beyond 128 levels itself; the configured limit may be lower.
-    let value: Value = serde_json::from_str(source)
-        .map_err(|e| ParseError::invalid("json", format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(source).map_err(|e| {
+        let reason = e.to_string();
+        if reason.starts_with("recursion limit exceeded") {
+            let limit = max_depth.min(128);
+            ParseError::invalid(
+                "json",
+                format!("nested deeper than {limit} levels: {reason}"),
+            )
+        } else {
+            ParseError::invalid("json", format!("not valid JSON: {reason}"))
+        }
+    })?;
     let mut lines = Vec::new();
     let mut stack: Vec<(String, &Value, usize)> = vec![(String::new(), &value, 0)];
     while let Some((path, v, depth)) = stack.pop() {

@@ -47,30 +47,37 @@ pub(crate) fn meta(doc: &PdfDocument<'_>, tag: PdfDocumentMetadataTagType) -> Op
     (!text.is_empty()).then_some(text)
 }
 
-/// The page's characters in content order, cleaned (see `clean`).
+/// The page's characters in content order, cleaned (see `clean`). The bounds are far
+/// beyond any page: `PdfPageText::all` bounds by the page size, which misses every character
+/// of a rotated page.
 pub(crate) fn page_text(page: &PdfPage<'_>) -> Result<String, PdfiumError> {
-    Ok(clean(&page.text()?.all()))
+    const FAR: f32 = 1.0e7;
+    let everywhere = PdfRect::new_from_values(-FAR, -FAR, FAR, FAR);
+    Ok(clean(&page.text()?.inside_rect(everywhere)))
 }
 
-/// Renders the page in 8-bit grey at `width` × `height` pixels: rows of `width` bytes.
+/// Renders the page at `width` × `height` pixels and returns it in 8-bit grey, rows of
+/// `width` bytes. (PDFium renders into BGRA here: its grey bitmaps came out blank for image
+/// pages.)
 pub(crate) fn render_grey(page: &PdfPage<'_>, width: u32, height: u32) -> Option<Vec<u8>> {
     let config = PdfRenderConfig::new()
         .set_target_width(i32::try_from(width).ok()?)
         .set_target_height(i32::try_from(height).ok()?)
-        .set_format(PdfBitmapFormat::Gray)
         .render_annotations(true);
     let bitmap = page.render_with_config(&config).ok()?;
     let (w, h) = (bitmap.width() as usize, bitmap.height() as usize);
-    let raw = bitmap.as_raw_bytes();
-    if w == 0 || h == 0 || raw.len() < w * h {
+    let rgba = bitmap.as_rgba_bytes();
+    if w == 0 || h == 0 || rgba.len() != w * h * 4 {
         return None;
     }
-    let stride = raw.len() / h;
-    let mut out = Vec::with_capacity(w * h);
-    for row in raw.chunks_exact(stride).take(h) {
-        out.extend_from_slice(&row[..w]);
-    }
-    Some(out)
+    Some(
+        rgba.chunks_exact(4)
+            .map(|p| {
+                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                    as u8
+            })
+            .collect(),
+    )
 }
 
 /// Why PDFium cannot open a document, as the reason a user reads.
