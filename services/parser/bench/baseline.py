@@ -40,6 +40,33 @@ LIBS = {
     ".html": ("html", "beautifulsoup4 " + bs4.__version__ + " (lxml)", html),
 }
 
+def per_file(paths):
+    """`--files a.pdf b.docx …`: each file's seconds and text (or the library's error)."""
+    out = {}
+    for path in paths:
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in LIBS:
+            continue
+        fmt, lib, fn = LIBS[ext]
+        start = time.perf_counter()
+        try:
+            text = fn(path)
+        except Exception as e:  # a refusal is an outcome
+            out[path] = {"format": fmt, "library": lib, "error": f"{type(e).__name__}: {e}"}
+            continue
+        out[path] = {"format": fmt, "library": lib, "seconds": time.perf_counter() - start, "text": text}
+    return out
+
+
+if sys.argv[1] == "--files":
+    import logging
+    import warnings
+
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
+    print(json.dumps(per_file(sys.argv[2:])))
+    sys.exit(0)
+
 root = sys.argv[1]
 result = {}
 for name in sorted(os.listdir(root)):

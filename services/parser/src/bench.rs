@@ -213,10 +213,24 @@ pub struct BenchArgs {
     pub no_baseline: bool,
     #[arg(long, default_value_t = 11)]
     pub seed: u64,
+    /// Instead of generated documents: the PDF, DOCX and HTML files of this real-world corpus
+    /// (`../shared/corpus`), with word recall against the Python libraries.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Timed rounds per file with --corpus (after one untimed round).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// Runs the benchmark and prints its table.
 pub fn run(parser: &Parser, args: &BenchArgs) -> anyhow::Result<()> {
+    let python = args.python.clone().unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        home.join(".cache/apex/tools/venv/bin/python")
+    });
+    if let Some(dir) = &args.corpus {
+        return crate::bench_corpus::run(parser, dir, &python, args.rounds);
+    }
     let dir = tempfile::tempdir()?;
     let corpus = write_corpus(dir.path(), args.docs, args.seed)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -228,10 +242,6 @@ pub fn run(parser: &Parser, args: &BenchArgs) -> anyhow::Result<()> {
     let baselines = if args.no_baseline {
         Default::default()
     } else {
-        let python = args.python.clone().unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-            home.join(".cache/apex/tools/venv/bin/python")
-        });
         python_baseline(&python, dir.path())?
     };
     println!();

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "devtools")]
 pub mod bench;
+#[cfg(feature = "devtools")]
+pub mod bench_corpus;
 pub mod chunk;
 #[cfg(feature = "testsuite")]
 pub mod corpus;
@@ -15,6 +17,8 @@ mod lang;
 pub mod metrics;
 mod model;
 mod ocr;
+#[cfg(feature = "testsuite")]
+pub mod quality;
 mod service;
 mod text;
 

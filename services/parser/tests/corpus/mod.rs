@@ -3,16 +3,14 @@
 
 mod expected;
 
-use std::collections::HashMap;
-
 use apex_common::Shutdown;
 use apex_parser::ParserSettings;
 use apex_proto::parser::v1::ParsedDocument;
 use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
-use unicode_normalization::UnicodeNormalization as _;
 
+pub(crate) use apex_parser::quality::recall;
 pub(crate) use expected::expected;
 
 /// What the service answered.
@@ -90,41 +88,6 @@ impl Expect {
 /// Words as letters only (two or more; one Han or kana character each), NFKC-folded and
 /// lower-cased: ligatures and presentation forms compare equal, and digits and maths (which
 /// the libraries map differently) do not count.
-/// Han, kana: scripts written without spaces, where each character counts as a word.
-fn unspaced(c: char) -> bool {
-    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF)
-}
-
-fn bag(text: &str) -> HashMap<String, usize> {
-    let folded: String = text.nfkc().collect::<String>().to_lowercase();
-    let mut bag = HashMap::new();
-    for w in folded.split(|c: char| !c.is_alphabetic() || unspaced(c)) {
-        if w.chars().count() >= 2 {
-            *bag.entry(w.to_owned()).or_insert(0) += 1;
-        }
-    }
-    for c in folded.chars().filter(|c| unspaced(*c)) {
-        *bag.entry(c.to_string()).or_insert(0) += 1;
-    }
-    bag
-}
-
-/// The share of `reference`'s words (with their counts) found in `ours`; `None` when the
-/// reference has no words.
-pub(crate) fn recall(reference: &str, ours: &str) -> Option<f64> {
-    let theirs = bag(reference);
-    let total: usize = theirs.values().sum();
-    if total == 0 {
-        return None;
-    }
-    let ours = bag(ours);
-    let found: usize = theirs
-        .iter()
-        .map(|(w, n)| (*n).min(ours.get(w).copied().unwrap_or(0)))
-        .sum();
-    Some(found as f64 / total as f64)
-}
-
 /// The manifest's sets (`835x3` = three 835s) each read into a record with its envelope.
 pub(crate) fn edi_records(doc: &ParsedDocument, sets: &str) -> Result<(), String> {
     let mut want: Vec<String> = Vec::new();

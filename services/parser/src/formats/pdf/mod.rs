@@ -159,6 +159,21 @@ pub(crate) fn parse(
     Ok(out)
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_read_when_well_formed_and_are_kept_raw_otherwise() {
+        assert_eq!(
+            super::pdf_date("D:20260315093000+01'00'"),
+            "2026-03-15T09:30:00"
+        );
+        assert_eq!(super::pdf_date("D:20260315"), "2026-03-15");
+        // Found by the fuzzer: a multi-byte character where the digits should be.
+        let odd = "2Ñł·‘×9'Ãbs;0260315093000Z";
+        assert_eq!(super::pdf_date(odd), odd);
+    }
+}
+
 fn internal(reason: String) -> ParseError {
     ParseError::Internal {
         format: FORMAT,
@@ -179,7 +194,8 @@ fn text_layer_page(number: u32, start: u64, end: u64) -> Page {
 /// `D:20260315093000+01'00'` → `2026-03-15T09:30:00`.
 pub(crate) fn pdf_date(raw: &str) -> String {
     let d = raw.trim_start_matches("D:");
-    if d.len() >= 14 && d[..14].bytes().all(|b| b.is_ascii_digit()) {
+    let digits = |n: usize| d.len() >= n && d.as_bytes()[..n].iter().all(u8::is_ascii_digit);
+    if digits(14) {
         format!(
             "{}-{}-{}T{}:{}:{}",
             &d[..4],
@@ -189,7 +205,7 @@ pub(crate) fn pdf_date(raw: &str) -> String {
             &d[10..12],
             &d[12..14]
         )
-    } else if d.len() >= 8 && d[..8].bytes().all(|b| b.is_ascii_digit()) {
+    } else if digits(8) {
         format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8])
     } else {
         raw.to_owned()
