@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn ligatures_case_and_digits_do_not_count_and_missing_words_do() {
         assert_eq!(
-            recall("De\u{FB01}nition 39 of Offen", "definition OFFEN"),
+            recall("De\u{FB01}nition 39 of Offen", "definition of OFFEN"),
             Some(1.0)
         );
         assert_eq!(recall("alpha beta gamma delta", "alpha beta"), Some(0.5));

@@ -159,21 +159,6 @@ pub(crate) fn parse(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_read_when_well_formed_and_are_kept_raw_otherwise() {
-        assert_eq!(
-            super::pdf_date("D:20260315093000+01'00'"),
-            "2026-03-15T09:30:00"
-        );
-        assert_eq!(super::pdf_date("D:20260315"), "2026-03-15");
-        // Found by the fuzzer: a multi-byte character where the digits should be.
-        let odd = "2Ñł·‘×9'Ãbs;0260315093000Z";
-        assert_eq!(super::pdf_date(odd), odd);
-    }
-}
-
 fn internal(reason: String) -> ParseError {
     ParseError::Internal {
         format: FORMAT,
@@ -209,5 +194,20 @@ pub(crate) fn pdf_date(raw: &str) -> String {
         format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8])
     } else {
         raw.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_read_when_well_formed_and_are_kept_raw_otherwise() {
+        assert_eq!(
+            super::pdf_date("D:20260315093000+01'00'"),
+            "2026-03-15T09:30:00"
+        );
+        assert_eq!(super::pdf_date("D:20260315"), "2026-03-15");
+        // Found by the fuzzer: a multi-byte character where the digits should be.
+        let odd = "2Ñł·‘×9'Ãbs;0260315093000Z";
+        assert_eq!(super::pdf_date(odd), odd);
     }
 }
