@@ -29,6 +29,17 @@ pub(crate) fn extract(
     settings: &ParserSettings,
     deadline: &Deadline,
 ) -> Result<Extracted, ParseError> {
+    // Binary formats never need the bytes as text (decoding a 4 MB PDF with the encoding
+    // detector cost more than PDFium's whole text extraction).
+    match format {
+        Format::Docx => return docx::parse(bytes, settings, deadline),
+        Format::Xlsx => return xlsx::parse(bytes, settings, deadline),
+        Format::Pdf => return pdf::parse(bytes, settings, deadline),
+        Format::Png | Format::Jpeg | Format::Tiff => {
+            return image::parse(format, bytes, settings, deadline);
+        }
+        _ => {}
+    }
     let owned;
     let text = match decoded {
         Some(d) => d,
@@ -52,11 +63,11 @@ pub(crate) fn extract(
             email::parse(text.text.as_bytes(), settings.max_depth)?
         }
         Format::Email => email::parse(bytes, settings.max_depth)?,
-        Format::Docx => docx::parse(bytes, settings, deadline)?,
-        Format::Xlsx => xlsx::parse(bytes, settings, deadline)?,
-        Format::Pdf => pdf::parse(bytes, settings, deadline)?,
-        Format::Png | Format::Jpeg | Format::Tiff => {
-            image::parse(format, bytes, settings, deadline)?
+        Format::Docx | Format::Xlsx | Format::Pdf | Format::Png | Format::Jpeg | Format::Tiff => {
+            return Err(ParseError::Internal {
+                format: format.name(),
+                reason: "a binary format reached the text path".to_owned(),
+            });
         }
     };
     if decoded.is_some() && text.encoding != "UTF-8" {
