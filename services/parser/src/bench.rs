@@ -220,6 +220,10 @@ pub struct BenchArgs {
     /// Timed rounds per file with --corpus (after one untimed round).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// With --corpus: also time the same files through this running parser service
+    /// (for example http://127.0.0.1:50051, the stack `apex up` runs).
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 /// Runs the benchmark and prints its table.
@@ -229,7 +233,13 @@ pub fn run(parser: &Parser, args: &BenchArgs) -> anyhow::Result<()> {
         home.join(".cache/apex/tools/venv/bin/python")
     });
     if let Some(dir) = &args.corpus {
-        return crate::bench_corpus::run(parser, dir, &python, args.rounds);
+        return crate::bench_corpus::run(
+            parser,
+            dir,
+            &python,
+            args.rounds,
+            args.service.as_deref(),
+        );
     }
     let dir = tempfile::tempdir()?;
     let corpus = write_corpus(dir.path(), args.docs, args.seed)?;

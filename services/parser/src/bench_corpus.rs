@@ -56,7 +56,13 @@ fn mb(bytes: u64) -> f64 {
 }
 
 /// Runs the real-corpus benchmark and prints its tables.
-pub fn run(parser: &Parser, dir: &Path, python: &Path, rounds: usize) -> anyhow::Result<()> {
+pub fn run(
+    parser: &Parser,
+    dir: &Path,
+    python: &Path,
+    rounds: usize,
+    service: Option<&str>,
+) -> anyhow::Result<()> {
     // The text layer against the text layer: the Python libraries do not OCR, so neither does
     // the parser here (an image-only page would cost it seconds of Tesseract).
     let mut settings = parser.settings().clone();
@@ -86,6 +92,7 @@ pub fn run(parser: &Parser, dir: &Path, python: &Path, rounds: usize) -> anyhow:
         "| format | files (both read) | MB | apex MB/s | Python library | Python MB/s | ×Python | word recall | apex parse + chunking MB/s |"
     );
     println!("|---|---:|---:|---:|---|---:|---:|---:|---:|");
+    let mut through_service = Vec::new();
     for (folder, ext) in formats {
         let mut bytes = 0u64;
         let (mut ours_s, mut theirs_s, mut full_s) = (0f64, 0f64, 0f64);
@@ -136,6 +143,95 @@ pub fn run(parser: &Parser, dir: &Path, python: &Path, rounds: usize) -> anyhow:
             theirs_s / ours_s.max(1e-9),
             found as f64 * 100.0 / total.max(1) as f64,
             rate(full_s),
+        );
+        through_service.push((folder, bytes, full_s));
+    }
+    if let Some(address) = service {
+        println!();
+        service_table(parser, address, &files, &through_service, rounds)?;
+    }
+    Ok(())
+}
+
+/// The same files through a running parser service (`Parse` over gRPC: what the stack's
+/// build does, round trip included) against this process's parse + chunking.
+fn service_table(
+    parser: &Parser,
+    address: &str,
+    files: &[PathBuf],
+    local: &[(&str, u64, f64)],
+    rounds: usize,
+) -> anyhow::Result<()> {
+    use apex_proto::parser::v1::ParseRequest;
+    use apex_proto::parser::v1::parser_service_client::ParserServiceClient;
+
+    let handle = tokio::runtime::Handle::current();
+    let mut client = handle.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(address.to_owned())?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the parser at {address}"))?;
+        anyhow::Ok(
+            ParserServiceClient::new(channel)
+                .max_decoding_message_size(256 * 1024 * 1024)
+                .max_encoding_message_size(256 * 1024 * 1024),
+        )
+    })?;
+    println!(
+        "Through the running service at {address} (its build, gRPC round trip included; mean of {rounds} round(s) after one untimed), against this process's parse + chunking:"
+    );
+    println!();
+    println!("| format | files | MB | service MB/s | this build MB/s | service / this build |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (folder, _, _) in local {
+        let (mut bytes, mut service_s, mut local_s, mut n) = (0u64, 0f64, 0f64, 0usize);
+        for path in files
+            .iter()
+            .filter(|p| p.parent().and_then(Path::file_name) == Some(folder.as_ref()))
+        {
+            let content = std::fs::read(path)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let request = ParseRequest {
+                content: content.clone(),
+                file_name: name.clone(),
+                ..Default::default()
+            };
+            let hints = Hints {
+                file_name: &name,
+                ..Hints::default()
+            };
+            // Refused, or no text layer (the service would OCR what this parser may not):
+            // not comparable.
+            if !parser
+                .parse(&content, hints)
+                .is_ok_and(|d| !d.no_text_layer)
+                || handle.block_on(client.parse(request.clone())).is_err()
+            {
+                continue;
+            }
+            let start = Instant::now();
+            for _ in 0..rounds.max(1) {
+                handle.block_on(client.parse(request.clone()))?;
+            }
+            service_s += start.elapsed().as_secs_f64() / rounds.max(1) as f64;
+            let start = Instant::now();
+            for _ in 0..rounds.max(1) {
+                let _ = parser.parse(&content, hints);
+            }
+            local_s += start.elapsed().as_secs_f64() / rounds.max(1) as f64;
+            bytes += content.len() as u64;
+            n += 1;
+        }
+        let rate = |s: f64| mb(bytes) / s.max(1e-9);
+        println!(
+            "| {folder} | {n} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            mb(bytes),
+            rate(service_s),
+            rate(local_s),
+            local_s / service_s.max(1e-9)
         );
     }
     Ok(())
