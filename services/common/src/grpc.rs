@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -229,9 +230,15 @@ pub async fn serve_tls(
         }
         None => {
             tracing::info!(%addr, "grpc server listening");
-            router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-                .await?;
+            // Every accepted connection without Nagle's algorithm: a reply written as
+            // headers then data otherwise waits for the client's delayed ACK (about 40 ms a
+            // call, measured on the parser: 42 ms per small document).
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                accepted.inspect(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                })
+            });
+            router.serve_with_incoming_shutdown(incoming, stop).await?;
         }
     }
     tracing::info!(%addr, "grpc server stopped");

@@ -179,5 +179,7 @@ fn search_result_schema() -> Value {
             "score": {"type": "number"}, "document_id": {"type": "string"},
             "chunk_id": {"type": "string"}, "text": {"type": "string"},
             "entities": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "type": {"type": "string"}, "name": {"type": "string"}}}}}}}}})
+                "id": {"type": "string"}, "type": {"type": "string"}, "name": {"type": "string"}}}},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "How the chunk's text was obtained when not read directly: for OCR'd text text_source = ocr, ocr_engine and ocr_confidence (0 to 1)"}}}}}})
 }

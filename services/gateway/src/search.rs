@@ -103,6 +103,7 @@ pub(crate) async fn search(
                 "entities": h.entities.into_iter().map(|e| json!({
                     "id": e.entity_id, "type": e.entity_type, "name": e.name,
                 })).collect::<Vec<_>>(),
+                "metadata": h.metadata.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             })
         })
         .collect();

@@ -384,4 +384,7 @@ fn the_image_holds_every_binary_the_manifests_run() {
     }
     assert!(dockerfile.contains("USER 10001"), "runs as a non-root user");
     assert!(dockerfile.contains("libonnxruntime.so") && dockerfile.contains("model.onnx"));
+    // The parser's PDF engine and OCR.
+    assert!(dockerfile.contains("APEX_PARSER__PDF__PDFIUM_LIBRARY=/opt/apex/lib/libpdfium.so"));
+    assert!(dockerfile.contains("tesseract-ocr tesseract-ocr-eng"));
 }

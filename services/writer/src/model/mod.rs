@@ -51,6 +51,8 @@ pub struct ChunkRow {
     pub section: String,
     pub char_start: u64,
     pub char_end: u64,
+    /// The parser's chunk metadata (OCR marks), stored as a JSON object.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -331,6 +333,7 @@ fn chunk_rows(
             section: location.section,
             char_start: location.char_start,
             char_end: location.char_end,
+            metadata: c.metadata.into_iter().collect(),
         });
     }
     Ok((rows, by_id))

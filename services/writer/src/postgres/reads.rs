@@ -29,6 +29,8 @@ pub struct ChunkRow {
     pub section: String,
     /// (entity id, type, display name) of each entity mentioned.
     pub entities: Vec<(Uuid, String, String)>,
+    /// The parser's chunk metadata (OCR marks).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl PgStore {
@@ -69,7 +71,8 @@ impl PgStore {
                     coalesce(array_agg(e.entity_type ORDER BY e.entity_type, e.display_name)
                              FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_types,
                     coalesce(array_agg(e.display_name ORDER BY e.entity_type, e.display_name)
-                             FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_names
+                             FILTER (WHERE e.entity_id IS NOT NULL), '{}') AS entity_names,
+                    c.metadata::text
              FROM chunks c
              JOIN documents d ON d.document_id = c.document_id
              LEFT JOIN (SELECT DISTINCT chunk_id, entity_id FROM mentions) m ON m.chunk_id = c.chunk_id
@@ -87,6 +90,7 @@ impl PgStore {
                 let ids: Vec<Uuid> = r.get(8);
                 let types: Vec<String> = r.get(9);
                 let names: Vec<String> = r.get(10);
+                let metadata: String = r.get(11);
                 ChunkRow {
                     chunk_id: r.get(0),
                     document_id: r.get(1),
@@ -102,6 +106,8 @@ impl PgStore {
                         .zip(names)
                         .map(|((id, t), n)| (id, t, n))
                         .collect(),
+                    // Written by this writer from a string map; anything else reads as empty.
+                    metadata: serde_json::from_str(&metadata).unwrap_or_default(),
                 }
             })
             .collect())

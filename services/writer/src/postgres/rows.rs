@@ -103,17 +103,18 @@ async fn insert_chunks(
 ) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO chunks (chunk_id, document_id, version, ordinal, text, token_count,
-             page, section, char_start, char_end)
-         SELECT t.id, $1, $2, t.ordinal, t.text, t.tokens, t.page, t.section, t.cs, t.ce
+             page, section, char_start, char_end, metadata)
+         SELECT t.id, $1, $2, t.ordinal, t.text, t.tokens, t.page, t.section, t.cs, t.ce,
+                t.meta::jsonb
          FROM UNNEST($3::uuid[], $4::int4[], $5::text[], $6::int4[], $7::int4[],
-                     $8::text[], $9::int8[], $10::int8[])
-              AS t(id, ordinal, text, tokens, page, section, cs, ce)
+                     $8::text[], $9::int8[], $10::int8[], $11::text[])
+              AS t(id, ordinal, text, tokens, page, section, cs, ce, meta)
          ON CONFLICT (chunk_id) DO UPDATE SET
              document_id = EXCLUDED.document_id, version = EXCLUDED.version,
              ordinal = EXCLUDED.ordinal, text = EXCLUDED.text,
              token_count = EXCLUDED.token_count, page = EXCLUDED.page,
              section = EXCLUDED.section, char_start = EXCLUDED.char_start,
-             char_end = EXCLUDED.char_end",
+             char_end = EXCLUDED.char_end, metadata = EXCLUDED.metadata",
     )
     .bind(doc.document_id)
     .bind(doc.version as i64)
@@ -135,6 +136,12 @@ async fn insert_chunks(
             .collect::<Vec<_>>(),
     )
     .bind(batch.iter().map(|c| c.char_end as i64).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|c| serde_json::to_string(&c.metadata).unwrap_or_else(|_| "{}".to_owned()))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await
     .map_err(|e| pg_error("insert chunks", e))?;

@@ -85,6 +85,7 @@ impl Writer {
                             name: n,
                         })
                         .collect(),
+                    metadata: r.metadata.into_iter().collect(),
                 })
             })
             .collect();

@@ -94,6 +94,58 @@ async fn an_upload_completes_on_temporal_and_is_searchable() {
     g.stop().await;
 }
 
+/// A scan (one image, no text layer) from the shared real-world corpus: read by OCR, stored,
+/// and its search hits say so with the engine's confidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanned_pdf_is_read_by_ocr_and_its_hits_say_so() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let corpus = std::env::var_os("APEX_CORPUS_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+        std::path::PathBuf::from,
+    );
+    let scan = std::fs::read(corpus.join("pdf/loremipsum-flat.pdf"))
+        .expect("the shared corpus (../shared/corpus next to the clone, or APEX_CORPUS_DIR)");
+    let g = Gateway::start(&stack, |_| {}).await;
+    let accepted = g
+        .accept(g.form("loremipsum-flat.pdf", "application/pdf", scan))
+        .await;
+    let id = accepted["document_id"].as_str().expect("id").to_owned();
+    let done = g.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["chunk_count"].as_u64() >= Some(2), "{done}");
+    let found: Value = g
+        .get(&format!(
+            "/v1/search?q=lorem+ipsum+dolor+sit+amet+consectetur&limit=3&source={}",
+            g.source
+        ))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hit = &found["hits"][0];
+    assert_eq!(hit["document_id"], id.as_str(), "{found}");
+    assert!(
+        hit["text"]
+            .as_str()
+            .is_some_and(|t| t.to_lowercase().contains("ipsum")),
+        "{hit}"
+    );
+    assert_eq!(hit["metadata"]["text_source"], "ocr", "{hit}");
+    assert!(
+        hit["metadata"]["ocr_engine"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("tesseract")),
+        "{hit}"
+    );
+    let confidence: f64 = hit["metadata"]["ocr_confidence"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .expect("confidence");
+    assert!((0.5..=1.0).contains(&confidence), "{hit}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_given_by_url_is_fetched_and_ingested_on_either_path() {
     let Some(stack) = apex_e2e::stack() else {
