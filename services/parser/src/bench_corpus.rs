@@ -170,6 +170,7 @@ fn service_table(
     let handle = tokio::runtime::Handle::current();
     let mut client = handle.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(address.to_owned())?
+            .tcp_nodelay(true)
             .connect()
             .await
             .with_context(|| format!("cannot reach the parser at {address}"))?;

@@ -205,6 +205,87 @@ mod tests {
         assert_eq!(frames(Format::Tiff, &tiff), Ok(vec![(1728, 2200)]));
     }
 
+    /// An 8-bit grey PNG (one IDAT, filter 0 on every row).
+    fn png_grey(width: u32, height: u32, grey: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        let mut raw = Vec::with_capacity(grey.len() + height as usize);
+        for row in grey.chunks_exact(width as usize) {
+            raw.push(0);
+            raw.extend_from_slice(row);
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&raw).expect("deflate");
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &z.finish().expect("finish"));
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_png_of_a_printed_page_is_read_by_ocr_and_marked() {
+        use crate::formats::pdf::pdfium;
+        let settings = ParserSettings::default();
+        let engine = pdfium::engine(&settings.pdf.pdfium_library).expect("PDFium (bootstrap)");
+        let pdf = crate::corpus::pdf(&["Bill of lading 5531 for the Memphis warehouse"], "BOL");
+        let doc = pdfium::open(engine, &pdf).expect("open");
+        let page = doc.pages().get(0).expect("page");
+        let (w, h) =
+            crate::ocr::pixels_for(page.width().value, page.height().value, 200, 40_000_000)
+                .expect("size");
+        let grey = pdfium::render_grey(&page, w, h).expect("render");
+        let png = png_grey(w, h, &grey);
+        assert_eq!(
+            crate::detect::detect(&png, "scan.png", "")
+                .expect("detected")
+                .format,
+            Format::Png
+        );
+        let deadline = Deadline::after(std::time::Duration::from_secs(60));
+        let out = parse(Format::Png, &png, &settings, &deadline).expect("read");
+        for word in ["lading", "5531", "Memphis", "warehouse"] {
+            assert!(out.text.contains(word), "{word} in {:?}", out.text);
+        }
+        assert_eq!(out.pages.len(), 1);
+        assert_eq!(out.pages[0].text_source, "ocr");
+        assert!(out.pages[0].ocr_confidence > 0.5, "{:?}", out.pages[0]);
+        assert_eq!(out.metadata.get("width"), Some(&w.to_string()));
+        assert!(
+            out.metadata
+                .get("ocr_engine")
+                .is_some_and(|e| e.starts_with("tesseract"))
+        );
+
+        // Over the pixel budget: refused before Tesseract runs, naming the setting.
+        let mut small = settings.clone();
+        small.ocr.max_pixels = 1_000_000;
+        let e = parse(Format::Png, &png, &small, &deadline).expect_err("too large");
+        assert!(e.to_string().contains("ocr.max_pixels"), "{e}");
+        // OCR off: no text, and it says why.
+        let mut off = settings.clone();
+        off.ocr.enabled = false;
+        let out = parse(Format::Png, &png, &off, &deadline).expect("read");
+        assert!(out.no_text_layer && out.text.is_empty());
+        assert!(
+            out.warnings.iter().any(|w| w.starts_with("ocr_skipped")),
+            "{:?}",
+            out.warnings
+        );
+    }
+
     #[test]
     fn broken_headers_are_named() {
         assert!(

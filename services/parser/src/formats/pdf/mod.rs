@@ -5,7 +5,7 @@
 //! so that a decompression bomb is refused instead of exhausting memory.
 
 mod extract;
-mod pdfium;
+pub(crate) mod pdfium;
 mod streams;
 
 use std::path::PathBuf;
