@@ -214,9 +214,9 @@ impl Parser {
         // Format parsers have their own boundary (naming the format); this one covers
         // detection, decoding and chunking too, so no input can take the process down.
         catch_unwind(AssertUnwindSafe(|| {
-            let ids =
-                chunk::ChunkIds::for_document(hints.document, &hex::encode(Sha256::digest(bytes)));
-            self.parse_part(bytes, hints, String::new(), &ids, 0, &deadline)
+            let sha256 = hex::encode(Sha256::digest(bytes));
+            let ids = chunk::ChunkIds::for_document(hints.document, &sha256);
+            self.parse_part(bytes, sha256, hints, String::new(), &ids, 0, &deadline)
         }))
         .map_err(|panic| ParseError::Internal {
             format: "document",
@@ -276,16 +276,18 @@ impl Parser {
         Ok((format, extracted, detection.warning))
     }
 
+    /// One document or attachment; `sha256` is the hex digest of `bytes`.
+    #[allow(clippy::too_many_arguments)]
     fn parse_part(
         &self,
         bytes: &[u8],
+        sha256: String,
         hints: Hints<'_>,
         name: String,
         ids: &chunk::ChunkIds,
         depth: u32,
         deadline: &Deadline,
     ) -> Result<ParsedDocument, ParseError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
         let (format, extracted, mismatch) = self.detect_and_extract(bytes, hints, deadline)?;
         deadline.check()?;
         let Extracted {
@@ -333,6 +335,7 @@ impl Parser {
             };
             match self.parse_part(
                 &attachment.bytes,
+                hex::encode(Sha256::digest(&attachment.bytes)),
                 part_hints,
                 attachment.name.clone(),
                 &ids.part(index),
