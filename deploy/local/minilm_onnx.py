@@ -85,7 +85,13 @@ def build(weights):
 
     # Additive attention mask [B, 1, 1, S]: 0 where attended, a large negative elsewhere.
     mask_f = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    mask4 = node("Unsqueeze", [mask_f, const(np.array([1, 2], dtype=np.int64))])
+    # Unsqueezed one axis at a time and scores divided by sqrt(d) (not multiplied by its
+    # inverse): the shapes ONNX Runtime's transformer optimizer recognises, so that
+    # minilm_variants.py can fuse attention (the same arithmetic either way).
+    mask4 = node(
+        "Unsqueeze",
+        [node("Unsqueeze", [mask_f, const(np.array([1], dtype=np.int64))]), const(np.array([2], dtype=np.int64))],
+    )
     additive = node(
         "Mul",
         [node("Sub", [const(np.array(1.0, dtype=np.float32)), mask4]),
@@ -93,7 +99,7 @@ def build(weights):
     )
     heads_shape = const(np.array([0, 0, HEADS, HEAD_DIM], dtype=np.int64))
     merge_shape = const(np.array([0, 0, HIDDEN], dtype=np.int64))
-    scale = const(np.array(1.0 / np.sqrt(HEAD_DIM), dtype=np.float32))
+    scale = const(np.array(np.sqrt(HEAD_DIM), dtype=np.float32))
     sqrt2 = const(np.array(np.sqrt(2.0), dtype=np.float32))
     half = const(np.array(0.5, dtype=np.float32))
     one = const(np.array(1.0, dtype=np.float32))
@@ -103,7 +109,7 @@ def build(weights):
         q = node("Transpose", [node("Reshape", [linear(x, base + ".attention.self.query"), heads_shape])], perm=[0, 2, 1, 3])
         k = node("Transpose", [node("Reshape", [linear(x, base + ".attention.self.key"), heads_shape])], perm=[0, 2, 3, 1])
         v = node("Transpose", [node("Reshape", [linear(x, base + ".attention.self.value"), heads_shape])], perm=[0, 2, 1, 3])
-        scores = node("Add", [node("Mul", [node("MatMul", [q, k]), scale]), additive])
+        scores = node("Add", [node("Div", [node("MatMul", [q, k]), scale]), additive])
         probs = node("Softmax", [scores], axis=-1)
         ctx = node("Reshape", [node("Transpose", [node("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
         attn = linear(ctx, base + ".attention.output.dense")

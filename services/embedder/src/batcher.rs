@@ -1,7 +1,7 @@
 //! Dynamic batching: texts from concurrent requests wait in one bounded queue; each worker
-//! takes what is there (up to `max_batch`), waits up to `max_wait` for more when the batch
-//! is not full, sorts the batch by length so that padding is short, and runs it on its own
-//! encoder. A request that does not fit in the queue is refused at once.
+//! takes the oldest and the queued texts of a similar length (up to `max_batch`), waits up to
+//! `max_wait` for more when the batch is not full, sorts the batch by length so that padding
+//! is short, and runs it on its own encoder. A request that does not fit in the queue is refused at once.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -137,12 +137,7 @@ fn worker(
             // Gather: what is queued now, then wait a little for a fuller batch.
             let deadline = Instant::now() + options.max_wait;
             loop {
-                while batch.len() < options.max_batch {
-                    match queue.jobs.pop_front() {
-                        Some(j) => batch.push(j),
-                        None => break,
-                    }
-                }
+                take_similar(&mut queue.jobs, &mut batch, options.max_batch);
                 let now = Instant::now();
                 if batch.len() >= options.max_batch || now >= deadline || queue.closed {
                     break;
@@ -189,6 +184,36 @@ fn worker(
                     let _ = job.reply.send(Err(message.clone()));
                 }
             }
+        }
+    }
+}
+
+/// Padding class of a window: the power of two its length rounds up to (a batch is
+/// padded to its longest window).
+fn length_class(len: usize) -> u32 {
+    len.max(1).next_power_of_two().trailing_zeros()
+}
+
+/// Moves queued jobs into `batch` up to `max`: the oldest first (nothing waits behind
+/// newer texts forever), then the queued ones of its length class, in order, so short texts
+/// (queries, events) are not padded to the length of a long chunk. Other lengths stay queued
+/// for the next batch, which any worker takes at once.
+fn take_similar(queue: &mut VecDeque<Job>, batch: &mut Vec<Job>, max: usize) {
+    if batch.is_empty() {
+        match queue.pop_front() {
+            Some(j) => batch.push(j),
+            None => return,
+        }
+    }
+    let class = length_class(batch[0].window.len());
+    let mut i = 0;
+    while batch.len() < max && i < queue.len() {
+        if length_class(queue[i].window.len()) == class {
+            if let Some(j) = queue.remove(i) {
+                batch.push(j);
+            }
+        } else {
+            i += 1;
         }
     }
 }
@@ -417,6 +442,58 @@ mod tests {
             *seen.lock().expect("lock"),
             [vec![1], vec![4]],
             "lengths 2 and 3 skipped"
+        );
+        batcher.close();
+    }
+
+    #[tokio::test]
+    async fn queued_texts_are_batched_with_texts_of_their_length() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::start(
+            vec![Box::new(Gated {
+                gate: gate.clone(),
+                seen: seen.clone(),
+            })],
+            BatchOptions {
+                max_batch: 4,
+                max_wait: Duration::ZERO,
+                capacity: 16,
+            },
+        );
+        // The worker takes the first text and blocks; then long and short texts queue up,
+        // interleaved, with the oldest long.
+        let first = batcher.submit(vec![vec![1; 3]]).expect("first");
+        while batcher
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            tokio::task::yield_now().await;
+        }
+        let lengths = [200, 20, 250, 30, 240, 17, 18];
+        let rest = batcher
+            .submit(lengths.iter().map(|n| vec![1; *n]).collect())
+            .expect("rest");
+        {
+            let (open, cv) = &*gate;
+            *open.lock().expect("lock") = true;
+            cv.notify_all();
+        }
+        let mut got = Vec::new();
+        for rx in first.into_iter().chain(rest) {
+            got.push(rx.await.expect("reply").expect("vector")[0] as usize);
+        }
+        assert_eq!(
+            got,
+            [3, 200, 20, 250, 30, 240, 17, 18],
+            "each its own vector"
+        );
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [vec![3], vec![200, 240, 250], vec![17, 18, 20, 30]],
+            "the oldest first, each batch one length class"
         );
         batcher.close();
     }

@@ -7,6 +7,8 @@ pub mod batcher;
 #[cfg(feature = "devtools")]
 pub mod bench;
 pub mod cache;
+pub mod engine;
+pub mod gate;
 pub mod model;
 pub mod onnx;
 pub mod remote;
@@ -30,17 +32,32 @@ pub enum EngineChoice {
     Candle,
 }
 
+/// The numeric precision of the ONNX Runtime graph.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// int8 (`model.int8.onnx`) when it is installed and passes the fidelity gate against
+    /// fp32 at start, otherwise fp32.
+    Auto,
+    /// int8, or refuse to start when it is missing or fails the gate.
+    Int8,
+    Fp32,
+}
+
 /// Settings of the embedder (`APEX_EMBEDDER__…`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct EmbedderSettings {
     #[serde(flatten)]
     pub service: ServiceSettings,
-    /// Directory with `config.json`, `tokenizer.json`, `model.safetensors` and `model.onnx`.
+    /// Directory with `config.json`, `tokenizer.json`, `model.safetensors`, `model.onnx` and
+    /// `model.int8.onnx`.
     pub model_dir: PathBuf,
     /// ONNX Runtime shared library.
     pub onnxruntime_library: PathBuf,
     pub engine: EngineChoice,
+    /// ONNX Runtime only: int8 or fp32 (see [`Precision`]).
+    pub precision: Precision,
     /// Tokens per text, [CLS] and [SEP] included; longer texts are cut and flagged.
     pub max_tokens: usize,
     /// Worker threads (each with its own encoder) and threads per worker.
@@ -73,6 +90,7 @@ impl Default for EmbedderSettings {
             model_dir: tools_dir().join("models/all-MiniLM-L6-v2"),
             onnxruntime_library: tools_dir().join("lib/libonnxruntime.so"),
             engine: EngineChoice::Auto,
+            precision: Precision::Auto,
             max_tokens: 256,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             threads_per_worker: 1,

@@ -16,35 +16,16 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use crate::batcher::{BatchOptions, Batcher, Encoder};
+use crate::EmbedderSettings;
+use crate::batcher::{BatchOptions, Batcher};
+use crate::engine::encoders;
 use crate::model::MiniLm;
-use crate::onnx::OnnxEncoder;
-use crate::{EmbedderSettings, EngineChoice};
 
 /// Content type of a vectors artifact in the blob store.
 pub const ARTIFACT_CONTENT_TYPE: &str =
     "application/x-protobuf; type=apex.embedder.v1.EmbeddingSet";
 
 const SERVICES: &[&str] = &["apex.embedder.v1.EmbedderService"];
-
-impl Encoder for OnnxEncoder {
-    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.embed_ids(windows)
-    }
-}
-
-/// candle on a private rayon pool of `threads`.
-struct CandleEncoder {
-    model: Arc<MiniLm>,
-    pool: rayon::ThreadPool,
-}
-
-impl Encoder for CandleEncoder {
-    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
-        let model = &self.model;
-        self.pool.install(|| model.embed_ids(windows))
-    }
-}
 
 /// The embedder's Prometheus metrics.
 #[derive(Debug, Clone)]
@@ -135,52 +116,6 @@ pub struct EmbedderGrpc {
     settings: Arc<EmbedderSettings>,
     engine: &'static str,
     metrics: Metrics,
-}
-
-fn encoders(
-    settings: &EmbedderSettings,
-    model: &Arc<MiniLm>,
-) -> anyhow::Result<(Vec<Box<dyn Encoder>>, &'static str)> {
-    let graph = settings.model_dir.join("model.onnx");
-    let onnx = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
-        (0..settings.workers)
-            .map(|_| {
-                OnnxEncoder::load(
-                    &settings.onnxruntime_library,
-                    &graph,
-                    settings.threads_per_worker,
-                )
-                .map(|e| Box::new(e) as Box<dyn Encoder>)
-            })
-            .collect()
-    };
-    let candle = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
-        (0..settings.workers)
-            .map(|_| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(settings.threads_per_worker)
-                    .build()?;
-                Ok(Box::new(CandleEncoder {
-                    model: model.clone(),
-                    pool,
-                }) as Box<dyn Encoder>)
-            })
-            .collect()
-    };
-    match settings.engine {
-        EngineChoice::Onnx => Ok((onnx()?, "onnxruntime")),
-        EngineChoice::Candle => Ok((candle()?, "candle")),
-        EngineChoice::Auto => match onnx() {
-            Ok(e) => Ok((e, "onnxruntime")),
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "ONNX Runtime unavailable; using candle (slower)"
-                );
-                Ok((candle()?, "candle"))
-            }
-        },
-    }
 }
 
 impl EmbedderGrpc {

@@ -1,0 +1,227 @@
+//! Which encoder the workers run: ONNX Runtime (the int8 graph when it passes the fidelity
+//! gate, else fp32) or candle, by the `engine` and `precision` settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batcher::Encoder;
+use crate::gate::{self, Verdict};
+use crate::model::MiniLm;
+use crate::onnx::OnnxEncoder;
+use crate::{EmbedderSettings, EngineChoice, Precision};
+
+impl Encoder for OnnxEncoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_ids(windows)
+    }
+}
+
+/// candle on a private rayon pool of `threads`.
+struct CandleEncoder {
+    model: Arc<MiniLm>,
+    pool: rayon::ThreadPool,
+}
+
+impl Encoder for CandleEncoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let model = &self.model;
+        self.pool.install(|| model.embed_ids(windows))
+    }
+}
+
+/// The int8 graph, except for the empty text ([CLS] [SEP] and nothing between): with no
+/// content its activations quantize badly (cosine 0.987 against fp32), so its fp32 vector,
+/// computed once at start, is answered instead.
+#[derive(Debug)]
+pub struct Int8Encoder {
+    session: OnnxEncoder,
+    empty_window: Vec<u32>,
+    empty_vector: Vec<f32>,
+}
+
+impl Int8Encoder {
+    pub fn new(
+        session: OnnxEncoder,
+        model: &MiniLm,
+        fp32: &mut dyn Encoder,
+    ) -> anyhow::Result<Self> {
+        let empty_window = model.tokenize("")?.0;
+        let empty_vector = fp32
+            .encode(std::slice::from_ref(&empty_window))?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no vector for the empty text"))?;
+        Ok(Self {
+            session,
+            empty_window,
+            empty_vector,
+        })
+    }
+}
+
+impl Encoder for Int8Encoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        if !windows.contains(&self.empty_window) {
+            return self.session.embed_ids(windows);
+        }
+        let rest: Vec<Vec<u32>> = windows
+            .iter()
+            .filter(|w| **w != self.empty_window)
+            .cloned()
+            .collect();
+        let mut computed = self.session.embed_ids(&rest)?.into_iter();
+        windows
+            .iter()
+            .map(|w| {
+                if *w == self.empty_window {
+                    Ok(self.empty_vector.clone())
+                } else {
+                    computed
+                        .next()
+                        .ok_or_else(|| anyhow::anyhow!("fewer vectors than texts"))
+                }
+            })
+            .collect()
+    }
+}
+
+/// The fp32 graph, and the int8 one `deploy/local/minilm_variants.py` derives from it.
+pub fn fp32_graph(model_dir: &Path) -> PathBuf {
+    model_dir.join("model.onnx")
+}
+
+pub fn int8_graph(model_dir: &Path) -> PathBuf {
+    model_dir.join("model.int8.onnx")
+}
+
+/// The gate set as token windows (documents, then queries) and the number of documents.
+/// The empty text is one of the documents.
+pub fn gate_windows(model: &MiniLm) -> anyhow::Result<(Vec<Vec<u32>>, usize)> {
+    let set = gate::gate_set()?;
+    let windows = std::iter::once("")
+        .chain(set.documents.iter().map(String::as_str))
+        .chain(set.queries.iter().map(String::as_str))
+        .map(|t| model.tokenize(t).map(|(w, _)| w))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((windows, set.documents.len() + 1))
+}
+
+/// Runs the gate: `candidate` against `reference` on the built-in set.
+pub fn run_gate(
+    model: &MiniLm,
+    reference: &mut dyn Encoder,
+    candidate: &mut dyn Encoder,
+) -> anyhow::Result<Verdict> {
+    let (windows, documents) = gate_windows(model)?;
+    gate::check(reference, candidate, &windows, documents)
+}
+
+/// The ONNX Runtime workers at the configured precision, and the engine's name.
+fn onnx_encoders(
+    settings: &EmbedderSettings,
+    model: &MiniLm,
+) -> anyhow::Result<(Vec<Box<dyn Encoder>>, &'static str)> {
+    let load = |graph: &Path| {
+        OnnxEncoder::load(
+            &settings.onnxruntime_library,
+            graph,
+            settings.threads_per_worker,
+        )
+    };
+    let fp32 = |first: Option<OnnxEncoder>| -> anyhow::Result<Vec<Box<dyn Encoder>>> {
+        let graph = fp32_graph(&settings.model_dir);
+        let mut out: Vec<Box<dyn Encoder>> = Vec::with_capacity(settings.workers);
+        if let Some(e) = first {
+            out.push(Box::new(e));
+        }
+        while out.len() < settings.workers {
+            out.push(Box::new(load(&graph)?));
+        }
+        Ok(out)
+    };
+    if settings.precision == Precision::Fp32 {
+        return Ok((fp32(None)?, "onnxruntime-fp32"));
+    }
+    let int8 = int8_graph(&settings.model_dir);
+    if !int8.is_file() {
+        anyhow::ensure!(
+            settings.precision == Precision::Auto,
+            "precision is int8 but {} is missing (run deploy/local/bootstrap)",
+            int8.display()
+        );
+        tracing::info!(graph = %int8.display(), "no int8 graph; the embedder runs fp32");
+        return Ok((fp32(None)?, "onnxruntime-fp32"));
+    }
+    let mut reference = load(&fp32_graph(&settings.model_dir))?;
+    let mut candidate = Int8Encoder::new(load(&int8)?, model, &mut reference)?;
+    let started = std::time::Instant::now();
+    let verdict = run_gate(model, &mut reference, &mut candidate)?;
+    let took_ms = started.elapsed().as_millis() as u64;
+    match verdict.failure() {
+        None => {
+            tracing::info!(
+                min_cosine = verdict.min_cosine,
+                same_top10 = verdict.same_top10,
+                texts = verdict.texts,
+                took_ms,
+                "int8 graph passed the fidelity gate; the embedder runs int8"
+            );
+            let mut out: Vec<Box<dyn Encoder>> = Vec::with_capacity(settings.workers);
+            while out.len() + 1 < settings.workers {
+                out.push(Box::new(Int8Encoder::new(
+                    load(&int8)?,
+                    model,
+                    &mut reference,
+                )?));
+            }
+            out.push(Box::new(candidate));
+            Ok((out, "onnxruntime-int8"))
+        }
+        Some(why) if settings.precision == Precision::Auto => {
+            tracing::warn!(
+                reason = %why,
+                took_ms,
+                "int8 graph failed the fidelity gate; the embedder runs fp32"
+            );
+            Ok((fp32(Some(reference))?, "onnxruntime-fp32"))
+        }
+        Some(why) => {
+            anyhow::bail!("precision is int8 but the int8 graph failed the fidelity gate: {why}")
+        }
+    }
+}
+
+/// The workers' encoders by the settings, and the engine's name.
+pub fn encoders(
+    settings: &EmbedderSettings,
+    model: &Arc<MiniLm>,
+) -> anyhow::Result<(Vec<Box<dyn Encoder>>, &'static str)> {
+    let candle = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
+        (0..settings.workers)
+            .map(|_| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(settings.threads_per_worker)
+                    .build()?;
+                Ok(Box::new(CandleEncoder {
+                    model: model.clone(),
+                    pool,
+                }) as Box<dyn Encoder>)
+            })
+            .collect()
+    };
+    match settings.engine {
+        EngineChoice::Onnx => onnx_encoders(settings, model),
+        EngineChoice::Candle => Ok((candle()?, "candle")),
+        EngineChoice::Auto => match onnx_encoders(settings, model) {
+            Ok(e) => Ok(e),
+            // int8 asked for: candle has no int8, so that is a refusal too.
+            Err(e) if settings.precision == Precision::Int8 => Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "ONNX Runtime unavailable; using candle (slower)"
+                );
+                Ok((candle()?, "candle"))
+            }
+        },
+    }
+}
