@@ -1,7 +1,8 @@
-//! `apex-tools embedder bench`: chunks per second of the in-process model on 256-token chunks at
-//! batch 1, 8 and 32, with one core and with every core, and in the same run ONNX Runtime
-//! (the `onnxruntime` Python package) on the same graph, the same token windows and the same
-//! cores as the baseline, with the ratio.
+//! `apex-tools embedder bench`: chunks per second of the in-process encoders (candle, ONNX
+//! Runtime fp32 and int8) on 256- and 32-token windows at batch 1, 8 and 32, with one core and
+//! with every core, and in the same run ONNX Runtime (the `onnxruntime` Python package) on the
+//! same fp32 graph, the same token windows and the same cores as the baseline, with the
+//! ratios and the int8 vectors' lowest cosine against fp32.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,10 +56,15 @@ fn texts(dir: &Path) -> anyhow::Result<String> {
 
 /// Token windows of exactly `max_tokens` ([CLS] + pieces + [SEP]) over `text`.
 pub fn windows(model: &MiniLm, text: &str) -> anyhow::Result<Vec<Vec<u32>>> {
+    windows_of(model, text, model.max_tokens())
+}
+
+/// Token windows of exactly `tokens` over `text`.
+pub fn windows_of(model: &MiniLm, text: &str, tokens: usize) -> anyhow::Result<Vec<Vec<u32>>> {
     let (all, _) = model.tokenize_full(text)?;
     let (cls, sep) = (all[0], all[all.len() - 1]);
     let pieces = &all[1..all.len() - 1];
-    let per = model.max_tokens() - 2;
+    let per = tokens.max(3) - 2;
     Ok(pieces
         .chunks_exact(per)
         .map(|c| {
@@ -101,7 +107,7 @@ fn measure(
 }
 
 fn measure_onnx(
-    encoder: &mut crate::onnx::OnnxEncoder,
+    encoder: &mut dyn crate::batcher::Encoder,
     windows: &[Vec<u32>],
     batch: usize,
     seconds: f64,
@@ -110,7 +116,7 @@ fn measure_onnx(
         let rows: Vec<Vec<u32>> = (0..batch)
             .map(|j| windows[(i + j) % windows.len()].clone())
             .collect();
-        encoder.embed_ids(&rows).map(|_| ())
+        encoder.encode(&rows).map(|_| ())
     };
     run(0)?;
     let started = Instant::now();
@@ -123,95 +129,136 @@ fn measure_onnx(
     Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Lowest cosine between the two encoders' vectors of the same windows.
+fn min_cosine(
+    a: &mut dyn crate::batcher::Encoder,
+    b: &mut dyn crate::batcher::Encoder,
+    windows: &[Vec<u32>],
+) -> anyhow::Result<f32> {
+    let mut low = f32::INFINITY;
+    for chunk in windows.chunks(8) {
+        for (x, y) in a.encode(chunk)?.iter().zip(b.encode(chunk)?) {
+            low = low.min(x.iter().zip(&y).map(|(p, q)| p * q).sum());
+        }
+    }
+    Ok(low)
+}
+
+/// The Python baseline's figures (one JSON object per batch size).
+fn baseline(
+    python: &Path,
+    script: &Path,
+    graph: &Path,
+    windows: &Path,
+    threads: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(graph)
+        .arg(windows)
+        .arg(threads.to_string())
+        .arg(
+            args.batches
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .arg(args.seconds.to_string())
+        .output()
+        .context("running the ONNX Runtime baseline")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
 /// Prints the bench table.
 pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
     let dir = args
         .dir
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../extractor/eval"));
-    let windows = windows(model, &texts(&dir)?)?;
-    anyhow::ensure!(!windows.is_empty(), "not enough text for one window");
+    let text = texts(&dir)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut threads = vec![1];
     if cores > 1 {
         threads.push(cores);
     }
-    println!(
-        "{} windows of {} tokens from {}; {cores} cores",
-        windows.len(),
-        model.max_tokens(),
-        dir.display()
-    );
-    // The baseline's inputs: the same windows, and the same graph built from the same weights.
-    let work = tempfile::tempdir()?;
-    let windows_json = work.path().join("windows.json");
-    std::fs::write(&windows_json, serde_json::to_vec(&windows)?)?;
     let python = args.python.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
         home.join(".cache/apex/tools/venv/bin/python")
     });
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local");
-    let onnx = work.path().join("minilm.onnx");
-    let baseline_ok = python.as_os_str() != "none"
-        && std::process::Command::new(&python)
-            .arg(scripts.join("minilm_onnx.py"))
-            .arg(crate::model::default_model_dir())
-            .arg(&onnx)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
+    let model_dir = crate::model::default_model_dir();
+    let fp32_graph = crate::engine::fp32_graph(&model_dir);
+    let int8_graph = crate::engine::int8_graph(&model_dir);
+    let library = crate::onnx::default_library();
+    let baseline_ok = python.as_os_str() != "none" && python.is_file();
     if !baseline_ok {
         println!("(no ONNX Runtime baseline: run deploy/local/bootstrap --bench)");
     }
     println!(
-        "{:>7} {:>5} {:>14} {:>14} {:>16} {:>7}",
-        "threads", "batch", "candle (Rust)", "apex + ORT", "Python + ORT", "ratio"
+        "| tokens | threads | batch | candle | ORT fp32 | ORT int8 | Python ORT fp32 | int8 / fp32 | int8 / Python | int8 min cosine |"
     );
-    let graph = crate::model::default_model_dir().join("model.onnx");
-    for &t in &threads {
-        let baseline: Vec<serde_json::Value> = if baseline_ok {
-            let out = std::process::Command::new(&python)
-                .arg(scripts.join("bench_minilm_ort.py"))
-                .arg(&onnx)
-                .arg(&windows_json)
-                .arg(t.to_string())
-                .arg(
-                    args.batches
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )
-                .arg(args.seconds.to_string())
-                .output()
-                .context("running the ONNX Runtime baseline")?;
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut onnx =
-            crate::onnx::OnnxEncoder::load(&crate::onnx::default_library(), &graph, t).ok();
-        for &b in &args.batches {
-            let candle = measure(model, &windows, b, t, args.seconds)?;
-            let ours = match onnx.as_mut() {
-                Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
-                None => None,
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let work = tempfile::tempdir()?;
+    for tokens in [model.max_tokens(), 32] {
+        let windows = windows_of(model, &text, tokens)?;
+        anyhow::ensure!(!windows.is_empty(), "not enough text for one window");
+        let windows_json = work.path().join(format!("windows-{tokens}.json"));
+        std::fs::write(&windows_json, serde_json::to_vec(&windows)?)?;
+        for &t in &threads {
+            let theirs = if baseline_ok {
+                let script = scripts.join("bench_minilm_ort.py");
+                baseline(&python, &script, &fp32_graph, &windows_json, t, args)?
+            } else {
+                Vec::new()
             };
-            let theirs = baseline
-                .iter()
-                .find(|v| v["batch"].as_u64() == Some(b as u64))
-                .and_then(|v| v["chunks_per_sec"].as_f64());
-            let best = ours.unwrap_or(candle).max(candle);
-            let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
-            println!(
-                "{t:>7} {b:>5} {candle:>14.1} {:>14} {:>16} {:>7}",
-                cell(ours),
-                cell(theirs),
-                theirs.map_or("-".to_owned(), |x| format!("{:.2}", best / x))
-            );
+            let mut fp32 = crate::onnx::OnnxEncoder::load(&library, &fp32_graph, t).ok();
+            let mut int8 = match crate::onnx::OnnxEncoder::load(&library, &int8_graph, t) {
+                Ok(session) => match fp32.as_mut() {
+                    Some(reference) => {
+                        Some(crate::engine::Int8Encoder::new(session, model, reference)?)
+                    }
+                    None => None,
+                },
+                Err(_) => None,
+            };
+            let cosine = match (fp32.as_mut(), int8.as_mut()) {
+                (Some(a), Some(b)) => Some(min_cosine(a, b, &windows)?),
+                _ => None,
+            };
+            for &b in &args.batches {
+                let candle = measure(model, &windows, b, t, args.seconds)?;
+                let ours = match fp32.as_mut() {
+                    Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
+                    None => None,
+                };
+                let quick = match int8.as_mut() {
+                    Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
+                    None => None,
+                };
+                let python = theirs
+                    .iter()
+                    .find(|v| v["batch"].as_u64() == Some(b as u64))
+                    .and_then(|v| v["chunks_per_sec"].as_f64());
+                let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => format!("{:.2}", a / b.max(1e-9)),
+                    _ => "-".to_owned(),
+                };
+                println!(
+                    "| {tokens} | {t} | {b} | {candle:.1} | {} | {} | {} | {} | {} | {} |",
+                    cell(ours),
+                    cell(quick),
+                    cell(python),
+                    ratio(quick, ours),
+                    ratio(quick, python),
+                    cosine.map_or("-".to_owned(), |c| format!("{c:.4}")),
+                );
+            }
         }
     }
     Ok(())

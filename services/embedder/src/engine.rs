@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::batcher::Encoder;
 use crate::gate::{self, Verdict};
+use crate::gate_cache::gate_verdict;
 use crate::model::MiniLm;
 use crate::onnx::OnnxEncoder;
 use crate::{EmbedderSettings, EngineChoice, Precision};
@@ -40,6 +41,25 @@ pub struct Int8Encoder {
 }
 
 impl Int8Encoder {
+    /// With the empty text's fp32 vector already known.
+    pub fn with_empty_vector(
+        session: OnnxEncoder,
+        model: &MiniLm,
+        empty_vector: Vec<f32>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            session,
+            empty_window: model.tokenize("")?.0,
+            empty_vector,
+        })
+    }
+
+    /// The fp32 vector it answers for the empty text.
+    pub fn empty_vector(&self) -> &[f32] {
+        &self.empty_vector
+    }
+
+    /// The empty text's vector computed by `fp32`.
     pub fn new(
         session: OnnxEncoder,
         model: &MiniLm,
@@ -127,19 +147,14 @@ fn onnx_encoders(
             settings.threads_per_worker,
         )
     };
-    let fp32 = |first: Option<OnnxEncoder>| -> anyhow::Result<Vec<Box<dyn Encoder>>> {
+    let fp32 = || -> anyhow::Result<Vec<Box<dyn Encoder>>> {
         let graph = fp32_graph(&settings.model_dir);
-        let mut out: Vec<Box<dyn Encoder>> = Vec::with_capacity(settings.workers);
-        if let Some(e) = first {
-            out.push(Box::new(e));
-        }
-        while out.len() < settings.workers {
-            out.push(Box::new(load(&graph)?));
-        }
-        Ok(out)
+        (0..settings.workers)
+            .map(|_| Ok(Box::new(load(&graph)?) as Box<dyn Encoder>))
+            .collect()
     };
     if settings.precision == Precision::Fp32 {
-        return Ok((fp32(None)?, "onnxruntime-fp32"));
+        return Ok((fp32()?, "onnxruntime-fp32"));
     }
     let int8 = int8_graph(&settings.model_dir);
     if !int8.is_file() {
@@ -149,40 +164,39 @@ fn onnx_encoders(
             int8.display()
         );
         tracing::info!(graph = %int8.display(), "no int8 graph; the embedder runs fp32");
-        return Ok((fp32(None)?, "onnxruntime-fp32"));
+        return Ok((fp32()?, "onnxruntime-fp32"));
     }
-    let mut reference = load(&fp32_graph(&settings.model_dir))?;
-    let mut candidate = Int8Encoder::new(load(&int8)?, model, &mut reference)?;
-    let started = std::time::Instant::now();
-    let verdict = run_gate(model, &mut reference, &mut candidate)?;
-    let took_ms = started.elapsed().as_millis() as u64;
+    let gate = gate_verdict(settings, model, &int8)?;
+    let verdict = &gate.verdict;
     match verdict.failure() {
         None => {
             tracing::info!(
                 min_cosine = verdict.min_cosine,
                 same_top10 = verdict.same_top10,
                 texts = verdict.texts,
-                took_ms,
+                took_ms = gate.took_ms,
+                cached = gate.cached,
                 "int8 graph passed the fidelity gate; the embedder runs int8"
             );
-            let mut out: Vec<Box<dyn Encoder>> = Vec::with_capacity(settings.workers);
-            while out.len() + 1 < settings.workers {
-                out.push(Box::new(Int8Encoder::new(
-                    load(&int8)?,
-                    model,
-                    &mut reference,
-                )?));
-            }
-            out.push(Box::new(candidate));
+            let out = (0..settings.workers)
+                .map(|_| {
+                    Ok(Box::new(Int8Encoder::with_empty_vector(
+                        load(&int8)?,
+                        model,
+                        gate.empty_vector.clone(),
+                    )?) as Box<dyn Encoder>)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((out, "onnxruntime-int8"))
         }
         Some(why) if settings.precision == Precision::Auto => {
             tracing::warn!(
                 reason = %why,
-                took_ms,
+                took_ms = gate.took_ms,
+                cached = gate.cached,
                 "int8 graph failed the fidelity gate; the embedder runs fp32"
             );
-            Ok((fp32(Some(reference))?, "onnxruntime-fp32"))
+            Ok((fp32()?, "onnxruntime-fp32"))
         }
         Some(why) => {
             anyhow::bail!("precision is int8 but the int8 graph failed the fidelity gate: {why}")

@@ -19,7 +19,7 @@ pub const MIN_SAME_TOP10: f64 = 0.9;
 pub const KEEP_OF_TOP10: usize = 9;
 const TOP: usize = 10;
 
-const SET: &str = include_str!("../gate/set.json");
+pub const SET: &str = include_str!("../gate/set.json");
 
 #[derive(Debug, Deserialize)]
 pub struct GateSet {

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cache;
 pub mod engine;
 pub mod gate;
+pub mod gate_cache;
 pub mod model;
 pub mod onnx;
 pub mod remote;

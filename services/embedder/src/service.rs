@@ -159,9 +159,15 @@ impl EmbedderGrpc {
         let cache = if settings.cache_url.is_empty() {
             None
         } else {
+            // int8 vectors are cached apart from fp32 ones (which candle's equal).
+            let namespace = if engine.ends_with("int8") {
+                format!("{model_id}:int8")
+            } else {
+                model_id.clone()
+            };
             Some(Arc::new(crate::cache::Cache::new(
                 &settings.cache_url,
-                &model_id,
+                &namespace,
                 max_tokens as usize,
                 dimension as usize,
                 settings.cache_ttl_secs,
@@ -171,6 +177,16 @@ impl EmbedderGrpc {
         if let Some((_, batcher)) = &local {
             batcher.stats().register(&metrics.registry);
         }
+        // Which encoder runs (int8 or fp32 after the fidelity gate, candle, remote).
+        let engine_info = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "apex_embedder_engine_info",
+                "The encoder this embedder runs (1 for its engine label)",
+            ),
+            &["engine"],
+        )?;
+        engine_info.with_label_values(&[engine]).set(1);
+        metrics.registry.register(Box::new(engine_info))?;
         Ok(Self {
             local,
             remote,

@@ -282,6 +282,11 @@ async fn limits_are_refused_with_the_setting_named() {
         .await
         .expect("body");
     assert!(body.contains("apex_embedder_texts_total 2"), "{body}");
+    // The int8 graph passed the fidelity gate at start, and the metrics say so.
+    assert!(
+        body.contains("apex_embedder_engine_info{engine=\"onnxruntime-int8\"} 1"),
+        "{body}"
+    );
     s.stop().await;
 }
 

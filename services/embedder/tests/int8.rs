@@ -10,6 +10,7 @@ use std::sync::Arc;
 use apex_common::blob::BlobStore;
 use apex_embedder::batcher::Encoder as _;
 use apex_embedder::engine::{Int8Encoder, fp32_graph, int8_graph, run_gate};
+use apex_embedder::gate_cache::cache_path;
 use apex_embedder::model::{MiniLm, default_model_dir};
 use apex_embedder::onnx::{OnnxEncoder, default_library};
 use apex_embedder::{EmbedderGrpc, EmbedderSettings, Precision, gate};
@@ -134,4 +135,60 @@ fn the_default_embedder_runs_int8_and_fp32_when_asked() {
     assert_eq!(auto.engine(), "onnxruntime-int8");
     let fp32 = EmbedderGrpc::from_settings(settings(Precision::Fp32), store).expect("fp32");
     assert_eq!(fp32.engine(), "onnxruntime-fp32");
+}
+
+#[test]
+fn the_gate_verdict_is_kept_beside_the_graph_and_redone_when_the_graph_changes() {
+    let real = default_model_dir();
+    let dir = tempfile::tempdir().expect("dir");
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "model.onnx",
+        "model.int8.onnx",
+    ] {
+        std::os::unix::fs::symlink(real.join(name), dir.path().join(name)).expect("link");
+    }
+    let blobs = tempfile::tempdir().expect("blobs");
+    let store = Arc::new(BlobStore::open(&blobs.path().display().to_string()).expect("blobs"));
+    let start = || {
+        EmbedderGrpc::from_settings(
+            EmbedderSettings {
+                model_dir: dir.path().to_owned(),
+                workers: 1,
+                cache_url: String::new(),
+                ..EmbedderSettings::default()
+            },
+            store.clone(),
+        )
+        .expect("start")
+        .engine()
+    };
+    let kept = cache_path(&int8_graph(dir.path()));
+    assert!(!kept.exists());
+    assert_eq!(start(), "onnxruntime-int8");
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&kept).expect("verdict kept")).expect("json");
+    assert!(verdict["min_cosine"].as_f64().expect("cosine") >= 0.99);
+
+    // The kept verdict is what the next start believes: marked as failed, it runs fp32.
+    let mut failed = verdict.clone();
+    failed["min_cosine"] = serde_json::json!(0.5);
+    std::fs::write(&kept, serde_json::to_vec(&failed).expect("json")).expect("write");
+    assert_eq!(start(), "onnxruntime-fp32");
+
+    // Another int8 graph (the drifting one) is judged afresh, whatever the file says.
+    std::fs::write(&kept, serde_json::to_vec(&verdict).expect("json")).expect("write");
+    let drifting = drifting_model_dir();
+    std::fs::remove_file(int8_graph(dir.path())).expect("unlink");
+    std::fs::copy(int8_graph(drifting.path()), int8_graph(dir.path())).expect("copy");
+    assert_eq!(start(), "onnxruntime-fp32");
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&kept).expect("verdict")).expect("json");
+    assert!(
+        again["min_cosine"].as_f64().expect("cosine") < 0.99,
+        "{again}"
+    );
+    assert_ne!(again["key"], verdict["key"]);
 }
