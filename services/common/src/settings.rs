@@ -227,7 +227,23 @@ pub struct TelemetrySettings {
     pub log_format: String,
     /// OTLP/gRPC endpoint for traces, for example `http://127.0.0.1:4317`; empty = no export.
     pub otlp_endpoint: String,
+    /// Share of the traces this process starts that are exported (0.0–1.0); the ones it
+    /// continues follow the caller's decision, so a whole trace is kept or dropped.
+    pub sample_ratio: Ratio,
 }
+
+/// A share between 0 and 1 (a float that settings can compare with `Eq`: by its bits).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ratio(pub f64);
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Ratio {}
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
@@ -235,6 +251,7 @@ impl Default for TelemetrySettings {
             log_filter: "info".to_owned(),
             log_format: "auto".to_owned(),
             otlp_endpoint: String::new(),
+            sample_ratio: Ratio(1.0),
         }
     }
 }
@@ -253,6 +270,12 @@ impl TelemetrySettings {
             p.push(format!(
                 "{at}.otlp_endpoint `{}` is not a URL",
                 self.otlp_endpoint
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio.0) {
+            p.push(format!(
+                "{at}.sample_ratio must be between 0 and 1, not {}",
+                self.sample_ratio.0
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_filter).is_err() {

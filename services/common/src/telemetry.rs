@@ -147,10 +147,20 @@ fn provider<G: IdGenerator + 'static>(
             .with_endpoint(settings.otlp_endpoint.clone())
             .build()?;
         builder
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_sampler(root_sampler(settings.sample_ratio.0))
             .with_batch_exporter(exporter)
     };
     Ok(builder.build())
+}
+
+/// Traces this process starts are exported at `ratio` (by trace id, so every process that
+/// starts traces agrees); continued ones follow the caller.
+fn root_sampler(ratio: f64) -> Sampler {
+    if ratio >= 1.0 {
+        Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio.max(0.0))))
+    }
 }
 
 /// The project the local trace viewer (Arize Phoenix) keeps the mesh's traces in.
@@ -245,5 +255,87 @@ pub fn record_document(document: Option<&apex_proto::common::v1::DocumentRef>) {
     }
     if !d.source.is_empty() {
         span.record("apex.source", d.source.as_str());
+    }
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    use opentelemetry::Context;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
+
+    use super::root_sampler;
+    use crate::settings::TelemetrySettings;
+
+    fn decide(ratio: f64, parent: Option<bool>, trace: u128) -> bool {
+        let parent = parent.map(|sampled| {
+            Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(1),
+                if sampled {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                true,
+                TraceState::default(),
+            ))
+        });
+        let result = root_sampler(ratio).should_sample(
+            parent.as_ref(),
+            TraceId::from(trace),
+            "span",
+            &SpanKind::Server,
+            &[],
+            &[],
+        );
+        result.decision == SamplingDecision::RecordAndSample
+    }
+
+    #[test]
+    fn new_traces_are_kept_at_the_ratio_and_continued_ones_follow_the_caller() {
+        // Every trace at 1, none at 0.
+        assert!((1..200u128).all(|t| decide(1.0, None, t << 64)));
+        assert!((1..200u128).all(|t| !decide(0.0, None, t << 64)));
+        // About a tenth at 0.1, decided by the trace id (the same id, the same answer).
+        let kept = (1..2000u128)
+            .filter(|t| {
+                decide(
+                    0.1,
+                    None,
+                    (1 << 64) | u128::from((*t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                )
+            })
+            .count();
+        assert!((100..=300).contains(&kept), "{kept} of 1999");
+        let id = 0xABCD_u128 << 64;
+        assert_eq!(decide(0.1, None, id), decide(0.1, None, id));
+        // A caller's decision wins over the ratio, both ways.
+        assert!(decide(0.0, Some(true), 7 << 64));
+        assert!(!decide(1.0, Some(false), 7 << 64));
+    }
+
+    #[test]
+    fn a_ratio_outside_zero_to_one_is_refused_with_the_key() {
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let settings = TelemetrySettings {
+                sample_ratio: crate::settings::Ratio(bad),
+                ..TelemetrySettings::default()
+            };
+            let problems = settings.validate("telemetry");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("telemetry.sample_ratio must be between 0 and 1")),
+                "{bad}: {problems:?}"
+            );
+        }
+        assert!(
+            TelemetrySettings::default()
+                .validate("telemetry")
+                .is_empty()
+        );
     }
 }
