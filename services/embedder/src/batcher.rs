@@ -382,8 +382,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn texts_of_a_request_that_gave_up_are_not_computed() {
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
+    /// A batcher whose one worker blocks in its first batch until [`open`], and what its
+    /// batches held.
+    fn gated(max_batch: usize, capacity: usize) -> (Batcher, Gate, Arc<Mutex<Vec<Vec<usize>>>>) {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let batcher = Batcher::start(
@@ -392,13 +395,16 @@ mod tests {
                 seen: seen.clone(),
             })],
             BatchOptions {
-                max_batch: 1,
+                max_batch,
                 max_wait: Duration::ZERO,
-                capacity: 8,
+                capacity,
             },
         );
-        // The worker takes the first text and blocks on the gate.
-        let first = batcher.submit(vec![vec![1; 1]]).expect("first");
+        (batcher, gate, seen)
+    }
+
+    /// Returns once the worker has taken its first batch (and blocks in it).
+    async fn first_batch_taken(batcher: &Batcher) {
         while batcher
             .stats()
             .batches
@@ -407,6 +413,20 @@ mod tests {
         {
             tokio::task::yield_now().await;
         }
+    }
+
+    fn open(gate: &Gate) {
+        let (open, cv) = &**gate;
+        *open.lock().expect("lock") = true;
+        cv.notify_all();
+    }
+
+    #[tokio::test]
+    async fn texts_of_a_request_that_gave_up_are_not_computed() {
+        let (batcher, gate, seen) = gated(1, 8);
+        // The worker takes the first text and blocks on the gate.
+        let first = batcher.submit(vec![vec![1; 1]]).expect("first");
+        first_batch_taken(&batcher).await;
         // A request that then gives up (its receivers dropped), and one that waits.
         drop(
             batcher
@@ -414,11 +434,7 @@ mod tests {
                 .expect("abandoned"),
         );
         let kept = batcher.submit(vec![vec![1; 4]]).expect("kept");
-        {
-            let (open, cv) = &*gate;
-            *open.lock().expect("lock") = true;
-            cv.notify_all();
-        }
+        open(&gate);
         assert_eq!(
             first
                 .into_iter()
@@ -448,39 +464,16 @@ mod tests {
 
     #[tokio::test]
     async fn queued_texts_are_batched_with_texts_of_their_length() {
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let batcher = Batcher::start(
-            vec![Box::new(Gated {
-                gate: gate.clone(),
-                seen: seen.clone(),
-            })],
-            BatchOptions {
-                max_batch: 4,
-                max_wait: Duration::ZERO,
-                capacity: 16,
-            },
-        );
+        let (batcher, gate, seen) = gated(4, 16);
         // The worker takes the first text and blocks; then long and short texts queue up,
         // interleaved, with the oldest long.
         let first = batcher.submit(vec![vec![1; 3]]).expect("first");
-        while batcher
-            .stats()
-            .batches
-            .load(std::sync::atomic::Ordering::SeqCst)
-            == 0
-        {
-            tokio::task::yield_now().await;
-        }
+        first_batch_taken(&batcher).await;
         let lengths = [200, 20, 250, 30, 240, 17, 18];
         let rest = batcher
             .submit(lengths.iter().map(|n| vec![1; *n]).collect())
             .expect("rest");
-        {
-            let (open, cv) = &*gate;
-            *open.lock().expect("lock") = true;
-            cv.notify_all();
-        }
+        open(&gate);
         let mut got = Vec::new();
         for rx in first.into_iter().chain(rest) {
             got.push(rx.await.expect("reply").expect("vector")[0] as usize);

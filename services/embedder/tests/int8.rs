@@ -53,19 +53,28 @@ fn the_int8_graph_passes_the_fidelity_gate() {
     assert!(low.is_empty(), "{low:?}");
 }
 
+/// A directory with links to these files of the installed model.
+fn linked_model_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = default_model_dir();
+    let out = tempfile::tempdir().expect("dir");
+    for name in names {
+        std::os::unix::fs::symlink(dir.join(name), out.path().join(name)).expect("link");
+    }
+    out
+}
+
+const MODEL_FILES: [&str; 4] = [
+    "config.json",
+    "tokenizer.json",
+    "model.safetensors",
+    "model.onnx",
+];
+
 /// A model directory whose int8 graph has every MatMul quantized, the down-projections too:
 /// built by the same quantizer from the same fused graph.
 fn drifting_model_dir() -> tempfile::TempDir {
     let dir = default_model_dir();
-    let out = tempfile::tempdir().expect("dir");
-    for name in [
-        "config.json",
-        "tokenizer.json",
-        "model.safetensors",
-        "model.onnx",
-    ] {
-        std::os::unix::fs::symlink(dir.join(name), out.path().join(name)).expect("link");
-    }
+    let out = linked_model_dir(&MODEL_FILES);
     let python = dir
         .ancestors()
         .nth(2)
@@ -139,17 +148,9 @@ fn the_default_embedder_runs_int8_and_fp32_when_asked() {
 
 #[test]
 fn the_gate_verdict_is_kept_beside_the_graph_and_redone_when_the_graph_changes() {
-    let real = default_model_dir();
-    let dir = tempfile::tempdir().expect("dir");
-    for name in [
-        "config.json",
-        "tokenizer.json",
-        "model.safetensors",
-        "model.onnx",
-        "model.int8.onnx",
-    ] {
-        std::os::unix::fs::symlink(real.join(name), dir.path().join(name)).expect("link");
-    }
+    let mut names = MODEL_FILES.to_vec();
+    names.push("model.int8.onnx");
+    let dir = linked_model_dir(&names);
     let blobs = tempfile::tempdir().expect("blobs");
     let store = Arc::new(BlobStore::open(&blobs.path().display().to_string()).expect("blobs"));
     let start = || {
