@@ -30,10 +30,35 @@ pub const SEARCH_ATTRIBUTES: [&str; 4] = [
     "DocumentId=Keyword",
     "Status=Keyword",
 ];
+/// Dynamic configuration a single-node Temporal (the local stack's `start-dev`, the tests')
+/// runs with, as `--dynamic-config-value` takes it. Eager activities: the server hands an
+/// activity the workflow task schedules straight back to the worker that completed the task,
+/// saving the matching round trip per step (on by default in Temporal Cloud; a self-hosted
+/// cluster sets the same key).
+pub const DEV_SERVER_DYNAMIC_CONFIG: [&str; 1] = ["system.enableActivityEagerExecution=true"];
+
+/// SQLite settings of a single-node Temporal's database file (`--sqlite-pragma`). Without
+/// them SQLite keeps a rollback journal and syncs the disk twice a transaction, and every
+/// workflow task, activity and start is a transaction. In WAL mode with `synchronous=normal`
+/// a commit is appended to the log and the disk is synced at checkpoints: what a killed
+/// server process had committed is still there when it starts again; a power cut may lose
+/// the last commits (not the database).
+pub const DEV_SERVER_SQLITE_PRAGMAS: [&str; 2] = ["journal_mode=wal", "synchronous=normal"];
+
 pub const SOURCE: SearchAttributeKey<String> = SearchAttributeKey::keyword("Source");
 pub const PRIORITY: SearchAttributeKey<i64> = SearchAttributeKey::int("Priority");
 pub const DOCUMENT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("DocumentId");
 pub const STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword("Status");
+
+/// The memo key under which an ingestion keeps its [`IngestStatus`] as each step begins and
+/// when it ends, so a status read is one `DescribeWorkflowExecution` (the server's record)
+/// rather than a query the worker must answer. Its `status` may lag the `Status` search
+/// attribute by one step; the counts are those of the steps done when it was written.
+pub const STATUS_MEMO: &str = "status";
+
+/// The patch under which an ingestion writes [`STATUS_MEMO`]; histories recorded before it
+/// replay without the memo.
+pub const STATUS_MEMO_PATCH: &str = "status-memo";
 
 /// Declares a workflow (a marker type with its name, input and output) and its status query.
 macro_rules! workflow_contract {

@@ -89,7 +89,9 @@ fn export_traces(cmd: &mut Command, prefix: &str, s: &StackSettings) {
 }
 
 /// Search attributes registered on the dev server at start.
-pub use apex_ingestion::workflows::SEARCH_ATTRIBUTES;
+pub use apex_ingestion::workflows::{
+    DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_SQLITE_PRAGMAS, SEARCH_ATTRIBUTES,
+};
 
 fn redis_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
     let mut cmd = Command::new("redis-server");
@@ -146,6 +148,12 @@ fn temporal_command(s: &StackSettings, dir: &Path) -> anyhow::Result<Command> {
         .args(["--ui-disable-news-fetch", "--log-level", "warn"]);
     for attr in SEARCH_ATTRIBUTES {
         cmd.args(["--search-attribute", attr]);
+    }
+    for value in DEV_SERVER_DYNAMIC_CONFIG {
+        cmd.args(["--dynamic-config-value", value]);
+    }
+    for pragma in DEV_SERVER_SQLITE_PRAGMAS {
+        cmd.args(["--sqlite-pragma", pragma]);
     }
     Ok(cmd)
 }

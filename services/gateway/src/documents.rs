@@ -10,8 +10,8 @@ use std::time::Duration;
 use apex_common::error::ErrorCode;
 use apex_ingestion::status::{COMPLETED, DELETED, FAILED, IngestStatus};
 use apex_ingestion::steps::WRITE_TIMEOUT;
-use apex_ingestion::workflows::STATUS;
 use apex_ingestion::workflows::{Deletion, Ingestion, IngestionStatus};
+use apex_ingestion::workflows::{STATUS, STATUS_MEMO};
 use apex_ingestion::{DeleteInput, deletion_workflow_id, ingestion_workflow_id};
 use apex_proto::writer::v1::{InspectDocumentRequest, Store};
 use axum::Json;
@@ -51,10 +51,13 @@ fn status_body(status: &IngestStatus, path: &str, extra: Value) -> Value {
     body
 }
 
-/// The Temporal path's status: the running workflow's `get_status` (or, when the worker
-/// does not answer the query, the `Status` search attribute the workflow keeps), or the
-/// closed one's result. `Ok(None)` when there is no such workflow; `Err` when Temporal
-/// cannot be asked.
+/// The Temporal path's status, from the workflow's description: the status it keeps in its
+/// memo (written as each step begins and when it ends), with the steps it is waiting for from
+/// the pending activities. A workflow without that memo (started by an older worker) is asked
+/// with its `get_status` query while it runs (or, when the worker does not answer, the
+/// `Status` search attribute stands in), and read from its result once closed; so is a
+/// closed one whose memo is not final (terminated, timed out). `Ok(None)` when there is no
+/// such workflow; `Err` when Temporal cannot be asked.
 async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String> {
     let client = g.temporal.client().await?;
     let workflow_id = ingestion_workflow_id(id);
@@ -78,19 +81,31 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
         .as_ref()
         .map(|i| i.status)
         .unwrap_or_default();
+    let running = state == WorkflowExecutionStatus::Running as i32;
     let extra = json!({ "workflow_id": workflow_id });
-    if state == WorkflowExecutionStatus::Running as i32 {
+    let waiting = |status: &IngestStatus| {
+        let waiting = crate::waiting::waiting(
+            &desc.raw().pending_activities,
+            status.step_started_ms,
+            std::time::SystemTime::now(),
+        );
+        json!({ "workflow_id": workflow_id, "waiting": waiting })
+    };
+    // A memo that cannot be decoded is treated as absent: the query or the result answers.
+    let memo = desc.memo().get::<IngestStatus>(STATUS_MEMO).ok().flatten();
+    match memo {
+        Some(status) if running => {
+            return Ok(Some(status_body(&status, "temporal", waiting(&status))));
+        }
+        Some(status) if status.is_final() => {
+            return Ok(Some(status_body(&status, "temporal", extra)));
+        }
+        _ => {}
+    }
+    if running {
         let query = handle.query(IngestionStatus, (), WorkflowQueryOptions::default());
         return Ok(Some(match tokio::time::timeout(t, query).await {
-            Ok(Ok(status)) => {
-                let waiting = crate::waiting::waiting(
-                    &desc.raw().pending_activities,
-                    status.step_started_ms,
-                    std::time::SystemTime::now(),
-                );
-                let extra = json!({ "workflow_id": workflow_id, "waiting": waiting });
-                status_body(&status, "temporal", extra)
-            }
+            Ok(Ok(status)) => status_body(&status, "temporal", waiting(&status)),
             other => {
                 let why = match other {
                     Ok(Err(e)) => e.to_string(),

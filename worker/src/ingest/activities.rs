@@ -187,9 +187,10 @@ pub fn call_timeout(deadline: Option<SystemTime>, now: SystemTime) -> Option<Dur
     Some(left.saturating_sub(margin).max(Duration::from_millis(100)))
 }
 
-/// Awaits `call` (which runs in the stage's span, under the plugin's `RunActivity`), recording a heartbeat every few seconds so a
-/// lost worker is noticed within the heartbeat timeout instead of the whole start-to-close
-/// timeout.
+/// Awaits `call` (which runs in the stage's span, under the plugin's `RunActivity`),
+/// recording a heartbeat every third of the heartbeat timeout so a lost worker is noticed
+/// within the heartbeat timeout instead of the whole start-to-close timeout. The first comes
+/// after that long, so a quick call sends none.
 async fn with_heartbeats<F: std::future::Future>(ctx: &ActivityContext, call: F) -> F::Output {
     let every = ctx
         .info()
@@ -198,7 +199,9 @@ async fn with_heartbeats<F: std::future::Future>(ctx: &ActivityContext, call: F)
             (t / 3).max(Duration::from_millis(200))
         });
     tokio::pin!(call);
-    let mut tick = tokio::time::interval(every);
+    // The first after `every`, not at once: most calls answer well before, and a heartbeat is
+    // a round trip to the server and a write to the workflow's record.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             out = &mut call => return out,

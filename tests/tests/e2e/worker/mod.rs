@@ -128,6 +128,16 @@ impl DevServer {
             .args(["--metrics-port", &self.metrics_port.to_string()])
             .arg("--db-filename")
             .arg(self.dir.path().join("temporal.db"))
+            .args(
+                apex_ingestion::workflows::DEV_SERVER_DYNAMIC_CONFIG
+                    .iter()
+                    .flat_map(|v| ["--dynamic-config-value", v]),
+            )
+            .args(
+                apex_ingestion::workflows::DEV_SERVER_SQLITE_PRAGMAS
+                    .iter()
+                    .flat_map(|p| ["--sqlite-pragma", p]),
+            )
             .args([
                 "--search-attribute",
                 "Source=Keyword",

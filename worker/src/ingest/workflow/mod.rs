@@ -14,7 +14,7 @@ use temporalio_common::error::IncomingError;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::join;
 use temporalio_sdk::{
-    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, ApplicationFailure,
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, ApplicationFailure, MemoValue,
     TimeoutType, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
@@ -32,7 +32,9 @@ pub use apex_ingestion::steps::{
     CHECK_TIMEOUT, DEFAULT_DEADLINE, FETCH_TIMEOUT, FIRST_BACKOFF, INVALID_INPUT, MAX_BACKOFF,
     SERVICE_HEARTBEAT, SERVICE_TIMEOUT, WRITE_HEARTBEAT, WRITE_TIMEOUT,
 };
-pub use apex_ingestion::workflows::{DOCUMENT_ID, PRIORITY, SOURCE, STATUS};
+pub use apex_ingestion::workflows::{
+    DOCUMENT_ID, PRIORITY, SOURCE, STATUS, STATUS_MEMO, STATUS_MEMO_PATCH,
+};
 pub use deletion::DocumentDeletionWorkflow;
 
 use apex_ingestion::checked::Checked;
@@ -138,6 +140,8 @@ pub struct DocumentIngestionWorkflow {
     status: IngestStatus,
     /// When the ingestion stops waiting out outages: its start plus the input's deadline.
     deadline: Option<SystemTime>,
+    /// Whether this run keeps its status in the memo ([`STATUS_MEMO_PATCH`]).
+    memo: bool,
 }
 
 /// Where an ingestion stopped, and why.
@@ -180,12 +184,28 @@ impl DocumentIngestionWorkflow {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
         ctx.state_mut(|s| s.status.step_started_ms = ms);
+        Self::publish(ctx);
         now
+    }
+
+    /// The status as it stands into the memo ([`STATUS_MEMO`]): as each step begins and when
+    /// the ingestion ends, in the workflow task that schedules the step or closes the run, so
+    /// it costs a history event but no round trip.
+    fn publish(ctx: &WorkflowContext<Self>) {
+        if !ctx.state(|s| s.memo) {
+            return;
+        }
+        let status = ctx.state(|s| s.status.clone());
+        // An `IngestStatus` always serialises; were it not to, the query still answers.
+        let _ = ctx.upsert_memo([(STATUS_MEMO, Some(MemoValue::new(status)))]);
     }
 
     fn set_status(ctx: &WorkflowContext<Self>, status: &str) {
         ctx.state_mut(|s| s.status.status = status.to_owned());
         ctx.upsert_search_attributes([STATUS.value_set(status.to_owned())]);
+        if apex_ingestion::status::is_final(status) {
+            Self::publish(ctx);
+        }
     }
 
     fn record(ctx: &WorkflowContext<Self>, step: &str, start: Option<SystemTime>, attempts: u32) {
@@ -407,6 +427,8 @@ impl DocumentIngestionWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: Checked<IngestInput>,
     ) -> WorkflowResult<IngestStatus> {
+        let memo = ctx.patched(STATUS_MEMO_PATCH);
+        ctx.state_mut(|s| s.memo = memo);
         let input = match decoded(input) {
             Ok(input) => input,
             Err(message) => {

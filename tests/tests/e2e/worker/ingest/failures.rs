@@ -297,8 +297,8 @@ async fn a_long_parse_heartbeats_while_it_waits_for_the_parser() {
         return;
     };
     // A parser that accepts connections and never answers: the parse call waits, and the
-    // activity heartbeats while it does (at once, then every third of its 30 s heartbeat
-    // timeout; the SDK forwards them to the server at most every 24 s), so the server sees
+    // activity heartbeats while it does (every third of its 30 s heartbeat timeout, the first
+    // after 10 s; the SDK forwards them to the server at most every 24 s), so the server sees
     // a live activity rather than waiting out the 10 min start-to-close timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let silent_addr = format!("http://{}", silent.local_addr().expect("addr"));
