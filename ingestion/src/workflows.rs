@@ -56,9 +56,11 @@ pub const STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword("Stat
 /// attribute by one step; the counts are those of the steps done when it was written.
 pub const STATUS_MEMO: &str = "status";
 
-/// The patch under which an ingestion writes [`STATUS_MEMO`]; histories recorded before it
-/// replay without the memo.
-pub const STATUS_MEMO_PATCH: &str = "status-memo";
+/// The patch under which an ingestion writes [`STATUS_MEMO`] and runs its first two steps
+/// (the check, and the fetch of an uploaded blob) as local activities: in the worker, inside
+/// the first workflow task, with no round trip through the server. Histories recorded
+/// before it replay as they ran.
+pub const LIGHT_STEPS_PATCH: &str = "status-memo-local-first-steps";
 
 /// Declares a workflow (a marker type with its name, input and output) and its status query.
 macro_rules! workflow_contract {

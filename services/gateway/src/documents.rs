@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use apex_common::error::ErrorCode;
-use apex_ingestion::status::{COMPLETED, DELETED, FAILED, IngestStatus};
+use apex_ingestion::status::{COMPLETED, DELETED, FAILED, IngestStatus, PENDING};
 use apex_ingestion::steps::WRITE_TIMEOUT;
 use apex_ingestion::workflows::{Deletion, Ingestion, IngestionStatus};
 use apex_ingestion::workflows::{STATUS, STATUS_MEMO};
@@ -50,6 +50,10 @@ fn status_body(status: &IngestStatus, path: &str, extra: Value) -> Value {
     }
     body
 }
+
+/// A workflow's history before its first workflow task completes: started, task scheduled,
+/// task started.
+const FIRST_TASK_EVENTS: usize = 3;
 
 /// The Temporal path's status, from the workflow's description: the status it keeps in its
 /// memo (written as each step begins and when it ends), with the steps it is waiting for from
@@ -98,6 +102,16 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
             return Ok(Some(status_body(&status, "temporal", waiting(&status))));
         }
         Some(status) if status.is_final() => {
+            return Ok(Some(status_body(&status, "temporal", extra)));
+        }
+        // Started, its first workflow task not yet done (it writes the first memo): pending,
+        // whichever worker runs it. A query now would wait behind that task.
+        None if running && desc.history_length() <= FIRST_TASK_EVENTS => {
+            let status = IngestStatus {
+                status: PENDING.to_owned(),
+                document_id: id.to_owned(),
+                ..Default::default()
+            };
             return Ok(Some(status_body(&status, "temporal", extra)));
         }
         _ => {}

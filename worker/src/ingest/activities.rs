@@ -157,12 +157,13 @@ impl IngestActivities {
             Some(step) if !last => {
                 let since = info.scheduled_time.unwrap_or_else(SystemTime::now);
                 // Only a step retried until the deadline may be woken early: waking restarts
-                // the attempt count.
-                let wake = (e.patience == Patience::UntilDeadline).then(|| StepRef {
-                    workflow_id: info.workflow_id.clone().unwrap_or_default(),
-                    run_id: info.workflow_run_id.clone().unwrap_or_default(),
-                    activity_id: info.activity_id.clone(),
-                });
+                // the attempt count. A local activity has no server-side record to reset.
+                let wake =
+                    (e.patience == Patience::UntilDeadline && !info.is_local).then(|| StepRef {
+                        workflow_id: info.workflow_id.clone().unwrap_or_default(),
+                        run_id: info.workflow_run_id.clone().unwrap_or_default(),
+                        activity_id: info.activity_id.clone(),
+                    });
                 self.waiting
                     .failed(key, step.dependency, since, delay, wake);
             }

@@ -14,8 +14,9 @@ use temporalio_common::error::IncomingError;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::join;
 use temporalio_sdk::{
-    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, ApplicationFailure, MemoValue,
-    TimeoutType, WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, ApplicationFailure,
+    LocalActivityOptions, MemoValue, TimeoutType, WorkflowContext, WorkflowContextView,
+    WorkflowResult,
 };
 
 use super::activities::{
@@ -33,7 +34,7 @@ pub use apex_ingestion::steps::{
     SERVICE_HEARTBEAT, SERVICE_TIMEOUT, WRITE_HEARTBEAT, WRITE_TIMEOUT,
 };
 pub use apex_ingestion::workflows::{
-    DOCUMENT_ID, PRIORITY, SOURCE, STATUS, STATUS_MEMO, STATUS_MEMO_PATCH,
+    DOCUMENT_ID, LIGHT_STEPS_PATCH, PRIORITY, SOURCE, STATUS, STATUS_MEMO,
 };
 pub use deletion::DocumentDeletionWorkflow;
 
@@ -85,6 +86,17 @@ fn options(
         Some(h) => builder.heartbeat_timeout(h).build(),
         None => builder.build(),
     }
+}
+
+/// A local activity's options: the same timeouts and retries as [`options`] without a
+/// heartbeat; a wait between attempts longer than a minute becomes a durable timer.
+fn local_options(start_to_close: Duration, left: Duration) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .schedule_to_close_timeout(left)
+        .start_to_close_timeout(start_to_close.min(left))
+        .retry_policy(retry(0))
+        .timer_backoff_threshold(Duration::from_secs(60))
+        .build()
 }
 
 /// Parse, extract and embed: up to 10 minutes an attempt, a heartbeat every 30 s.
@@ -140,8 +152,9 @@ pub struct DocumentIngestionWorkflow {
     status: IngestStatus,
     /// When the ingestion stops waiting out outages: its start plus the input's deadline.
     deadline: Option<SystemTime>,
-    /// Whether this run keeps its status in the memo ([`STATUS_MEMO_PATCH`]).
-    memo: bool,
+    /// Whether this run keeps its status in the memo and runs its first steps as local
+    /// activities ([`LIGHT_STEPS_PATCH`]).
+    light: bool,
 }
 
 /// Where an ingestion stopped, and why.
@@ -192,7 +205,7 @@ impl DocumentIngestionWorkflow {
     /// the ingestion ends, in the workflow task that schedules the step or closes the run, so
     /// it costs a history event but no round trip.
     fn publish(ctx: &WorkflowContext<Self>) {
-        if !ctx.state(|s| s.memo) {
+        if !ctx.state(|s| s.light) {
             return;
         }
         let status = ctx.state(|s| s.status.clone());
@@ -254,17 +267,29 @@ impl DocumentIngestionWorkflow {
     /// `fetch_document`: the bytes into the blob store.
     async fn fetch_step(ctx: &WorkflowContext<Self>, input: &IngestInput) -> Result<Fetched, Stop> {
         let start = Self::begin(ctx);
-        let fetched = ctx
-            .execute_activity(
+        let fetch = FetchInput {
+            location: input.location.clone(),
+            mime_type: input.mime_type.clone(),
+        };
+        let left = Self::left(ctx, "fetch")?;
+        // An uploaded document is a copy within the blob store: local. A URL or an object
+        // store may take minutes: a server-side activity, with its own timeouts.
+        let fetched = if ctx.state(|s| s.light) && input.location.trim().starts_with("blob:") {
+            ctx.execute_local_activity(
                 IngestActivities::fetch_document,
-                FetchInput {
-                    location: input.location.clone(),
-                    mime_type: input.mime_type.clone(),
-                },
-                options(FETCH_TIMEOUT, None, 0, Self::left(ctx, "fetch")?),
+                fetch,
+                local_options(FETCH_TIMEOUT, left),
             )
             .await
-            .map_err(Stop::at("fetch"))?;
+        } else {
+            ctx.execute_activity(
+                IngestActivities::fetch_document,
+                fetch,
+                options(FETCH_TIMEOUT, None, 0, left),
+            )
+            .await
+        }
+        .map_err(Stop::at("fetch"))?;
         Self::record(ctx, "fetch", start, fetched.attempt);
         ctx.state_mut(|s| s.status.content_sha256 = fetched.blob.sha256.clone());
         Self::set_status(ctx, FETCHED);
@@ -280,14 +305,23 @@ impl DocumentIngestionWorkflow {
         fetched: &Fetched,
     ) -> Result<Option<DocRef>, Stop> {
         let start = Self::begin(ctx);
-        let stored = ctx
-            .execute_activity(
+        let left = Self::left(ctx, "check")?;
+        let stored = if ctx.state(|s| s.light) {
+            ctx.execute_local_activity(
                 IngestActivities::check_document,
                 document_id.to_owned(),
-                options(CHECK_TIMEOUT, None, 0, Self::left(ctx, "check")?),
+                local_options(CHECK_TIMEOUT, left),
             )
             .await
-            .map_err(Stop::at("check"))?;
+        } else {
+            ctx.execute_activity(
+                IngestActivities::check_document,
+                document_id.to_owned(),
+                options(CHECK_TIMEOUT, None, 0, left),
+            )
+            .await
+        }
+        .map_err(Stop::at("check"))?;
         Self::record(ctx, "check", start, 1);
         if stored.present && stored.content_sha256 == fetched.blob.sha256 {
             ctx.state_mut(|s| s.status.version = stored.version);
@@ -427,8 +461,8 @@ impl DocumentIngestionWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: Checked<IngestInput>,
     ) -> WorkflowResult<IngestStatus> {
-        let memo = ctx.patched(STATUS_MEMO_PATCH);
-        ctx.state_mut(|s| s.memo = memo);
+        let light = ctx.patched(LIGHT_STEPS_PATCH);
+        ctx.state_mut(|s| s.light = light);
         let input = match decoded(input) {
             Ok(input) => input,
             Err(message) => {
