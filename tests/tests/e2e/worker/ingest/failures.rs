@@ -322,6 +322,17 @@ async fn a_long_parse_heartbeats_while_it_waits_for_the_parser() {
         });
         if heartbeat.is_some() {
             assert_eq!(status(&handle).await.status, "fetched");
+            // The memo, which the gateway reads, says the same without asking the worker,
+            // and when the waiting step began.
+            let memo = description
+                .memo()
+                .get::<IngestStatus>(apex_ingestion::workflows::STATUS_MEMO)
+                .expect("memo decodes")
+                .expect("memo present");
+            assert_eq!(memo.status, "fetched");
+            assert!(memo.step_started_ms > 0, "{memo:?}");
+            let steps: Vec<&str> = memo.steps.iter().map(|r| r.step.as_str()).collect();
+            assert_eq!(steps, ["fetch", "check"]);
             break;
         }
         assert!(Instant::now() < deadline, "the parse never heartbeated");

@@ -25,6 +25,7 @@ use temporalio_common::protos::temporal::api::history::v1::history_event::Attrib
 
 mod failures;
 mod fetches;
+mod light;
 mod outcomes;
 mod replay;
 mod tls;
