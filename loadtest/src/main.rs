@@ -7,6 +7,7 @@
 mod documents;
 mod phase;
 mod report;
+mod sustain;
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Upload generated documents and follow each until it is completed or failed.
     Ingest(IngestArgs),
+    /// Upload at a fixed rate for a fixed time (open loop) and print, every interval, the
+    /// rate finished, latency, backlog and each process's memory.
+    Sustain(sustain::SustainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,7 +68,7 @@ struct IngestArgs {
     #[arg(long, default_value = apex_ingestion::rollout::ROLLOUT_KEY)]
     rollout_key: String,
     /// Where the JSON report goes.
-    #[arg(long, default_value = ".apex/loadtest/report.json")]
+    #[arg(long, default_value = DEFAULT_REPORT)]
     report: String,
     /// Longest a whole phase may take; documents not done by then count as failed.
     #[arg(long, default_value_t = 900)]
@@ -121,6 +125,74 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<bool> {
     outcome?;
     finish(&args, &reports)
 }
+
+/// A sustained run on one path ([`sustain`]): the rollout forced and put back, the rows
+/// printed as they come, the whole written to the report (default
+/// `.apex/loadtest/sustain.json`), the documents deleted unless `--keep`.
+async fn sustained(mut args: sustain::SustainArgs) -> anyhow::Result<bool> {
+    sustain::check(&args)?;
+    check_target(&args.common)?;
+    let path: &'static str = match args.common.path {
+        PathChoice::Temporal => "temporal",
+        PathChoice::Legacy => "legacy",
+        PathChoice::Both => bail!("a sustained run takes one path: --path temporal or legacy"),
+    };
+    if args.common.report == DEFAULT_REPORT {
+        args.common.report = ".apex/loadtest/sustain.json".to_owned();
+    }
+    let http = ready_gateway(&args.common).await?;
+    let shared = Rollout::connect(&args.common.redis_url, &args.common.rollout_key)
+        .await
+        .with_context(|| format!("cannot reach redis at {}", args.common.redis_url))?;
+    let before = shared.get().await?;
+    shared.set(if path == "temporal" { 100 } else { 0 }).await?;
+    let outcome = tokio::select! {
+        o = sustain::run(&http, &args, path) => Some(o),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    restore(&shared, before).await;
+    let Some(outcome) = outcome else {
+        eprintln!("interrupted: the rollout is restored; the documents made so far are kept");
+        return Ok(false);
+    };
+    println!(
+        "\n{path}: {} started at {}/s for {} s; {} succeeded, {} failed; {:.2} docs/s; p50 {:.0} ms, p99 {:.0} ms{}",
+        outcome.started,
+        args.rate,
+        args.seconds,
+        outcome.succeeded,
+        outcome.failed,
+        outcome.docs_per_sec,
+        outcome.p50_ms,
+        outcome.p99_ms,
+        outcome
+            .gave_up_at_secs
+            .map_or_else(String::new, |t| format!(
+                "; the rate did not hold (backlog full at {t} s)"
+            ))
+    );
+    let report = serde_json::json!({
+        "path": path,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "interval_secs": args.interval_secs,
+        "poll_ms": args.common.poll_ms,
+        "paragraphs": args.common.paragraphs,
+        "outcome": outcome,
+    });
+    let file = std::path::Path::new(&args.common.report);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(file, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", file.display());
+    if !args.common.keep {
+        delete_generated(&http, &args.common, &outcome.ids).await;
+    }
+    Ok(outcome.failed == 0 && outcome.gave_up_at_secs.is_none())
+}
+
+const DEFAULT_REPORT: &str = ".apex/loadtest/report.json";
 
 /// Refuses an empty run, and any gateway not on this machine.
 fn check_target(args: &IngestArgs) -> anyhow::Result<()> {
@@ -201,6 +273,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ingest(args) => ingest(args).await,
+        Command::Sustain(args) => sustained(args).await,
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

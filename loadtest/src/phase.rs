@@ -24,7 +24,7 @@ pub(crate) struct Sample {
     pub(crate) error: Option<String>,
 }
 
-async fn one(
+pub(crate) async fn one(
     http: reqwest::Client,
     args: IngestArgs,
     text: String,

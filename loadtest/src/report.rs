@@ -27,11 +27,11 @@ pub(crate) struct PathReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct Percentiles {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
+pub(crate) struct Percentiles {
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
 }
 
 impl PathReport {
@@ -60,7 +60,7 @@ impl PathReport {
     }
 }
 
-fn percentiles(mut xs: Vec<Duration>) -> Percentiles {
+pub(crate) fn percentiles(mut xs: Vec<Duration>) -> Percentiles {
     xs.sort();
     let at = |q: f64| {
         if xs.is_empty() {
