@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
+.PHONY: demo test fresh-check loadtest loadtest-sustained chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
 
 bootstrap:
 	deploy/local/bootstrap
@@ -72,6 +72,13 @@ test: build
 LOADTEST_ARGS ?= --concurrency 100 --documents 300 --path both
 loadtest: up
 	$(CARGO_TARGET_DIR)/debug/apex-loadtest ingest $(LOADTEST_ARGS)
+
+# A sustained run (open loop: SUSTAIN_ARGS="--path temporal --rate 4 --seconds 600"): a row a
+# minute with docs/s, p50/p99, backlog and each process's memory; the JSON report to
+# .apex/loadtest/sustain.json. Figures in docs/benchmarks.md.
+SUSTAIN_ARGS ?= --path temporal --rate 4 --seconds 600 --interval-secs 60 --concurrency 400
+loadtest-sustained: up
+	$(CARGO_TARGET_DIR)/debug/apex-loadtest sustain $(SUSTAIN_ARGS)
 
 # The chaos suite (about 2 hours with the defaults): every service, store, Temporal and the
 # gateway taken away for CHAOS_AWAY seconds in turn while documents go through the Temporal

@@ -211,7 +211,15 @@ pub(crate) async fn run(http: &reqwest::Client, args: &SustainArgs, path: &'stat
         if !starting && in_flight == 0 {
             let now = Instant::now();
             if !window.is_empty() {
-                rows.push(row(now - start, started, &window, now - last_row, 0));
+                // The drain after the last upload: its rate over a whole interval, not over
+                // the moments since the last row.
+                rows.push(row(
+                    now - start,
+                    started,
+                    &window,
+                    every.max(now - last_row),
+                    0,
+                ));
                 all.append(&mut window);
             }
             break;
