@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest loadtest-sustained chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
+.PHONY: demo test fresh-check loadtest loadtest-sustained bench-peer chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
 
 bootstrap:
 	deploy/local/bootstrap
@@ -72,6 +72,14 @@ test: build
 LOADTEST_ARGS ?= --concurrency 100 --documents 300 --path both
 loadtest: up
 	$(CARGO_TARGET_DIR)/debug/apex-loadtest ingest $(LOADTEST_ARGS)
+
+# The whole pipeline against its Python peer (pypdf / python-docx / BeautifulSoup,
+# sentence-transformers on PyTorch, row-by-row psycopg inserts) on the same documents (the
+# corpus's PDF, DOCX and HTML files the Python libraries read) and cores: docs/s, chunks/s
+# and the ratios. Installs the peer's venv (about 6 GB) on first use.
+bench-peer: up
+	deploy/local/bootstrap --peer
+	deploy/local/bench-peer
 
 # A sustained run (open loop: SUSTAIN_ARGS="--path temporal --rate 4 --seconds 600"): a row a
 # minute with docs/s, p50/p99, backlog and each process's memory; the JSON report to

@@ -5,6 +5,7 @@
 //! default.
 
 mod documents;
+mod files;
 mod phase;
 mod report;
 mod sustain;
@@ -82,6 +83,11 @@ struct IngestArgs {
     /// Keep the generated documents in the stores (by default they are deleted at the end).
     #[arg(long)]
     keep: bool,
+    /// Upload the files of this directory instead of generated notes (`--documents` and
+    /// `--paragraphs` are then not used): each path uploads every file as a new document,
+    /// and the embedder's cache is emptied before each path.
+    #[arg(long)]
+    files: Option<std::path::PathBuf>,
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<bool> {
@@ -196,7 +202,7 @@ const DEFAULT_REPORT: &str = ".apex/loadtest/report.json";
 
 /// Refuses an empty run, and any gateway not on this machine.
 fn check_target(args: &IngestArgs) -> anyhow::Result<()> {
-    if args.documents == 0 || args.concurrency == 0 {
+    if (args.documents == 0 && args.files.is_none()) || args.concurrency == 0 {
         bail!("--documents and --concurrency must be at least 1");
     }
     let host = reqwest::Url::parse(&args.gateway)

@@ -22,13 +22,24 @@ pub(crate) struct Sample {
     pub(crate) accept: Duration,
     pub(crate) busy_retries: u32,
     pub(crate) error: Option<String>,
+    /// Chunks the final status counts.
+    pub(crate) chunks: u64,
+}
+
+/// What one upload sends: the bytes, the file name and type, and (for given files, which each
+/// path uploads again) an external id of the run's own.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub(crate) body: Vec<u8>,
+    pub(crate) name: String,
+    pub(crate) mime: &'static str,
+    pub(crate) external_id: Option<String>,
 }
 
 pub(crate) async fn one(
     http: reqwest::Client,
     args: IngestArgs,
-    text: String,
-    name: String,
+    upload_of: Upload,
     expected_path: &'static str,
     deadline: Instant,
 ) -> Sample {
@@ -41,8 +52,9 @@ pub(crate) async fn one(
         accept,
         busy_retries,
         error: Some(error),
+        chunks: 0,
     };
-    let accepted = match upload(&http, &args, &text, &name, deadline, &mut busy_retries).await {
+    let accepted = match upload(&http, &args, &upload_of, deadline, &mut busy_retries).await {
         Ok(v) => v,
         Err(error) => return fail(error, busy_retries, start.elapsed()),
     };
@@ -68,13 +80,14 @@ pub(crate) async fn one(
         ));
     }
     match follow(&http, &args, &id, deadline).await {
-        Ok(()) => Sample {
+        Ok(chunks) => Sample {
             ok: true,
             document_id: Some(id.clone()),
             latency: start.elapsed(),
             accept,
             busy_retries,
             error: None,
+            chunks,
         },
         Err(error) => with_id(fail(error, busy_retries, accept)),
     }
@@ -86,21 +99,21 @@ pub(crate) async fn one(
 async fn upload(
     http: &reqwest::Client,
     args: &IngestArgs,
-    text: &str,
-    name: &str,
+    u: &Upload,
     deadline: Instant,
     busy_retries: &mut u32,
 ) -> Result<Value, String> {
     loop {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::text(text.to_owned())
-                    .file_name(name.to_owned())
-                    .mime_str("text/plain")
-                    .unwrap_or_else(|_| reqwest::multipart::Part::text(text.to_owned())),
-            )
+        let part = reqwest::multipart::Part::bytes(u.body.clone()).file_name(u.name.clone());
+        let part = part
+            .mime_str(u.mime)
+            .map_err(|e| format!("type {}: {e}", u.mime))?;
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", part)
             .text("source", "loadtest");
+        if let Some(id) = &u.external_id {
+            form = form.text("external_id", id.clone());
+        }
         let response = match http
             .post(format!("{}/v1/documents", args.gateway))
             .multipart(form)
@@ -132,15 +145,15 @@ async fn upload(
     }
 }
 
-/// Polls the document's status until it is final: `Ok` when completed or unchanged, else
-/// why not (failed, or not final by the deadline). A status that cannot be read is polled
-/// again.
+/// Polls the document's status until it is final: `Ok` with its chunk count when completed
+/// or unchanged, else why not (failed, or not final by the deadline). A status that cannot
+/// be read is polled again.
 async fn follow(
     http: &reqwest::Client,
     args: &IngestArgs,
     id: &str,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     loop {
         if Instant::now() >= deadline {
             return Err("not finished before the phase deadline".into());
@@ -160,7 +173,9 @@ async fn follow(
             continue;
         };
         match status["status"].as_str() {
-            Some("completed" | "unchanged") => return Ok(()),
+            Some("completed" | "unchanged") => {
+                return Ok(status["chunk_count"].as_u64().unwrap_or(0));
+            }
             Some("failed") => return Err(format!("ingestion failed: {}", status["error"])),
             _ => {}
         }
@@ -178,33 +193,44 @@ pub(crate) async fn phase(
 ) -> anyhow::Result<PathReport> {
     shared.set(if path == "temporal" { 100 } else { 0 }).await?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let uploads: Vec<Upload> = match &args.files {
+        Some(dir) => {
+            // Every path computes every vector: no path reads what another cached.
+            let emptied = crate::files::empty_embedding_cache(&args.redis_url).await?;
+            eprintln!("{path}: emptied the embedder's cache ({emptied} vectors)");
+            crate::files::uploads(dir, &run)?
+        }
+        None => (0..args.documents)
+            .map(|n| Upload {
+                body: document(&run, n, args.paragraphs).into_bytes(),
+                name: format!("lt-{run}-{n}.txt"),
+                mime: "text/plain",
+                external_id: None,
+            })
+            .collect(),
+    };
+    let total = uploads.len();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     eprintln!(
-        "{path}: {} documents at concurrency {} (run {run})",
-        args.documents, args.concurrency
+        "{path}: {total} documents at concurrency {} (run {run})",
+        args.concurrency
     );
     let started = Instant::now();
     let mut done = 0usize;
-    let mut samples = Vec::with_capacity(args.documents);
-    let mut stream = futures::stream::iter((0..args.documents).map(|n| {
-        one(
-            http.clone(),
-            args.clone(),
-            document(&run, n, args.paragraphs),
-            format!("lt-{run}-{n}.txt"),
-            path,
-            deadline,
-        )
-    }))
+    let mut samples = Vec::with_capacity(total);
+    let mut stream = futures::stream::iter(
+        uploads
+            .into_iter()
+            .map(|u| one(http.clone(), args.clone(), u, path, deadline)),
+    )
     .buffer_unordered(args.concurrency.max(1));
     while let Some(s) = stream.next().await {
         samples.push(s);
         done += 1;
-        if done.is_multiple_of(50) || done == args.documents {
+        if done.is_multiple_of(50) || done == total {
             let failed = samples.iter().filter(|s| !s.ok).count();
             eprintln!(
-                "  {path}: {done}/{} done, {failed} failed, {:.1} s",
-                args.documents,
+                "  {path}: {done}/{total} done, {failed} failed, {:.1} s",
                 started.elapsed().as_secs_f64()
             );
         }

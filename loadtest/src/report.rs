@@ -23,6 +23,9 @@ pub(crate) struct PathReport {
     latency_ms: Percentiles,
     accept_ms: Percentiles,
     busy_retries: u64,
+    /// Chunks of the documents that succeeded, and per second of the run.
+    chunks: u64,
+    chunks_per_sec: f64,
     errors: Vec<String>,
 }
 
@@ -55,6 +58,8 @@ impl PathReport {
             latency_ms: percentiles(samples.iter().filter(|s| s.ok).map(|s| s.latency).collect()),
             accept_ms: percentiles(samples.iter().map(|s| s.accept).collect()),
             busy_retries: samples.iter().map(|s| u64::from(s.busy_retries)).sum(),
+            chunks: samples.iter().map(|s| s.chunks).sum(),
+            chunks_per_sec: samples.iter().map(|s| s.chunks).sum::<u64>() as f64 / wall.max(1e-9),
             errors,
         }
     }
@@ -79,11 +84,12 @@ pub(crate) fn percentiles(mut xs: Vec<Duration>) -> Percentiles {
 
 fn print(reports: &[PathReport]) {
     println!(
-        "\n{:<9} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+        "\n{:<9} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
         "path",
         "docs",
         "success",
         "docs/s",
+        "chunks/s",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -93,11 +99,12 @@ fn print(reports: &[PathReport]) {
     );
     for r in reports {
         println!(
-            "{:<9} {:>6} {:>7.1}% {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>8}",
+            "{:<9} {:>6} {:>7.1}% {:>8.2} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>8}",
             r.path,
             r.documents,
             r.success_rate * 100.0,
             r.throughput_docs_per_sec,
+            r.chunks_per_sec,
             r.latency_ms.p50,
             r.latency_ms.p95,
             r.latency_ms.p99,
@@ -166,6 +173,7 @@ pub(crate) fn finish(args: &IngestArgs, reports: &[PathReport]) -> anyhow::Resul
     let report = json!({
         "concurrency": args.concurrency,
         "documents_per_path": args.documents,
+        "files": args.files,
         "paragraphs": args.paragraphs,
         "poll_ms": args.poll_ms,
         "paths": reports,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::IngestArgs;
 use crate::documents::document;
-use crate::phase::{Sample, one};
+use crate::phase::{Sample, Upload, one};
 use crate::report::percentiles;
 
 /// Options of a sustained run (the path, gateway, polling and document shape are `ingest`'s;
@@ -182,10 +182,14 @@ pub(crate) async fn run(http: &reqwest::Client, args: &SustainArgs, path: &'stat
                     continue;
                 }
                 let (http, common, tx) = (http.clone(), common.clone(), tx.clone());
-                let text = document(&run, started, common.paragraphs);
-                let name = format!("lt-{run}-{started}.txt");
+                let upload = Upload {
+                    body: document(&run, started, common.paragraphs).into_bytes(),
+                    name: format!("lt-{run}-{started}.txt"),
+                    mime: "text/plain",
+                    external_id: None,
+                };
                 tokio::spawn(async move {
-                    let _ = tx.send(one(http, common, text, name, path, deadline).await);
+                    let _ = tx.send(one(http, common, upload, path, deadline).await);
                 });
                 started += 1;
                 in_flight += 1;
