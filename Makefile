@@ -118,9 +118,11 @@ fuzz-parser: bootstrap
 bench-extractor: bootstrap
 	$(CARGO) run --locked --release -p apex-tools -- extractor bench $(BENCH_ARGS)
 
-# Embedder: chunks/s of candle and of ONNX Runtime from Rust, against Python + ONNX Runtime on
-# the same graph, token windows and cores (release build).
-bench-embedder: bootstrap
+# Embedder: chunks/s of candle and of ONNX Runtime (fp32, int8) from Rust, against Python +
+# ONNX Runtime on the same graph and sentence-transformers on PyTorch from the same weights,
+# on the same token windows and cores (release build; the PyTorch venv is ~6 GB).
+bench-embedder:
+	deploy/local/bootstrap --peer
 	$(CARGO) run --locked --release -p apex-tools -- embedder bench $(BENCH_ARGS)
 
 # Writer benchmark (release build) against the local stack: docs/s and chunks/s through the

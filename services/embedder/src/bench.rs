@@ -1,8 +1,9 @@
 //! `apex-tools embedder bench`: chunks per second of the in-process encoders (candle, ONNX
 //! Runtime fp32 and int8) on 256- and 32-token windows at batch 1, 8 and 32, with one core and
 //! with every core, and in the same run ONNX Runtime (the `onnxruntime` Python package) on the
-//! same fp32 graph, the same token windows and the same cores as the baseline, with the
-//! ratios and the int8 vectors' lowest cosine against fp32.
+//! same fp32 graph, the same token windows and the same cores as the baseline, and
+//! sentence-transformers on PyTorch from the same weights (when the peer venv is there), with
+//! the ratios and the int8 vectors' lowest cosine against fp32.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +28,10 @@ pub struct BenchArgs {
     /// the baseline.
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Python with PyTorch and sentence-transformers (`deploy/local/bootstrap --peer`:
+    /// `peer-venv`); `none` skips that baseline.
+    #[arg(long)]
+    pub torch_python: Option<PathBuf>,
 }
 
 fn texts(dir: &Path) -> anyhow::Result<String> {
@@ -144,7 +149,8 @@ fn min_cosine(
     Ok(low)
 }
 
-/// The Python baseline's figures (one JSON object per batch size).
+/// A Python baseline's figures (one JSON object per batch size); `graph` is the ONNX graph
+/// (ONNX Runtime) or the model directory (PyTorch).
 fn baseline(
     python: &Path,
     script: &Path,
@@ -167,7 +173,7 @@ fn baseline(
         )
         .arg(args.seconds.to_string())
         .output()
-        .context("running the ONNX Runtime baseline")?;
+        .with_context(|| format!("running the baseline {}", script.display()))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -199,10 +205,18 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
     if !baseline_ok {
         println!("(no ONNX Runtime baseline: run deploy/local/bootstrap --bench)");
     }
+    let torch_python = args.torch_python.clone().unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        home.join(".cache/apex/tools/peer-venv/bin/python")
+    });
+    let torch_ok = torch_python.as_os_str() != "none" && torch_python.is_file();
+    if !torch_ok {
+        println!("(no PyTorch baseline: run deploy/local/bootstrap --peer)");
+    }
     println!(
-        "| tokens | threads | batch | candle | ORT fp32 | ORT int8 | Python ORT fp32 | int8 / fp32 | int8 / Python | int8 min cosine |"
+        "| tokens | threads | batch | candle | ORT fp32 | ORT int8 | Python ORT fp32 | PyTorch (sentence-transformers) | int8 / fp32 | int8 / Python ORT | int8 / PyTorch | int8 min cosine |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let work = tempfile::tempdir()?;
     for tokens in [model.max_tokens(), 32] {
         let windows = windows_of(model, &text, tokens)?;
@@ -213,6 +227,12 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
             let theirs = if baseline_ok {
                 let script = scripts.join("bench_minilm_ort.py");
                 baseline(&python, &script, &fp32_graph, &windows_json, t, args)?
+            } else {
+                Vec::new()
+            };
+            let torch = if torch_ok {
+                let script = scripts.join("bench_minilm_torch.py");
+                baseline(&torch_python, &script, &model_dir, &windows_json, t, args)?
             } else {
                 Vec::new()
             };
@@ -240,22 +260,27 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
                     Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
                     None => None,
                 };
-                let python = theirs
-                    .iter()
-                    .find(|v| v["batch"].as_u64() == Some(b as u64))
-                    .and_then(|v| v["chunks_per_sec"].as_f64());
+                let at_batch = |rows: &[serde_json::Value]| {
+                    rows.iter()
+                        .find(|v| v["batch"].as_u64() == Some(b as u64))
+                        .and_then(|v| v["chunks_per_sec"].as_f64())
+                };
+                let python = at_batch(&theirs);
+                let pytorch = at_batch(&torch);
                 let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
                 let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                     (Some(a), Some(b)) => format!("{:.2}", a / b.max(1e-9)),
                     _ => "-".to_owned(),
                 };
                 println!(
-                    "| {tokens} | {t} | {b} | {candle:.1} | {} | {} | {} | {} | {} | {} |",
+                    "| {tokens} | {t} | {b} | {candle:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     cell(ours),
                     cell(quick),
                     cell(python),
+                    cell(pytorch),
                     ratio(quick, ours),
                     ratio(quick, python),
+                    ratio(quick, pytorch),
                     cosine.map_or("-".to_owned(), |c| format!("{c:.4}")),
                 );
             }
