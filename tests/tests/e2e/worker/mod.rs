@@ -364,8 +364,10 @@ where
     std::fs::write(dir.join(format!("{name}.json")), json).expect("write history");
 }
 
-/// The attributes of every event in the workflow's history.
-pub async fn history(handle: &GreetingHandle) -> Vec<Attributes> {
+/// The attributes of every event in the workflow's history (any workflow type).
+pub async fn history<W: temporalio_common::HasWorkflowDefinition>(
+    handle: &temporalio_client::WorkflowHandle<Client, W>,
+) -> Vec<Attributes> {
     handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .into_events()

@@ -53,14 +53,7 @@ async fn refused(env: &Env, location: &str, rule: &str) {
         "{location}: {text}"
     );
     assert!(!text.contains("meta-data"), "no path in the reason: {text}");
-    let events: Vec<Attributes> = handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .expect("history")
-        .into_iter()
-        .filter_map(|e| e.attributes)
-        .collect();
+    let events: Vec<Attributes> = history(&handle).await;
     assert_eq!(
         scheduled(&events, "fetch_document"),
         1,

@@ -43,14 +43,7 @@ async fn an_upload_is_fetched_and_checked_in_the_first_task_and_its_memo_is_its_
         "both first steps recorded: {steps:?}"
     );
 
-    let events: Vec<Attributes> = handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .expect("history")
-        .into_iter()
-        .filter_map(|e| e.attributes)
-        .collect();
+    let events = history(&handle).await;
     assert_eq!(scheduled(&events, "fetch_document"), 0, "fetched locally");
     assert_eq!(scheduled(&events, "check_document"), 0, "checked locally");
     assert_eq!(scheduled(&events, "parse_document"), 1);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::services::Services;
-use super::{DevServer, WorkerProc, record_history, unique_queue};
+use super::{DevServer, WorkerProc, history, record_history, unique_queue};
 use apex_common::tls::local::LocalPki;
 use apex_e2e::Stack;
 use apex_proto::writer::v1::{InspectDocumentRequest, InspectDocumentResponse, Store};

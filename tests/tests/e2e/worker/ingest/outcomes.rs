@@ -47,14 +47,7 @@ async fn an_invalid_document_fails_after_one_parse_attempt_with_the_parsers_reas
         text.contains("parse failed") && text.contains("parser:"),
         "{text}"
     );
-    let events: Vec<Attributes> = handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .into_events()
-        .await
-        .expect("history")
-        .into_iter()
-        .filter_map(|e| e.attributes)
-        .collect();
+    let events: Vec<Attributes> = history(&handle).await;
     let parse_attempts = scheduled(&events, "parse_document");
     assert_eq!(parse_attempts, 1, "scheduled once");
     record_history(&handle, "ingestion-failed-invalid-document").await;
