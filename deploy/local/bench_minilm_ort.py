@@ -9,10 +9,11 @@ object per (batch) line: {"threads", "batch", "chunks", "seconds", "chunks_per_s
 
 import json
 import sys
-import time
 
 import numpy as np
 import onnxruntime as ort
+
+from bench_windows import padded, timed
 
 
 def main():
@@ -27,32 +28,14 @@ def main():
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     for batch in [int(b) for b in batches.split(",")]:
-        def run(i):
-            rows = [windows[(i + j) % len(windows)] for j in range(batch)]
-            width = max(len(r) for r in rows)
-            ids = np.zeros((batch, width), dtype=np.int64)
-            mask = np.zeros((batch, width), dtype=np.int64)
-            for k, r in enumerate(rows):
-                ids[k, : len(r)] = r
-                mask[k, : len(r)] = 1
-            session.run(None, {"input_ids": ids, "attention_mask": mask})
+        def step(i):
+            ids, mask = padded(windows, i, batch)
+            session.run(None, {
+                "input_ids": np.array(ids, dtype=np.int64),
+                "attention_mask": np.array(mask, dtype=np.int64),
+            })
 
-        run(0)  # warm up
-        done, i, start = 0, 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            run(i)
-            i += batch
-            done += batch
-        elapsed = time.perf_counter() - start
-        print(json.dumps({
-            "threads": threads,
-            "batch": batch,
-            "chunks": done,
-            "seconds": round(elapsed, 3),
-            "chunks_per_sec": done / elapsed,
-            "onnxruntime": ort.__version__,
-        }), flush=True)
-
+        timed(step, threads, batch, seconds, onnxruntime=ort.__version__)
 
 if __name__ == "__main__":
     main()

@@ -11,10 +11,11 @@ Prints one JSON object per batch: {"threads", "batch", "chunks", "seconds", "chu
 
 import json
 import sys
-import time
 
 import torch
 from sentence_transformers import SentenceTransformer
+
+from bench_windows import padded, timed
 
 
 def main():
@@ -28,33 +29,15 @@ def main():
     model = SentenceTransformer(model_dir, device="cpu")
     model.eval()
     for batch in [int(b) for b in batches.split(",")]:
-        def run(i):
-            rows = [windows[(i + j) % len(windows)] for j in range(batch)]
-            width = max(len(r) for r in rows)
-            ids = torch.zeros((batch, width), dtype=torch.long)
-            mask = torch.zeros((batch, width), dtype=torch.long)
-            for k, r in enumerate(rows):
-                ids[k, : len(r)] = torch.tensor(r, dtype=torch.long)
-                mask[k, : len(r)] = 1
+        def step(i):
+            ids, mask = padded(windows, i, batch)
             with torch.inference_mode():
-                model({"input_ids": ids, "attention_mask": mask})["sentence_embedding"]
+                model({
+                    "input_ids": torch.tensor(ids, dtype=torch.long),
+                    "attention_mask": torch.tensor(mask, dtype=torch.long),
+                })["sentence_embedding"]
 
-        run(0)  # warm up
-        done, i, start = 0, 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            run(i)
-            i += batch
-            done += batch
-        elapsed = time.perf_counter() - start
-        print(json.dumps({
-            "threads": threads,
-            "batch": batch,
-            "chunks": done,
-            "seconds": round(elapsed, 3),
-            "chunks_per_sec": done / elapsed,
-            "torch": torch.__version__,
-        }), flush=True)
-
+        timed(step, threads, batch, seconds, torch=torch.__version__)
 
 if __name__ == "__main__":
     main()
