@@ -35,6 +35,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             get(crate::documents::document_status).delete(crate::documents::delete_document),
         )
         .route("/v1/search", get(crate::search::search))
+        .route(
+            "/v1/webhooks/{source}",
+            post(crate::webhooks::deliver).head(crate::webhooks::probe),
+        )
         .route("/v1/rollout", get(rollout_get))
         .route("/livez", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

@@ -19,6 +19,7 @@ pub mod shared;
 pub mod state;
 pub mod upload;
 pub mod waiting;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub fallbacks: IntCounter,
     pub temporal_unreachable: IntCounter,
     pub in_flight: IntGauge,
+    /// Webhook deliveries by source and outcome (accepted, duplicate, challenge, failed).
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook deliveries refused, by source and reason.
+    pub webhook_refusals: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
@@ -120,6 +124,22 @@ impl Metrics {
                     "Ingestions accepted by this gateway and not finished",
                 )
                 .unwrap_or_else(|e| panic!("metric: {e}")),
+            ),
+            webhook_deliveries: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_webhook_deliveries_total",
+                    "Verified webhook deliveries by source and outcome (accepted, duplicate, challenge, failed)",
+                    &["source", "outcome"],
+                ),
+            ),
+            webhook_refusals: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_webhook_refusals_total",
+                    "Webhook deliveries refused, by source and reason (bad_signature, stale, future, missing_header, malformed, oversized, unknown_key, unknown_source, unconfigured, key_unavailable, unavailable)",
+                    &["source", "reason"],
+                ),
             ),
             registry,
         }

@@ -57,6 +57,8 @@ pub struct GatewaySettings {
     pub temporal_timeout_ms: u64,
     /// API keys ([`crate::auth`]).
     pub auth: AuthSettings,
+    /// Signed webhooks ([`crate::webhooks`]); their secrets come from the environment.
+    pub webhooks: crate::webhooks::sources::WebhookSettings,
 }
 
 /// Who may call the API (`APEX_GATEWAY__AUTH__…`).
@@ -126,6 +128,7 @@ impl Default for GatewaySettings {
             temporal_timeout_ms: 3_000,
             shutdown_grace_secs: 30,
             auth: AuthSettings::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ impl Settings for GatewaySettings {
             p.push("auth.database_url must be a postgres:// URL".to_owned());
         }
         p.extend(self.ingest.problems());
+        p.extend(self.webhooks.problems());
         p
     }
 }

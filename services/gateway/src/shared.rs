@@ -266,6 +266,26 @@ impl Shared {
         Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
     }
 
+    /// Sets `key` unless it is set: `true` the first time within `ttl` (webhook replay
+    /// protection: an event id delivered before is not ingested again).
+    pub async fn remember_once(&self, key: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(crate::state::now_ms())
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Removes `key` (an event remembered, then not ingested).
+    pub async fn forget(&self, key: &str) -> anyhow::Result<()> {
+        let _: i64 = self.conn.clone().del(key).await?;
+        Ok(())
+    }
+
     pub async fn put_record(
         &self,
         document_id: &str,

@@ -118,6 +118,8 @@ pub struct Gateway {
     pub rollout: RolloutCoordinator,
     pub metrics: Metrics,
     pub auth: crate::auth::Auth,
+    /// The webhook sources and their verifiers.
+    pub webhooks: crate::webhooks::sources::Sources,
     pub(crate) temporal: TemporalLink,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Legacy ingestions running in this process (they end with it), so a shutdown can
@@ -176,8 +178,27 @@ impl Gateway {
             crate::auth::limit::Limit::of(settings.auth.rate_per_sec, settings.auth.rate_burst),
             &metrics.registry,
         )?;
+        // Plaid's keys are fetched through the guarded client, like every outbound call.
+        let http = legacy
+            .stages()
+            .fetch_policy()
+            .client(reqwest::Client::builder())
+            .map_err(|e| anyhow::anyhow!("the guarded HTTP client: {e}"))?;
+        let webhooks = crate::webhooks::sources::Sources::load(
+            &settings.webhooks,
+            &|name| std::env::var(name).ok(),
+            &http,
+        );
+        for (source, why) in webhooks.unconfigured() {
+            tracing::info!(
+                source,
+                reason = why,
+                "webhook source refuses every delivery until its secret is configured"
+            );
+        }
         Ok(Self {
             auth,
+            webhooks,
             temporal: TemporalLink {
                 settings: settings.temporal.clone(),
                 timeout: Duration::from_millis(settings.temporal_timeout_ms),

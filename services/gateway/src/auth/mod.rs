@@ -8,6 +8,7 @@
 //! | `DELETE /v1/documents/{id}` | `delete` |
 //! | `/v1/rollout` | `admin` |
 //! | `/livez`, `/readyz`, `/metrics`, `/openapi.json` | none |
+//! | `POST`, `HEAD /v1/webhooks/{source}` | none: the provider's signature ([`crate::webhooks`]) |
 //!
 //! An `admin` key holds every scope. No key or a bad one is a `401` with `WWW-Authenticate`;
 //! a key without the scope a `403`; PostgreSQL away a `503` (never a pass). Every refusal is
@@ -47,6 +48,8 @@ pub enum Access {
 pub fn access(method: &Method, route: Option<&str>) -> Access {
     match (method, route.unwrap_or_default()) {
         (_, "/livez" | "/readyz" | "/metrics" | "/openapi.json") => Access::Open,
+        // Signed by the provider, checked by the handler before anything is stored.
+        (&Method::POST | &Method::HEAD, "/v1/webhooks/{source}") => Access::Open,
         (&Method::POST, "/v1/documents") => Access::Needs(Scope::Ingest),
         (&Method::GET, "/v1/documents/{id}" | "/v1/search") => Access::Needs(Scope::Read),
         (&Method::DELETE, "/v1/documents/{id}") => Access::Needs(Scope::Delete),

@@ -45,37 +45,41 @@ async fn check_url(g: &AppState, location: &str) -> Result<(), ApiError> {
         })
 }
 
-/// What `POST /v1/documents` answers.
-struct Accepted<'a> {
-    input: &'a IngestInput,
-    version: Option<u64>,
-    path: Path,
-    fallback: Option<&'a str>,
-    workflow_id: Option<String>,
-    sha: Option<&'a str>,
-    attached: bool,
+/// What an accepted ingestion answers (`POST /v1/documents`, a webhook delivery).
+pub(crate) struct Accepted {
+    pub(crate) input: IngestInput,
+    pub(crate) version: Option<u64>,
+    pub(crate) path: Path,
+    pub(crate) fallback: Option<String>,
+    pub(crate) workflow_id: Option<String>,
+    pub(crate) sha: Option<String>,
+    pub(crate) attached: bool,
 }
 
-impl Accepted<'_> {
-    fn response(self) -> Response {
+impl Accepted {
+    pub(crate) fn body(&self) -> serde_json::Value {
         let id = self.input.resolved_document_id();
-        let body = json!({
+        json!({
             "document_id": id,
             "version": self.version,
             "status": "accepted",
             "status_url": format!("/v1/documents/{id}"),
             "path": self.path.as_str(),
-            "fallback": self.fallback.map(|reason| json!({ "reason": reason })),
+            "fallback": self.fallback.as_ref().map(|reason| json!({ "reason": reason })),
             "workflow_id": self.workflow_id,
             "content_sha256": self.sha,
             "source": self.input.source,
             "attached": self.attached,
-        });
+        })
+    }
+
+    fn response(self) -> Response {
+        let id = self.input.resolved_document_id();
         let mut headers = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_str(&format!("/v1/documents/{id}")) {
             headers.insert(header::LOCATION, v);
         }
-        (StatusCode::ACCEPTED, headers, Json(body)).into_response()
+        (StatusCode::ACCEPTED, headers, Json(self.body())).into_response()
     }
 }
 
@@ -85,7 +89,7 @@ pub(crate) async fn create_document(
 ) -> Result<Response, ApiError> {
     let slot = admit(&g)?;
     let (mut upload, sha) = read_checked(&g, request).await?;
-    let mut input = IngestInput {
+    let input = IngestInput {
         document_id: upload.document_id.clone(),
         source: upload.source.clone(),
         external_id: upload.external_id.clone(),
@@ -97,30 +101,45 @@ pub(crate) async fn create_document(
         max_write_attempts: 0,
         deadline_secs: g.settings.ingest_deadline_secs,
     };
+    Ok(accept(&g, slot, input, upload.bytes.take(), sha)
+        .await?
+        .response())
+}
+
+/// Claims the document, stores `bytes` (when the input carries them rather than a
+/// location) and starts the ingestion on the path the rollout picks. The same bytes of a
+/// document being ingested attach to that ingestion.
+pub(crate) async fn accept(
+    g: &AppState,
+    slot: Slot,
+    mut input: IngestInput,
+    bytes: Option<Bytes>,
+    sha: Option<String>,
+) -> Result<Accepted, ApiError> {
     let id = input.resolved_document_id();
     let span = tracing::Span::current();
     span.record("apex.document_id", id.as_str());
     span.record("apex.source", input.source.as_str());
-    let path = choose_path(&g, &id).await?;
+    let path = choose_path(g, &id).await?;
     let claim = Claim {
         token: uuid::Uuid::new_v4().to_string(),
         sha256: sha.clone().unwrap_or_default(),
         holder: Holder::Ingestion(path),
         at_ms: now_ms(),
     };
-    if let Some(held) = claim_document(&g, &id, &claim, path).await? {
-        return Ok(attached(&input, &id, &held, sha.as_deref()));
+    if let Some(held) = claim_document(g, &id, &claim, path).await? {
+        return Ok(attached(input, &id, &held, sha));
     }
 
     // From here on the document is ours: every early return gives the claim back.
-    if let Some(bytes) = upload.bytes.take() {
-        match store_upload(&g, &upload.mime_type, bytes).await {
+    if let Some(bytes) = bytes {
+        match store_upload(g, &input.mime_type, bytes).await {
             Ok(location) => input.location = location,
-            Err(why) => return Err(release(&g, &id, &claim, why).await),
+            Err(why) => return Err(release(g, &id, &claim, why).await),
         }
     }
-    let version = next_version(&g, &id, sha.as_ref()).await;
-    let started = start(&g, &input, slot, claim, path).await?;
+    let version = next_version(g, &id, sha.as_ref()).await;
+    let started = start(g, &input, slot, claim, path).await?;
     g.metrics
         .accepted
         .with_label_values(&[started.path.as_str()])
@@ -132,19 +151,18 @@ pub(crate) async fn create_document(
         "upload accepted"
     );
     Ok(Accepted {
-        input: &input,
+        input,
         version,
         path: started.path,
-        fallback: started.fallback.as_deref(),
+        fallback: started.fallback,
         workflow_id: started.workflow_id,
-        sha: sha.as_deref(),
+        sha,
         attached: false,
-    }
-    .response())
+    })
 }
 
 /// An in-flight slot, or `429` when `max_in_flight` ingestions already run here.
-fn admit(g: &AppState) -> Result<Slot, ApiError> {
+pub(crate) fn admit(g: &AppState) -> Result<Slot, ApiError> {
     let Ok(permit) = Arc::clone(&g.in_flight).try_acquire_owned() else {
         g.metrics.rejected.inc();
         return Err(ApiError::busy(
@@ -226,7 +244,7 @@ async fn claim_document(
 }
 
 /// The `202` of an upload that attached to the ingestion `held` of the same bytes.
-fn attached(input: &IngestInput, id: &str, held: &Claim, sha: Option<&str>) -> Response {
+fn attached(input: IngestInput, id: &str, held: &Claim, sha: Option<String>) -> Accepted {
     let path = match held.holder {
         Holder::Ingestion(path) => path,
         // A deletion is never attached to (it has no bytes to match).
@@ -241,7 +259,6 @@ fn attached(input: &IngestInput, id: &str, held: &Claim, sha: Option<&str>) -> R
         sha,
         attached: true,
     }
-    .response()
 }
 
 /// Stores the uploaded bytes; returns their location (`blob:<key>`).
