@@ -3,9 +3,11 @@
 //!
 //! Secrets never come from the settings file: `APEX_WEBHOOK_SECRETS_<SOURCE>` holds one or
 //! more (comma-separated; several are active together while a secret rotates), or
-//! `APEX_WEBHOOK_SECRETS_<SOURCE>_FILE` names a file with one per line. `<SOURCE>` is the
+//! `APEX_WEBHOOK_SECRETS_<SOURCE>_FILE` names a file with one per line, or the file
+//! `<source>` in `webhooks.secrets_dir` (a mounted secret volume) does. `<SOURCE>` is the
 //! source's name upper-cased with `-` as `_` (`FRONT_RULE`). Plaid signs with its own keys:
-//! it needs `APEX_PLAID_CLIENT_ID` and `APEX_PLAID_SECRET` (or `_FILE`) to fetch them.
+//! it needs `APEX_PLAID_CLIENT_ID` and `APEX_PLAID_SECRET` (or `_FILE`, or the files
+//! `plaid-client-id` and `plaid-secret` in the directory) to fetch them.
 //! A source without its secrets refuses every delivery (`503`, so the sender retries)
 //! and is named at start and by `/readyz`: nothing is ever accepted unsigned.
 
@@ -49,6 +51,9 @@ pub struct WebhookSettings {
     pub schemes: BTreeMap<String, String>,
     /// Plaid's API, where its verification keys are fetched.
     pub plaid_url: String,
+    /// A directory of secret files, one per source named like it (empty: none); the
+    /// environment variables come first.
+    pub secrets_dir: String,
 }
 
 impl Default for WebhookSettings {
@@ -59,6 +64,7 @@ impl Default for WebhookSettings {
             replay_ttl_secs: 7 * 24 * 3600,
             schemes: BTreeMap::new(),
             plaid_url: "https://production.plaid.com".to_owned(),
+            secrets_dir: String::new(),
         }
     }
 }
@@ -141,17 +147,34 @@ pub fn secrets_variable(source: &str) -> String {
     )
 }
 
-/// `NAME`, or the contents of the file `NAME_FILE` names.
-fn from_env(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>, String> {
-    if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
-        return Ok(Some(v));
-    }
-    let file_var = format!("{name}_FILE");
-    match env(&file_var).filter(|v| !v.trim().is_empty()) {
-        None => Ok(None),
-        Some(path) => std::fs::read_to_string(path.trim())
-            .map(Some)
-            .map_err(|e| format!("{file_var}: cannot read {}: {e}", path.trim())),
+/// Where a secret is looked up: the environment (`env`), then `secrets_dir`.
+struct Lookup<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    dir: &'a str,
+}
+
+impl Lookup<'_> {
+    /// `variable`, or the file `variable_FILE` names, or `file` in the secrets directory.
+    fn get(&self, variable: &str, file: &str) -> Result<Option<String>, String> {
+        let env = self.env;
+        if let Some(v) = env(variable).filter(|v| !v.trim().is_empty()) {
+            return Ok(Some(v));
+        }
+        let file_var = format!("{variable}_FILE");
+        if let Some(path) = env(&file_var).filter(|v| !v.trim().is_empty()) {
+            return std::fs::read_to_string(path.trim())
+                .map(Some)
+                .map_err(|e| format!("{file_var}: cannot read {}: {e}", path.trim()));
+        }
+        if self.dir.trim().is_empty() {
+            return Ok(None);
+        }
+        let path = std::path::Path::new(self.dir.trim()).join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
     }
 }
 
@@ -172,10 +195,14 @@ impl Sources {
                 schemes.insert(name.clone(), s);
             }
         }
+        let lookup = Lookup {
+            env,
+            dir: &settings.secrets_dir,
+        };
         let by_name = schemes
             .into_iter()
             .map(|(name, scheme)| {
-                let verifier = verifier(&name, scheme, settings, env, http);
+                let verifier = verifier(&name, scheme, settings, &lookup, http);
                 (
                     name.clone(),
                     Source {
@@ -213,12 +240,12 @@ fn verifier(
     name: &str,
     scheme: Scheme,
     settings: &WebhookSettings,
-    env: &dyn Fn(&str) -> Option<String>,
+    lookup: &Lookup<'_>,
     http: &reqwest::Client,
 ) -> Verifier {
     if scheme == Scheme::Plaid {
-        let id = from_env(env, "APEX_PLAID_CLIENT_ID");
-        let secret = from_env(env, "APEX_PLAID_SECRET");
+        let id = lookup.get("APEX_PLAID_CLIENT_ID", "plaid-client-id");
+        let secret = lookup.get("APEX_PLAID_SECRET", "plaid-secret");
         return match (id, secret) {
             (Ok(Some(id)), Ok(Some(secret))) => Verifier::Plaid(PlaidKeys::new(
                 &settings.plaid_url,
@@ -233,9 +260,13 @@ fn verifier(
         };
     }
     let variable = secrets_variable(name);
-    let text = match from_env(env, &variable) {
+    let text = match lookup.get(&variable, name) {
         Ok(Some(t)) => t,
-        Ok(None) => return Verifier::Unconfigured(format!("{variable} is not set")),
+        Ok(None) => {
+            return Verifier::Unconfigured(format!(
+                "{variable} is not set (nor a file `{name}` in webhooks.secrets_dir)"
+            ));
+        }
         Err(e) => return Verifier::Unconfigured(e),
     };
     let mut secrets = Vec::new();
@@ -343,8 +374,10 @@ mod tests {
             ("APEX_WEBHOOK_SECRETS_STANDARD", "whsec_not base64!"),
             ("APEX_WEBHOOK_SECRETS_PARTNER", "whsec_c2VjcmV0"),
         ]);
+        std::fs::write(dir.path().join("front"), "one\ntwo\n").expect("write");
         let settings = WebhookSettings {
             schemes: [("partner".to_owned(), "standard-webhooks".to_owned())].into(),
+            secrets_dir: dir.path().display().to_string(),
             ..Default::default()
         };
         let sources = Sources::load(&settings, &env, &reqwest::Client::new());
@@ -356,6 +389,7 @@ mod tests {
         assert_eq!(secrets("stripe"), 2);
         assert_eq!(secrets("samsara"), 1);
         assert_eq!(secrets("partner"), 1);
+        assert_eq!(secrets("front"), 2, "from the secrets directory");
         let unconfigured: BTreeMap<&str, &str> = sources.unconfigured().into_iter().collect();
         // A bad secret is named by its position, never shown.
         assert!(unconfigured["standard"].contains("secret 1"));

@@ -24,6 +24,7 @@ mod fetches;
 mod paths;
 mod refusals;
 mod uploads;
+mod webhooks;
 
 const NOTE: &str = "Harbor Point Beverages booked load L-558201 with Keystone Interstate \
 Freight from Toledo, Ohio to Nashville, Tennessee on March 9, 2026. The linehaul is USD 2,450.00 \

@@ -1,0 +1,360 @@
+//! Signed webhooks through a real gateway into the running stack: every scheme's valid
+//! delivery becomes a completed document; forged, stale, future, unsigned, oversized,
+//! unknown and unconfigured deliveries are refused with their status and store nothing; a
+//! replayed event and 100 simultaneous deliveries of one event are one document.
+
+use apex_gateway::webhooks::verify::{Scheme, sign};
+use futures::future::join_all;
+
+use super::*;
+
+const STRIPE_OLD: &str = "whsec_rotated_out_but_still_active";
+const STRIPE_NEW: &str = "whsec_current_stripe_secret";
+const SAMSARA: &str = "c2Ftc2FyYS13ZWJob29rLXNlY3JldC1mb3ItdGVzdHM=";
+const FRONT: &str = "front-application-secret-for-tests";
+const STANDARD: &str = "whsec_c3RhbmRhcmQtd2ViaG9va3Mtc2VjcmV0";
+
+/// A gateway whose webhook secrets are files in a directory of the test (Sonar has none).
+async fn hooked(stack: &Stack, max_body_bytes: u64) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    for (name, text) in [
+        ("stripe", format!("{STRIPE_OLD}\n{STRIPE_NEW}\n")),
+        ("samsara", SAMSARA.to_owned()),
+        ("front", FRONT.to_owned()),
+        ("standard", STANDARD.to_owned()),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write a secret");
+    }
+    let secrets_dir = dir.path().display().to_string();
+    let g = Gateway::start(stack, move |s| {
+        s.webhooks.secrets_dir = secrets_dir;
+        s.webhooks.max_body_bytes = max_body_bytes;
+    })
+    .await;
+    (g, dir)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A delivery: where it goes, its headers and its body.
+#[derive(Clone)]
+struct Delivery {
+    source: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+fn signed(
+    source: &'static str,
+    scheme: Scheme,
+    secret: &str,
+    at: i64,
+    id: &str,
+    body: &str,
+) -> Delivery {
+    let key = scheme.key(secret).expect("a test secret");
+    Delivery {
+        source,
+        headers: sign(scheme, &key, at, id, body.as_bytes()),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// An event of each scheme with a fresh id, and the id the source gives it.
+fn events(tag: &str) -> Vec<(Delivery, String)> {
+    let t = now();
+    let stripe_id = format!("evt_{tag}_stripe");
+    let stripe_body = format!(
+        r#"{{"id":"{stripe_id}","object":"event","type":"invoice.paid","data":{{"object":{{"id":"in_{tag}","customer_name":"Harbor Point Beverages","amount_paid":245000,"currency":"usd","description":"Linehaul Toledo to Nashville, load L-558201"}}}}}}"#
+    );
+    let samsara_id = format!("{tag}-samsara");
+    let samsara_body = format!(
+        r#"{{"eventId":"{samsara_id}","eventTime":"2026-12-03T10:00:00Z","eventType":"AlertIncident","orgId":20936,"webhookId":"1411751028848270","data":{{"vehicle":{{"id":"212014918732717","name":"Truck 42"}},"driver":{{"name":"Dana Reyes"}},"alert":"Harsh braking near Toledo, Ohio"}}}}"#
+    );
+    let front_id = format!("evt_{tag}_front");
+    let front_body = format!(
+        r#"{{"type":"inbound","authorization":{{"id":"cmp_abc"}},"payload":{{"id":"{front_id}","type":"inbound","emitted_at":1701600000,"conversation":{{"id":"cnv_{tag}","subject":"Rate confirmation for load L-558201","status":"assigned"}}}}}}"#
+    );
+    let standard_id = format!("msg_{tag}_standard");
+    let standard_body = format!(
+        r#"{{"type":"shipment.updated","data":{{"shipment":"SHP-{tag}","carrier":"Keystone Interstate Freight","status":"delivered"}}}}"#
+    );
+    vec![
+        (
+            signed("stripe", Scheme::Stripe, STRIPE_NEW, t, "", &stripe_body),
+            stripe_id.clone(),
+        ),
+        (
+            signed(
+                "stripe",
+                Scheme::Stripe,
+                STRIPE_OLD,
+                t,
+                "",
+                &stripe_body.replace(&stripe_id, &format!("{stripe_id}_old")),
+            ),
+            format!("{stripe_id}_old"),
+        ),
+        (
+            signed("samsara", Scheme::Samsara, SAMSARA, t, "", &samsara_body),
+            samsara_id,
+        ),
+        (
+            signed("front", Scheme::FrontApp, FRONT, t, "", &front_body),
+            front_id,
+        ),
+        (
+            signed(
+                "standard",
+                Scheme::StandardWebhooks,
+                STANDARD,
+                t,
+                &standard_id,
+                &standard_body,
+            ),
+            standard_id,
+        ),
+    ]
+}
+
+/// The sum of a counter's series that carry every one of `labels`.
+async fn counter(g: &Gateway, name: &str, labels: &[&str]) -> f64 {
+    let text = g.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends a delivery without an API key (webhooks authenticate by signature).
+async fn send(g: &Gateway, d: &Delivery) -> (StatusCode, Value, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/{}", g.url, d.source))
+        .header("content-type", "application/json")
+        .body(d.body.clone());
+    for (k, v) in &d.headers {
+        request = request.header(*k, v);
+    }
+    let response = request.send().await.expect("POST a webhook");
+    let status = response.status();
+    let retry = retry_after(&response).map(str::to_owned);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, retry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_deliveries_become_documents_and_forgeries_store_nothing() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let (g, _secrets) = hooked(&stack, 64 * 1024).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let mut accepted = Vec::new();
+    for (delivery, event_id) in events(&tag) {
+        let (status, body, _) = send(&g, &delivery).await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", delivery.source);
+        assert_eq!(body["accepted"], true, "{body}");
+        assert_eq!(body["event_id"], event_id.as_str());
+        let id = apex_ingestion::document_id(&format!("webhook:{}", delivery.source), &event_id);
+        assert_eq!(body["document_id"], id.as_str(), "{body}");
+        accepted.push((delivery, id));
+    }
+    for (delivery, id) in &accepted {
+        let done = g.wait_done(id).await;
+        assert_eq!(done["status"], "completed", "{}: {done}", delivery.source);
+        let view = writer(&stack)
+            .await
+            .inspect_document(InspectDocumentRequest {
+                document_id: id.clone(),
+            })
+            .await
+            .expect("inspect")
+            .into_inner();
+        assert!(
+            view.consistent && view.stores.iter().all(|s| s.present),
+            "{view:?}"
+        );
+    }
+    // The same delivery again (a provider's retry, or a replay): answered, not ingested.
+    let (status, body, _) = send(&g, &accepted[0].0).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["duplicate"], true, "{body}");
+    assert_eq!(
+        counter(
+            &g,
+            "apex_gateway_webhook_deliveries_total",
+            &["source=\"stripe\"", "outcome=\"duplicate\""]
+        )
+        .await,
+        1.0
+    );
+    refusals(&g, &tag).await;
+    g.stop().await;
+}
+
+/// Each refused delivery: its status and reason, and no document.
+async fn refusals(g: &Gateway, tag: &str) {
+    let t = now();
+    let event = |n: &str| format!(r#"{{"id":"evt_{tag}_{n}","type":"invoice.paid"}}"#);
+    let stripe = |n: &str, secret: &str, at: i64| {
+        signed("stripe", Scheme::Stripe, secret, at, "", &event(n))
+    };
+    let mut changed = stripe("changed", STRIPE_NEW, t);
+    changed.body = event("changed")
+        .replace("invoice.paid", "invoice.voided")
+        .into_bytes();
+    let mut unsigned = stripe("unsigned", STRIPE_NEW, t);
+    unsigned.headers.clear();
+    let mut not_json = signed("stripe", Scheme::Stripe, STRIPE_NEW, t, "", "not json");
+    not_json.source = "stripe";
+    let sonar = signed(
+        "sonar",
+        Scheme::StandardWebhooks,
+        STANDARD,
+        t,
+        &format!("msg_{tag}_sonar"),
+        r#"{"event":"account.updated","object_id":1,"current":{}}"#,
+    );
+    let mut unknown = stripe("unknown", STRIPE_NEW, t);
+    unknown.source = "nobody";
+    let big = format!(
+        r#"{{"id":"evt_{tag}_big","pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let oversized = signed("stripe", Scheme::Stripe, STRIPE_NEW, t, "", &big);
+    let cases: Vec<(&str, Delivery, StatusCode, &str)> = vec![
+        (
+            "changed",
+            changed,
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+        ),
+        (
+            "wrong secret",
+            stripe("wrong", "whsec_someone_else", t),
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+        ),
+        (
+            "stale",
+            stripe("stale", STRIPE_NEW, t - 301),
+            StatusCode::UNAUTHORIZED,
+            "stale",
+        ),
+        (
+            "future",
+            stripe("future", STRIPE_NEW, t + 301),
+            StatusCode::UNAUTHORIZED,
+            "future",
+        ),
+        (
+            "unsigned",
+            unsigned,
+            StatusCode::BAD_REQUEST,
+            "missing_header",
+        ),
+        ("not json", not_json, StatusCode::BAD_REQUEST, "malformed"),
+        (
+            "unconfigured",
+            sonar,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unconfigured",
+        ),
+        (
+            "unknown source",
+            unknown,
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+        ),
+        (
+            "oversized",
+            oversized,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "oversized",
+        ),
+    ];
+    for (what, delivery, expected, reason) in cases {
+        let (status, body, retry) = send(g, &delivery).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert_eq!(body["error"]["details"]["reason"], reason, "{what}: {body}");
+        assert_eq!(
+            retry.is_some(),
+            status == StatusCode::SERVICE_UNAVAILABLE,
+            "{what}: Retry-After only when a retry can succeed"
+        );
+    }
+    for n in [
+        "changed", "wrong", "stale", "future", "unsigned", "unknown", "big",
+    ] {
+        let id = apex_ingestion::document_id("webhook:stripe", &format!("evt_{tag}_{n}"));
+        assert_eq!(
+            g.get(&format!("/v1/documents/{id}")).await.status(),
+            StatusCode::NOT_FOUND,
+            "{n} was stored"
+        );
+    }
+    let counted = g.metric("apex_gateway_webhook_refusals_total").await;
+    assert_eq!(counted, 9.0, "every refusal is counted once");
+    // Front's setup handshake is answered (signed), and ingests nothing.
+    let mut challenge = signed(
+        "front",
+        Scheme::FrontApp,
+        FRONT,
+        t,
+        "",
+        r#"{"type":"sync","authorization":{"id":"cmp_abc"}}"#,
+    );
+    challenge
+        .headers
+        .push(("x-front-challenge", format!("ch-{tag}")));
+    let (status, body, _) = send(g, &challenge).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["challenge"], format!("ch-{tag}").as_str());
+    // Sonar checks its endpoint with HEAD; an unknown source is not there.
+    let head = |source: &str| {
+        reqwest::Client::new()
+            .head(format!("{}/v1/webhooks/{source}", g.url))
+            .send()
+    };
+    assert_eq!(head("sonar").await.expect("HEAD").status(), StatusCode::OK);
+    assert_eq!(
+        head("nobody").await.expect("HEAD").status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_delivered_a_hundred_times_at_once_is_one_document() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let (g, _secrets) = hooked(&stack, 64 * 1024).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (delivery, event_id) = events(&tag).swap_remove(2);
+    assert_eq!(delivery.source, "samsara");
+    let answers = join_all((0..100).map(|_| send(&g, &delivery))).await;
+    let accepted = answers
+        .iter()
+        .filter(|(_, b, _)| b["accepted"] == true)
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(_, b, _)| b["duplicate"] == true)
+        .count();
+    assert!(
+        answers.iter().all(|(s, _, _)| *s == StatusCode::OK),
+        "{:?}",
+        answers.iter().map(|(s, b, _)| (s, b)).collect::<Vec<_>>()
+    );
+    assert_eq!((accepted, duplicates), (1, 99));
+    let id = apex_ingestion::document_id("webhook:samsara", &event_id);
+    let done = g.wait_done(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["version"], 1, "{done}");
+    g.stop().await;
+}
