@@ -264,14 +264,21 @@ impl Parser {
         })?;
         let format = detection.format;
         let settings = &self.settings;
-        let extracted = contain(format, || {
-            formats::extract(
+        let event_source = hints
+            .document
+            .and_then(|d| d.source.strip_prefix("webhook:"))
+            .filter(|_| format == Format::Json);
+        let extracted = contain(format, || match event_source {
+            Some(source) => {
+                formats::extract_event(source, bytes, detection.decoded.as_ref(), settings)
+            }
+            None => formats::extract(
                 format,
                 bytes,
                 detection.decoded.as_ref(),
                 settings,
                 deadline,
-            )
+            ),
         })?;
         Ok((format, extracted, detection.warning))
     }

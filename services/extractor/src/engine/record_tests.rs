@@ -71,3 +71,63 @@ fn edi_parties_become_typed_relations_sharing_text_entities() {
         1
     );
 }
+
+#[test]
+fn webhook_event_records_name_vehicle_driver_invoice_and_customer() {
+    let record = |kind: &str, pairs: &[(&str, &str)]| Record {
+        kind: kind.to_owned(),
+        fields: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        json: String::new(),
+    };
+    let result = add_structured_sources(
+        ExtractionResult::default(),
+        &[
+            record(
+                "event/samsara",
+                &[("vehicle", "Truck 42"), ("driver", "Dana Reyes")],
+            ),
+            record(
+                "event/stripe",
+                &[
+                    ("invoice_number", "INV-0042"),
+                    ("customer", "Harbor Point Beverages"),
+                ],
+            ),
+            // Not a structured kind: ignored.
+            record("row", &[("carrier", "Nobody Freight")]),
+        ],
+        &HashMap::new(),
+    );
+    let idx = |t: &str, k: &str| {
+        result
+            .entities
+            .iter()
+            .position(|e| e.entity_type == t && e.canonical_key == k)
+            .unwrap_or_else(|| panic!("{t} {k}: {:?}", result.entities)) as u32
+    };
+    let has = |from: u32, to: u32, kind: &str| {
+        result.relations.iter().any(|r| {
+            r.from_entity_index == from && r.to_entity_index == to && r.relation_type == kind
+        })
+    };
+    let (truck, driver) = (idx("VEHICLE", "TRUCK 42"), idx("PERSON", "dana reyes"));
+    assert!(has(truck, driver, "DRIVEN_BY"), "{:?}", result.relations);
+    let (invoice, customer) = (
+        idx("INVOICE_NUMBER", "INV-0042"),
+        idx("ORGANIZATION", "harbor point beverages"),
+    );
+    assert!(
+        has(invoice, customer, "BILLED_TO"),
+        "{:?}",
+        result.relations
+    );
+    assert!(
+        !result
+            .entities
+            .iter()
+            .any(|e| e.display_name == "Nobody Freight")
+    );
+}

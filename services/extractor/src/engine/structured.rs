@@ -26,6 +26,9 @@ const IDENTIFIER_FIELDS: &[(&[&str], &str)] = &[
         "INVOICE_NUMBER",
     ),
     (&["container_number", "container"], "CONTAINER_NUMBER"),
+    // Last: a vehicle anchors only an event that names no shipment (a telematics alert),
+    // so its driver hangs off it.
+    (&["vehicle", "vehicle_name", "truck", "tractor"], "VEHICLE"),
 ];
 
 /// Parties and places: (field names, entity type, relation from the anchor).
@@ -138,18 +141,25 @@ pub fn add_structured(collector: &mut Collector, fields: &HashMap<String, String
     }
 }
 
-/// Typed relations from structured records (EDI transaction sets) and request metadata.
+/// Whether a parsed record names parties and identifiers: EDI transaction sets and
+/// webhook events.
+fn structured_record(kind: &str) -> bool {
+    kind.starts_with("edi-x12/") || kind.starts_with("event/")
+}
+
+/// Typed relations from structured records (EDI transaction sets, webhook events) and
+/// request metadata.
 pub fn add_structured_sources(
     result: ExtractionResult,
     records: &[Record],
     metadata: &HashMap<String, String>,
 ) -> ExtractionResult {
-    if metadata.is_empty() && !records.iter().any(|r| r.kind.starts_with("edi-x12/")) {
+    if metadata.is_empty() && !records.iter().any(|r| structured_record(&r.kind)) {
         return result;
     }
     let extra = (result.llm_chunks, result.fallback_chunks);
     let mut collector = Collector::resume(result);
-    for record in records.iter().filter(|r| r.kind.starts_with("edi-x12/")) {
+    for record in records.iter().filter(|r| structured_record(&r.kind)) {
         add_structured(&mut collector, &record.fields);
     }
     add_structured(&mut collector, metadata);

@@ -5,6 +5,7 @@ mod delimited;
 mod docx;
 mod edi;
 mod email;
+mod event;
 mod html;
 mod image;
 mod json;
@@ -21,6 +22,24 @@ use crate::ParserSettings;
 use crate::detect::Format;
 use crate::model::{Deadline, Extracted, ParseError};
 use crate::text::{Decoded, decode};
+
+/// A webhook delivery (a JSON document whose source is `webhook:<name>`): see [`event`].
+pub(crate) fn extract_event(
+    source: &str,
+    bytes: &[u8],
+    decoded: Option<&Decoded>,
+    settings: &ParserSettings,
+) -> Result<Extracted, ParseError> {
+    let owned;
+    let text = match decoded {
+        Some(d) => d,
+        None => {
+            owned = decode(bytes);
+            &owned
+        }
+    };
+    event::parse(source, &text.text, settings.max_depth)
+}
 
 pub(crate) fn extract(
     format: Format,

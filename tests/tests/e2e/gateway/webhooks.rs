@@ -70,7 +70,7 @@ fn events(tag: &str) -> Vec<(Delivery, String)> {
     let t = now();
     let stripe_id = format!("evt_{tag}_stripe");
     let stripe_body = format!(
-        r#"{{"id":"{stripe_id}","object":"event","type":"invoice.paid","data":{{"object":{{"id":"in_{tag}","customer_name":"Harbor Point Beverages","amount_paid":245000,"currency":"usd","description":"Linehaul Toledo to Nashville, load L-558201"}}}}}}"#
+        r#"{{"id":"{stripe_id}","object":"event","type":"invoice.paid","data":{{"object":{{"object":"invoice","id":"in_{tag}","number":"INV-{tag}","customer_name":"Harbor Point Beverages","amount_paid":245000,"currency":"usd","description":"Linehaul Toledo to Nashville, load L-558201"}}}}}}"#
     );
     let samsara_id = format!("{tag}-samsara");
     let samsara_body = format!(
@@ -120,6 +120,24 @@ fn events(tag: &str) -> Vec<(Delivery, String)> {
             standard_id,
         ),
     ]
+}
+
+/// The (type, key) of every entity PostgreSQL links to the document.
+async fn entities(stack: &Stack, document_id: &str) -> Vec<(String, String)> {
+    let pool = sqlx::PgPool::connect(&stack.postgres_url())
+        .await
+        .expect("the stack's postgres");
+    let id = uuid::Uuid::parse_str(document_id).expect("a document id");
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT e.entity_type, e.canonical_key FROM document_entities d \
+         JOIN entities e USING (entity_id) WHERE d.document_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("entities");
+    pool.close().await;
+    rows
 }
 
 /// The sum of a counter's series that carry every one of `labels`.
@@ -178,6 +196,31 @@ async fn signed_deliveries_become_documents_and_forgeries_store_nothing() {
         assert!(
             view.consistent && view.stores.iter().all(|s| s.present),
             "{view:?}"
+        );
+    }
+    // The events' parties and identifiers are entities of their documents.
+    let stripe_entities = entities(&stack, &accepted[0].1).await;
+    for (kind, key) in [
+        (
+            "INVOICE_NUMBER",
+            format!("INV-{}", tag.to_ascii_uppercase()),
+        ),
+        ("ORGANIZATION", "harbor point beverages".to_owned()),
+    ] {
+        assert!(
+            stripe_entities.contains(&(kind.to_owned(), key.clone())),
+            "{kind} {key}: {stripe_entities:?}"
+        );
+    }
+    assert!(
+        stripe_entities.iter().any(|(k, _)| k == "MONEY"),
+        "{stripe_entities:?}"
+    );
+    let samsara_entities = entities(&stack, &accepted[2].1).await;
+    for (kind, key) in [("VEHICLE", "TRUCK 42"), ("PERSON", "dana reyes")] {
+        assert!(
+            samsara_entities.contains(&(kind.to_owned(), key.to_owned())),
+            "{kind} {key}: {samsara_entities:?}"
         );
     }
     // The same delivery again (a provider's retry, or a replay): answered, not ingested.
