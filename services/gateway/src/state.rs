@@ -120,6 +120,8 @@ pub struct Gateway {
     pub auth: crate::auth::Auth,
     /// The webhook sources and their verifiers.
     pub webhooks: crate::webhooks::sources::Sources,
+    /// Delivered webhook events, durably (`webhook_events`).
+    pub(crate) webhook_log: crate::webhooks::events::EventLog,
     pub(crate) temporal: TemporalLink,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Legacy ingestions running in this process (they end with it), so a shutdown can
@@ -196,9 +198,11 @@ impl Gateway {
                 "webhook source refuses every delivery until its secret is configured"
             );
         }
+        let webhook_log = crate::webhooks::events::EventLog::lazy(&settings.auth.database_url)?;
         Ok(Self {
             auth,
             webhooks,
+            webhook_log,
             temporal: TemporalLink {
                 settings: settings.temporal.clone(),
                 timeout: Duration::from_millis(settings.temporal_timeout_ms),

@@ -17,6 +17,7 @@
 //! No parsing happens on the request path: the raw body goes to the blob store and the
 //! ingestion reads it. `HEAD` of a known source answers `200` (Sonar checks it).
 
+pub mod events;
 pub mod plaid;
 pub mod sources;
 pub mod verify;
@@ -192,16 +193,44 @@ pub(crate) async fn deliver(
             );
         }
     };
+    let document_id = apex_ingestion::document_id(&format!("webhook:{name}"), &event.id);
+    let first = first && {
+        let sha = hex::encode(Sha256::digest(&body));
+        match g
+            .webhook_log
+            .record(&name, &event.id, &sha, &document_id)
+            .await
+        {
+            Ok(first) => first,
+            Err(e) => {
+                forget(&g, &name, &replay_key, None).await;
+                let message = format!("postgresql (webhook_events): {e}");
+                return refused(
+                    &g,
+                    &name,
+                    "unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    message,
+                );
+            }
+        }
+    };
     if !first {
         g.metrics
             .webhook_deliveries
             .with_label_values(&[&name, "duplicate"])
             .inc();
         tracing::info!(source = %name, event = %event.id, "webhook event delivered before; not ingested again");
-        return Json(json!({ "duplicate": true, "event_id": event.id })).into_response();
+        return Json(
+            json!({ "duplicate": true, "event_id": event.id, "document_id": document_id }),
+        )
+        .into_response();
     }
     match ingest(&g, source, &event, body).await {
         Ok(accepted) => {
+            if let Err(e) = g.webhook_log.mark(&name, &event.id, events::ACCEPTED).await {
+                tracing::warn!(source = %name, error = %e, "cannot mark a webhook event accepted");
+            }
             g.metrics
                 .webhook_deliveries
                 .with_label_values(&[&name, "accepted"])
@@ -214,9 +243,7 @@ pub(crate) async fn deliver(
         }
         Err(e) => {
             // Not ingested: the sender's retry must not be taken for a replay.
-            if let Err(forget) = g.shared.forget(&replay_key).await {
-                tracing::warn!(source = %name, error = %forget, "cannot forget a webhook event that was not ingested");
-            }
+            forget(&g, &name, &replay_key, Some(&event.id)).await;
             g.metrics
                 .webhook_deliveries
                 .with_label_values(&[&name, "failed"])
@@ -226,8 +253,21 @@ pub(crate) async fn deliver(
     }
 }
 
+/// Forgets an event that was remembered and then not ingested (Redis, and the table when
+/// `event_id` is given).
+async fn forget(g: &AppState, source: &str, replay_key: &str, event_id: Option<&str>) {
+    if let Err(e) = g.shared.forget(replay_key).await {
+        tracing::warn!(source, error = %e, "cannot forget a webhook event that was not ingested");
+    }
+    if let Some(id) = event_id
+        && let Err(e) = g.webhook_log.remove(source, id).await
+    {
+        tracing::warn!(source, error = %e, "cannot remove a webhook event that was not ingested");
+    }
+}
+
 /// The Redis key remembering a delivered event (the id hashed: ids are the sender's).
-fn replay_key(source: &str, event_id: &str) -> String {
+pub fn replay_key(source: &str, event_id: &str) -> String {
     let digest = hex::encode(Sha256::digest(event_id.as_bytes()));
     format!("apex:webhook:{source}:{digest}")
 }

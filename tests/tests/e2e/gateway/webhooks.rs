@@ -236,6 +236,18 @@ async fn signed_deliveries_become_documents_and_forgeries_store_nothing() {
         .await,
         1.0
     );
+    // Redis forgot it (expired, flushed): PostgreSQL's webhook_events still knows it.
+    let (_, event_id) = &events(&tag)[0];
+    g.shared
+        .forget(&apex_gateway::webhooks::replay_key("stripe", event_id))
+        .await
+        .expect("redis");
+    let (status, body, _) = send(&g, &accepted[0].0).await;
+    assert_eq!(
+        (status, &body["duplicate"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{body}"
+    );
     refusals(&g, &tag).await;
     g.stop().await;
 }
