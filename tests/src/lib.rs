@@ -9,6 +9,7 @@
 //! - [`names`] hands out names no other test uses (task queue, graph, collection prefix,
 //!   Redis key, source);
 //! - [`bins`] finds the workspace's binaries, built from the current sources;
+//! - [`fakes`] are local stand-ins for third-party APIs (Plaid, …) on their real wire formats;
 //! - [`fault`] is the TCP proxy a test cuts to take a server away;
 //! - [`scale`] scales the stack's stages and runs documents through their replicas.
 //!
@@ -16,6 +17,7 @@
 
 pub mod bins;
 pub mod chaos;
+pub mod fakes;
 pub mod fault;
 pub mod names;
 pub mod scale;

@@ -5,6 +5,7 @@
 
 use apex_gateway::webhooks::verify::{Scheme, sign};
 use futures::future::join_all;
+use sha2::Digest as _;
 
 use super::*;
 
@@ -411,5 +412,108 @@ async fn one_event_delivered_a_hundred_times_at_once_is_one_document() {
     let done = g.wait_done(&id).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["version"], 1, "{done}");
+    g.stop().await;
+}
+
+/// A gateway that fetches Plaid's keys from `plaid_url` (loopback allowed for the fake).
+async fn plaid_gateway(stack: &Stack, plaid_url: &str, dir: &std::path::Path) -> Gateway {
+    use apex_e2e::fakes::plaid::{CLIENT_ID, SECRET};
+    std::fs::write(dir.join("plaid-client-id"), CLIENT_ID).expect("write");
+    std::fs::write(dir.join("plaid-secret"), SECRET).expect("write");
+    let (url, secrets_dir) = (plaid_url.to_owned(), dir.display().to_string());
+    Gateway::start(stack, move |s| {
+        s.webhooks.plaid_url = url;
+        s.webhooks.secrets_dir = secrets_dir;
+        s.ingest.fetch_allow = "127.0.0.1".to_owned();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaid_deliveries_verify_with_keys_fetched_by_kid() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let plaid = apex_e2e::fakes::plaid::FakePlaid::start()
+        .await
+        .expect("the fake Plaid");
+    let dir = tempfile::tempdir().expect("dir");
+    let g = plaid_gateway(&stack, &plaid.url, dir.path()).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let body = |n: u32| {
+        format!(
+            "{{\n  \"environment\": \"sandbox\",\n  \"item_id\": \"item-{tag}-{n}\",\n  \"webhook_code\": \"SYNC_UPDATES_AVAILABLE\",\n  \"webhook_type\": \"TRANSACTIONS\"\n}}"
+        )
+    };
+    let delivery = |body: &str, iat: i64, kid: &str| Delivery {
+        source: "plaid",
+        headers: vec![("plaid-verification", plaid.sign(body.as_bytes(), iat, kid))],
+        body: body.as_bytes().to_vec(),
+    };
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let b = body(n);
+        let (status, answer, _) = send(&g, &delivery(&b, now(), plaid.kid())).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["event_type"], "TRANSACTIONS.SYNC_UPDATES_AVAILABLE");
+        // Plaid sends no event id: the body's digest is one.
+        let id = apex_ingestion::document_id(
+            "webhook:plaid",
+            &hex::encode(sha2::Sha256::digest(b.as_bytes())),
+        );
+        assert_eq!(answer["document_id"], id.as_str(), "{answer}");
+        ids.push(id);
+    }
+    assert_eq!(
+        plaid.key_requests(),
+        1,
+        "the key is fetched once, then kept by kid"
+    );
+    for id in &ids {
+        assert_eq!(g.wait_done(id).await["status"], "completed");
+    }
+    let b = body(9);
+    let mut changed = delivery(&b, now(), plaid.kid());
+    changed.body = body(8).into_bytes();
+    let cases = [
+        (
+            "unknown kid",
+            delivery(&b, now(), "6c5516e1-0000-4000-8000-000000000000"),
+            StatusCode::UNAUTHORIZED,
+            "unknown_key",
+        ),
+        (
+            "stale",
+            delivery(&b, now() - 301, plaid.kid()),
+            StatusCode::UNAUTHORIZED,
+            "stale",
+        ),
+        (
+            "body changed",
+            changed,
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+        ),
+    ];
+    for (what, d, expected, reason) in cases {
+        let (status, answer, _) = send(&g, &d).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        assert_eq!(
+            answer["error"]["details"]["reason"], reason,
+            "{what}: {answer}"
+        );
+    }
+    g.stop().await;
+    // Plaid away: the sender is asked to come back, nothing is ingested.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let g = plaid_gateway(&stack, &dead, dir.path()).await;
+    let (status, answer, retry) = send(&g, &delivery(&b, now(), plaid.kid())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"]["details"]["reason"], "key_unavailable");
+    assert!(retry.is_some());
     g.stop().await;
 }
