@@ -38,6 +38,15 @@ pub struct FakePlaid {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for FakePlaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePlaid")
+            .field("url", &self.url)
+            .field("kid", &self.inner.kid)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakePlaid {
     fn drop(&mut self) {
         self.task.abort();
