@@ -237,7 +237,59 @@ async fn component_checks(s: &StackSettings) -> Vec<Check> {
         search_attributes(s),
         UP,
     ));
+    checks.push(webhook_sources(s).await);
     checks
+}
+
+/// Which webhook sources the running gateway verifies, and which refuse every delivery for
+/// want of a secret (a report, not a failure: a stack without webhooks is a working stack).
+async fn webhook_sources(s: &StackSettings) -> Check {
+    let url = format!("{}/readyz", s.gateway_url());
+    let ready = async {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(3))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(body)
+    };
+    let detail = match ready.await {
+        Err(e) => format!("the gateway's /readyz did not answer ({e}); nothing to report"),
+        Ok(body) => {
+            let hooks = &body["webhooks"];
+            let configured: Vec<&str> = hooks["configured"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let refusing: Vec<String> = hooks["unconfigured"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            format!(
+                "verified: {}; refusing every delivery (no secret): {}",
+                if configured.is_empty() {
+                    "none".to_owned()
+                } else {
+                    configured.join(", ")
+                },
+                if refusing.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refusing.join(", ")
+                },
+            )
+        }
+    };
+    Check {
+        name: "webhook sources".to_owned(),
+        ok: true,
+        detail,
+        fix: "set APEX_WEBHOOK_SECRETS_<SOURCE> (or webhooks.secrets_dir) for the gateway; docs/security.md#webhooks",
+    }
 }
 
 fn search_attributes(s: &StackSettings) -> Result<String, String> {

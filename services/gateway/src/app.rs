@@ -119,6 +119,16 @@ async fn readyz(State(g): State<AppState>) -> Response {
     let body = json!({
         "ready": ready,
         "checks": { "redis": ok(&redis), "writer": ok(&writer), "temporal": ok(&temporal) },
+        // Not part of readiness: uploads work without them. Sources without their secret
+        // refuse every delivery (503); `apex doctor` prints this.
+        "webhooks": {
+            "configured": g.webhooks.names()
+                .filter(|n| !g.webhooks.unconfigured().iter().any(|(u, _)| u == n))
+                .collect::<Vec<_>>(),
+            "unconfigured": g.webhooks.unconfigured().into_iter()
+                .map(|(n, why)| (n.to_owned(), json!(why)))
+                .collect::<serde_json::Map<String, Value>>(),
+        },
     });
     let code = if ready {
         StatusCode::OK
