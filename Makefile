@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest loadtest-sustained bench-peer chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
+.PHONY: demo test fresh-check loadtest loadtest-sustained bench-webhooks bench-peer chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
 
 bootstrap:
 	deploy/local/bootstrap
@@ -87,6 +87,11 @@ bench-peer: up
 SUSTAIN_ARGS ?= --path temporal --rate 4 --seconds 600 --interval-secs 60 --concurrency 400
 loadtest-sustained: up
 	$(CARGO_TARGET_DIR)/debug/apex-loadtest sustain $(SUSTAIN_ARGS)
+
+# Signed webhook deliveries (Stripe's scheme) at 200/s for 20 s against a gateway of the
+# run's own, beside GET /livez at the same rate: p50/p95/p99 of both (docs/benchmarks.md).
+bench-webhooks: up
+	$(CARGO_TARGET_DIR)/debug/apex-loadtest webhooks $(WEBHOOK_ARGS)
 
 # The chaos suite (about 2 hours with the defaults): every service, store, Temporal and the
 # gateway taken away for CHAOS_AWAY seconds in turn while documents go through the Temporal

@@ -9,6 +9,7 @@ mod files;
 mod phase;
 mod report;
 mod sustain;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Upload at a fixed rate for a fixed time (open loop) and print, every interval, the
     /// rate finished, latency, backlog and each process's memory.
     Sustain(sustain::SustainArgs),
+    /// Signed webhook deliveries at a fixed rate against a gateway of the run's own, beside
+    /// `GET /livez` at the same rate: how fast the gateway answers a webhook.
+    Webhooks(webhooks::WebhookArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -280,6 +284,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => ingest(args).await,
         Command::Sustain(args) => sustained(args).await,
+        Command::Webhooks(args) => webhooks::run(args).await,
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
