@@ -70,7 +70,16 @@ pub(crate) async fn run(args: WebhookArgs) -> anyhow::Result<bool> {
     let secret = format!("whsec_bench_{run}");
     let dir = std::env::temp_dir().join(format!("apex-bench-webhooks-{run}"));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("stripe"), &secret)?;
+    // A source of the run's own (Stripe's scheme), so no other gateway of the stack starts
+    // its events.
+    let source = format!("bench-{}", &run[..12]);
+    std::fs::write(dir.join(&source), &secret)?;
+    // A source name is a map key: a settings file says it (the environment cannot).
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!("[webhooks.schemes]\n\"{source}\" = \"stripe\"\n"),
+    )?;
     let url = format!("http://127.0.0.1:{}", args.port);
     let child = Command::new(&bin)
         .env(
@@ -86,6 +95,10 @@ pub(crate) async fn run(args: WebhookArgs) -> anyhow::Result<bool> {
         )
         .env("APEX_GATEWAY__MAX_IN_FLIGHT", "1000000")
         .env("APEX_GATEWAY__WEBHOOKS__SECRETS_DIR", &dir)
+        .env(
+            format!("APEX_GATEWAY__WEBHOOKS__SCHEMES__{}", source.to_uppercase()),
+            "stripe",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -109,7 +122,7 @@ pub(crate) async fn run(args: WebhookArgs) -> anyhow::Result<bool> {
         http.get(format!("{url}/livez"))
     })
     .await;
-    let stripe = phase("POST /v1/webhooks/stripe", &args, |i| {
+    let stripe = phase("POST /v1/webhooks/<source>", &args, |i| {
         let body = format!(
             r#"{{"id":"evt_bench_{run}_{i}","object":"event","type":"invoice.paid","data":{{"object":{{"object":"invoice","number":"INV-{i}","customer_name":"Harbor Point Beverages","amount_paid":245000,"currency":"usd"}}}}}}"#
         );
@@ -118,7 +131,7 @@ pub(crate) async fn run(args: WebhookArgs) -> anyhow::Result<bool> {
             .map_or(0, |d| d.as_secs());
         let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
         let tag = hmac::sign(&key, format!("{t}.{body}").as_bytes());
-        http.post(format!("{url}/v1/webhooks/stripe"))
+        http.post(format!("{url}/v1/webhooks/{source}"))
             .header("stripe-signature", format!("t={t},v1={}", hex::encode(tag)))
             .header("content-type", "application/json")
             .body(body)
@@ -128,6 +141,7 @@ pub(crate) async fn run(args: WebhookArgs) -> anyhow::Result<bool> {
     drop(_gateway);
     let _ = std::fs::remove_dir_all(&dir);
     terminate(&queue);
+    forget_events(&source).await;
     Ok(livez.ok == livez.latencies.len() && stripe.ok == stripe.latencies.len())
 }
 
@@ -222,6 +236,38 @@ fn print(phases: &[&Phase], rate: f64) {
                 "NOT met"
             }
         );
+    }
+}
+
+/// Deletes the run's rows from `webhook_events` (those not dispatched would stay
+/// `received` for a source no gateway knows).
+async fn forget_events(source: &str) {
+    let url = std::env::var("APEX_GATEWAY__AUTH__DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://apex:apex-dev@127.0.0.1:5432/apex".to_owned());
+    let deleted = async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT status, count(*) FROM webhook_events WHERE source = $1 GROUP BY status ORDER BY status",
+                &[&source],
+            )
+            .await?;
+        let counts: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {}", r.get::<_, i64>(1), r.get::<_, String>(0)))
+            .collect();
+        println!(
+            "the run's events when it ended: {} (accepted = ingestion started by the dispatcher; received = still in the outbox)",
+            counts.join(", ")
+        );
+        client
+            .execute("DELETE FROM webhook_events WHERE source = $1", &[&source])
+            .await
+    };
+    match deleted.await {
+        Ok(n) => println!("removed the run's {n} webhook events from webhook_events"),
+        Err(e) => println!("could not remove the run's webhook events ({source}): {e}"),
     }
 }
 

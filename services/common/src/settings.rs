@@ -102,7 +102,16 @@ pub fn load<S: Settings>(source: &Source) -> Result<S, ConfigError> {
             for dict in data.values() {
                 collect_keys(dict, "", &mut provided);
             }
+            let open = open_maps(&S::default());
             for key in provided.difference(&known) {
+                // Keys under a map that is empty by default (`webhooks.schemes.<name>`)
+                // are the user's to name.
+                if open.iter().any(|m| {
+                    key.strip_prefix(m.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
+                }) {
+                    continue;
+                }
                 problems.push(format!("unknown key `{key}` ({})", env_name(&prefix, key)));
             }
         }
@@ -169,6 +178,31 @@ fn env_pairs(
         pairs.push((key, parsed));
     }
     pairs
+}
+
+/// The dotted paths whose default is an empty map: their keys are free.
+fn open_maps<S: Serialize>(defaults: &S) -> Vec<String> {
+    fn walk(map: &serde_json::Map<String, serde_json::Value>, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if let serde_json::Value::Object(inner) = v {
+                if inner.is_empty() {
+                    out.push(path);
+                } else {
+                    walk(inner, &path, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(defaults) {
+        walk(&map, "", &mut out);
+    }
+    out
 }
 
 /// Keys a settings struct knows, as dotted paths (structs are walked, leaves are keys).

@@ -54,12 +54,24 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
+    // Stops with the server (or when the server fails); a batch in progress finishes.
+    let stop_dispatcher = shutdown.clone();
+    let dispatcher = gateway.settings.webhooks.dispatch.then(|| {
+        tokio::spawn(webhooks::dispatch::run(
+            Arc::clone(&gateway),
+            shutdown.clone(),
+        ))
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, percent = gateway.rollout.percent(), "gateway serving");
     let grace = std::time::Duration::from_secs(gateway.settings.shutdown_grace_secs);
     axum::serve(listener, router(Arc::clone(&gateway)))
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await?;
+    stop_dispatcher.trigger();
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     gateway.drain(grace).await;
     if let Some(m) = metrics {
         m.await??;

@@ -188,3 +188,42 @@ impl Settings for GatewaySettings {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use apex_common::settings::{Source, load};
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Source {
+        Source {
+            file: None,
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn webhook_schemes_are_a_map_of_free_names_and_other_keys_stay_checked() {
+        let s: GatewaySettings = load(&env(&[
+            (
+                "APEX_GATEWAY__WEBHOOKS__SCHEMES__PARTNER-A",
+                "standard-webhooks",
+            ),
+            ("APEX_GATEWAY__WEBHOOKS__TOLERANCE_SECS", "120"),
+        ]))
+        .expect("a new source by its scheme");
+        assert_eq!(s.webhooks.schemes["partner-a"], "standard-webhooks");
+        assert_eq!(s.webhooks.tolerance_secs, 120);
+        let e = load::<GatewaySettings>(&env(&[
+            ("APEX_GATEWAY__WEBHOOKS__TOLERANCE", "120"),
+            ("APEX_GATEWAY__WEBHOOKS__SCHEMES__PARTNER-B", "hmac-md5"),
+        ]))
+        .expect_err("a misspelt key and an unknown scheme");
+        let text = e.to_string();
+        assert!(text.contains("unknown key `webhooks.tolerance`"), "{text}");
+        assert!(text.contains("hmac-md5"), "{text}");
+    }
+}

@@ -122,6 +122,8 @@ pub struct Gateway {
     pub webhooks: crate::webhooks::sources::Sources,
     /// Delivered webhook events, durably (`webhook_events`).
     pub(crate) webhook_log: crate::webhooks::events::EventLog,
+    /// Wakes this replica's webhook dispatcher when a delivery was stored.
+    pub(crate) webhook_wake: tokio::sync::Notify,
     pub(crate) temporal: TemporalLink,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Legacy ingestions running in this process (they end with it), so a shutdown can
@@ -203,6 +205,7 @@ impl Gateway {
             auth,
             webhooks,
             webhook_log,
+            webhook_wake: tokio::sync::Notify::new(),
             temporal: TemporalLink {
                 settings: settings.temporal.clone(),
                 timeout: Duration::from_millis(settings.temporal_timeout_ms),

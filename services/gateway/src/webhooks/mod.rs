@@ -5,27 +5,29 @@
 //!
 //! | answer | when |
 //! | --- | --- |
-//! | `200 {"accepted": true, …}` | verified and handed to the ingestion |
+//! | `200 {"accepted": true, "status": "received", …}` | verified and stored; its ingestion starts from the outbox |
 //! | `200 {"duplicate": true}` | an event id delivered before (within `webhooks.replay_ttl_secs`) |
 //! | `200 {"challenge": …}` | Front's setup handshake (`x-front-challenge`), signed |
 //! | `400` | a missing header, a malformed signature or body, no event id |
 //! | `401` | a signature no secret matches, an unknown Plaid key, a timestamp outside the tolerance |
 //! | `404` | a source the gateway does not know |
 //! | `413` | a body over `webhooks.max_body_bytes` |
-//! | `503` + `Retry-After` | the source has no secret configured, Plaid's keys cannot be fetched, Redis or Temporal away: the sender retries, nothing is lost |
+//! | `503` + `Retry-After` | the source has no secret configured, Plaid's keys cannot be fetched, Redis, the blob store or PostgreSQL away: the sender retries, nothing is lost |
 //!
-//! No parsing happens on the request path: the raw body goes to the blob store and the
-//! ingestion reads it. `HEAD` of a known source answers `200` (Sonar checks it).
+//! No parsing happens on the request path, and no ingestion starts on it: the raw body goes
+//! to the blob store, the event to `webhook_events` (the outbox), and the answer is sent;
+//! [`dispatch`] then starts the ingestion (at once, or with backoff while Temporal or a
+//! stage is away), so a burst of deliveries or an outage behind the gateway never makes a
+//! provider wait or retry. `HEAD` of a known source answers `200` (Sonar checks it).
 
+pub mod dispatch;
 pub mod events;
 pub mod plaid;
 pub mod sources;
 pub mod verify;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use apex_ingestion::IngestInput;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -34,9 +36,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use self::sources::{EventName, Source, event_name};
+use self::sources::{EventName, event_name};
 use self::verify::{Delivery, Refusal, Scheme};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What a sender that could not be served is asked to wait.
@@ -195,16 +196,10 @@ pub(crate) async fn deliver(
     };
     let document_id = apex_ingestion::document_id(&format!("webhook:{name}"), &event.id);
     let first = first && {
-        let sha = hex::encode(Sha256::digest(&body));
-        match g
-            .webhook_log
-            .record(&name, &event.id, &sha, &document_id)
-            .await
-        {
+        match store(&g, &name, &event, body).await {
             Ok(first) => first,
-            Err(e) => {
-                forget(&g, &name, &replay_key, None).await;
-                let message = format!("postgresql (webhook_events): {e}");
+            Err(message) => {
+                forget(&g, &name, &replay_key).await;
                 return refused(
                     &g,
                     &name,
@@ -226,43 +221,51 @@ pub(crate) async fn deliver(
         )
         .into_response();
     }
-    match ingest(&g, source, &event, body).await {
-        Ok(accepted) => {
-            if let Err(e) = g.webhook_log.mark(&name, &event.id, events::ACCEPTED).await {
-                tracing::warn!(source = %name, error = %e, "cannot mark a webhook event accepted");
-            }
-            g.metrics
-                .webhook_deliveries
-                .with_label_values(&[&name, "accepted"])
-                .inc();
-            let mut answer = accepted.body();
-            answer["accepted"] = json!(true);
-            answer["event_id"] = json!(event.id);
-            answer["event_type"] = json!(event.kind);
-            (StatusCode::OK, Json(answer)).into_response()
-        }
-        Err(e) => {
-            // Not ingested: the sender's retry must not be taken for a replay.
-            forget(&g, &name, &replay_key, Some(&event.id)).await;
-            g.metrics
-                .webhook_deliveries
-                .with_label_values(&[&name, "failed"])
-                .inc();
-            e.into_response()
-        }
-    }
+    g.webhook_wake.notify_one();
+    g.metrics
+        .webhook_deliveries
+        .with_label_values(&[&name, "accepted"])
+        .inc();
+    let answer = json!({
+        "accepted": true,
+        "status": events::RECEIVED,
+        "event_id": event.id,
+        "event_type": event.kind,
+        "source": format!("webhook:{name}"),
+        "document_id": document_id,
+        "status_url": format!("/v1/documents/{document_id}"),
+        "workflow_id": apex_ingestion::ingestion_workflow_id(&document_id),
+    });
+    (StatusCode::OK, Json(answer)).into_response()
 }
 
-/// Forgets an event that was remembered and then not ingested (Redis, and the table when
-/// `event_id` is given).
-async fn forget(g: &AppState, source: &str, replay_key: &str, event_id: Option<&str>) {
+/// Stores the body (blob store) and the event (`webhook_events`): `Ok(false)` when the
+/// table already had it, `Err` with the reason when either store is away.
+async fn store(
+    g: &AppState,
+    name: &str,
+    event: &EventName,
+    body: bytes::Bytes,
+) -> Result<bool, String> {
+    let sha = hex::encode(Sha256::digest(&body));
+    let blob = g
+        .stages()
+        .blobs()
+        .put("webhooks", "application/json", body)
+        .await
+        .map_err(|e| format!("blob store: {e}"))?;
+    let document_id = apex_ingestion::document_id(&format!("webhook:{name}"), &event.id);
+    g.webhook_log
+        .record(name, &event.id, &event.kind, &sha, &document_id, &blob.key)
+        .await
+        .map_err(|e| format!("postgresql (webhook_events): {e}"))
+}
+
+/// Forgets an event that was remembered and then not stored, so the sender's retry is not
+/// taken for a replay.
+async fn forget(g: &AppState, source: &str, replay_key: &str) {
     if let Err(e) = g.shared.forget(replay_key).await {
-        tracing::warn!(source, error = %e, "cannot forget a webhook event that was not ingested");
-    }
-    if let Some(id) = event_id
-        && let Err(e) = g.webhook_log.remove(source, id).await
-    {
-        tracing::warn!(source, error = %e, "cannot remove a webhook event that was not ingested");
+        tracing::warn!(source, error = %e, "cannot forget a webhook event that was not stored");
     }
 }
 
@@ -304,31 +307,4 @@ async fn read_body(
             )
         }
     })
-}
-
-/// The event as an ingestion: source `webhook:<name>`, the event id as external id (so a
-/// redelivery is the same document), the raw body as the document.
-async fn ingest(
-    g: &AppState,
-    source: &Source,
-    event: &EventName,
-    body: bytes::Bytes,
-) -> Result<crate::upload::Accepted, ApiError> {
-    let slot = crate::upload::admit(g)?;
-    let sha = hex::encode(Sha256::digest(&body));
-    let metadata = BTreeMap::from([
-        ("webhook_source".to_owned(), source.name.clone()),
-        ("webhook_event_id".to_owned(), event.id.clone()),
-        ("webhook_event_type".to_owned(), event.kind.clone()),
-    ]);
-    let input = IngestInput {
-        source: format!("webhook:{}", source.name),
-        external_id: event.id.clone(),
-        file_name: format!("{}-{}.json", source.name, event.kind),
-        mime_type: "application/json".to_owned(),
-        metadata,
-        deadline_secs: g.settings.ingest_deadline_secs,
-        ..IngestInput::default()
-    };
-    crate::upload::accept(g, slot, input, Some(body), Some(sha)).await
 }

@@ -60,6 +60,9 @@ impl Gateway {
         settings.ingest.writer_addr = service(ports.writer_port);
         settings.ingest.blob_url = stack.blob_dir().display().to_string();
         settings.auth.database_url = stack.postgres_url();
+        // Only the webhook tests' gateways start stored webhook events: another test's
+        // gateway (a dead service, a tiny limit) must not take them.
+        settings.webhooks.dispatch = false;
         configure(&mut settings);
         // Every request of the test carries an admin key of its own.
         let keys = KeyStore::connect(&stack.postgres_url())

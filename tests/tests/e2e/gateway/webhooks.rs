@@ -30,6 +30,7 @@ async fn hooked(stack: &Stack, max_body_bytes: u64) -> (Gateway, tempfile::TempD
     let g = Gateway::start(stack, move |s| {
         s.webhooks.secrets_dir = secrets_dir;
         s.webhooks.max_body_bytes = max_body_bytes;
+        s.webhooks.dispatch = true;
     })
     .await;
     (g, dir)
@@ -424,6 +425,7 @@ async fn plaid_gateway(stack: &Stack, plaid_url: &str, dir: &std::path::Path) ->
     Gateway::start(stack, move |s| {
         s.webhooks.plaid_url = url;
         s.webhooks.secrets_dir = secrets_dir;
+        s.webhooks.dispatch = true;
         s.ingest.fetch_allow = "127.0.0.1".to_owned();
     })
     .await
@@ -516,4 +518,95 @@ async fn plaid_deliveries_verify_with_keys_fetched_by_kid() {
     assert_eq!(answer["error"]["details"]["reason"], "key_unavailable");
     assert!(retry.is_some());
     g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_during_a_temporal_outage_is_answered_and_ingested_once_temporal_is_back() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    // A source only this test's gateways know, so no other gateway starts its events.
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let source: &'static str = Box::leak(format!("partner-{}", &tag[..12]).into_boxed_str());
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(source), STANDARD).expect("write a secret");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let gateway = |temporal: Option<String>| {
+        let secrets_dir = dir.path().display().to_string();
+        Gateway::start(&stack, move |s| {
+            s.webhooks.secrets_dir = secrets_dir;
+            s.webhooks.dispatch = true;
+            s.webhooks
+                .schemes
+                .insert(source.to_owned(), "standard-webhooks".to_owned());
+            s.temporal.rollout = 100;
+            if let Some(address) = temporal {
+                s.temporal.address = address;
+                s.fallback_to_legacy = false;
+            }
+        })
+    };
+    let away = gateway(Some(dead)).await;
+    let id = format!("msg_{tag}_outage");
+    let delivery = signed(
+        source,
+        Scheme::StandardWebhooks,
+        STANDARD,
+        now(),
+        &id,
+        r#"{"type":"load.tendered","load":"L-77120","carrier":"Keystone Interstate Freight"}"#,
+    );
+    let (status, body, _) = send(&away, &delivery).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "answered although Temporal is away: {body}"
+    );
+    let document = apex_ingestion::document_id(&format!("webhook:{source}"), &id);
+    assert_eq!(body["document_id"], document.as_str());
+    // Its dispatcher tried, failed for Temporal's absence, and kept the event.
+    let pool = sqlx::PgPool::connect(&stack.postgres_url())
+        .await
+        .expect("postgres");
+    let row = || async {
+        sqlx::query_as::<_, (String, i32, Option<String>)>(
+            "SELECT status, attempts, last_error FROM webhook_events WHERE source = $1 AND event_id = $2",
+        )
+        .bind(source)
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .expect("the stored event")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, attempts, error) = loop {
+        let r = row().await;
+        if r.2.is_some() || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "received");
+    assert!(attempts >= 1);
+    assert!(
+        error.as_deref().unwrap_or_default().contains("temporal"),
+        "{error:?}"
+    );
+    away.stop().await;
+    // A replica with Temporal takes it from the outbox; the document completes once.
+    let back = gateway(None).await;
+    let done = back.wait_done(&document).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(row().await.0, "accepted");
+    let (status, body, _) = send(&back, &delivery).await;
+    assert_eq!(
+        (status, &body["duplicate"]),
+        (StatusCode::OK, &Value::Bool(true))
+    );
+    back.stop().await;
+    pool.close().await;
 }
