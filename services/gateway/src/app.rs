@@ -116,16 +116,17 @@ async fn readyz(State(g): State<AppState>) -> Response {
     // Temporal is optional while the legacy path can take its traffic.
     let ready =
         redis.is_ok() && writer.is_ok() && (temporal.is_ok() || g.settings.fallback_to_legacy);
+    let hooks = g.webhooks.current();
     let body = json!({
         "ready": ready,
         "checks": { "redis": ok(&redis), "writer": ok(&writer), "temporal": ok(&temporal) },
         // Not part of readiness: uploads work without them. Sources without their secret
         // refuse every delivery (503); `apex doctor` prints this.
         "webhooks": {
-            "configured": g.webhooks.names()
-                .filter(|n| !g.webhooks.unconfigured().iter().any(|(u, _)| u == n))
+            "configured": hooks.names()
+                .filter(|n| !hooks.unconfigured().iter().any(|(u, _)| u == n))
                 .collect::<Vec<_>>(),
-            "unconfigured": g.webhooks.unconfigured().into_iter()
+            "unconfigured": hooks.unconfigured().into_iter()
                 .map(|(n, why)| (n.to_owned(), json!(why)))
                 .collect::<serde_json::Map<String, Value>>(),
         },

@@ -62,6 +62,24 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
+    let reload_every = gateway.settings.webhooks.reload_secs;
+    let reloader = (reload_every > 0).then(|| {
+        let (g, stop) = (Arc::clone(&gateway), shutdown.clone());
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(reload_every);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = stop.wait() => return,
+                }
+                // Reading a few small files; off the runtime's threads all the same.
+                let g2 = Arc::clone(&g);
+                if let Ok(true) = tokio::task::spawn_blocking(move || g2.webhooks.reload()).await {
+                    tracing::info!("webhook secrets changed; the new ones verify from now on");
+                }
+            }
+        })
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, percent = gateway.rollout.percent(), "gateway serving");
     let grace = std::time::Duration::from_secs(gateway.settings.shutdown_grace_secs);
@@ -71,6 +89,9 @@ pub async fn run(
     stop_dispatcher.trigger();
     if let Some(d) = dispatcher {
         let _ = d.await;
+    }
+    if let Some(r) = reloader {
+        let _ = r.await;
     }
     gateway.drain(grace).await;
     if let Some(m) = metrics {

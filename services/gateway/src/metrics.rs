@@ -22,6 +22,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Webhook deliveries refused, by source and reason.
     pub webhook_refusals: IntCounterVec,
+    /// Secrets each webhook source verifies with (0: it refuses every delivery).
+    pub webhook_secrets: prometheus::IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
@@ -140,6 +142,17 @@ impl Metrics {
                     "Webhook deliveries refused, by source and reason (bad_signature, stale, future, missing_header, malformed, oversized, unknown_key, unknown_source, unconfigured, key_unavailable, unavailable)",
                     &["source", "reason"],
                 ),
+            ),
+            webhook_secrets: register(
+                &registry,
+                prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "apex_gateway_webhook_secrets",
+                        "Secrets each webhook source verifies with now (0: every delivery is refused)",
+                    ),
+                    &["source"],
+                )
+                .unwrap_or_else(|e| panic!("metric: {e}")),
             ),
             registry,
         }

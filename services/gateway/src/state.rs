@@ -119,7 +119,7 @@ pub struct Gateway {
     pub metrics: Metrics,
     pub auth: crate::auth::Auth,
     /// The webhook sources and their verifiers.
-    pub webhooks: crate::webhooks::sources::Sources,
+    pub webhooks: crate::webhooks::sources::Registry,
     /// Delivered webhook events, durably (`webhook_events`).
     pub(crate) webhook_log: crate::webhooks::events::EventLog,
     /// Wakes this replica's webhook dispatcher when a delivery was stored.
@@ -188,12 +188,13 @@ impl Gateway {
             .fetch_policy()
             .client(reqwest::Client::builder())
             .map_err(|e| anyhow::anyhow!("the guarded HTTP client: {e}"))?;
-        let webhooks = crate::webhooks::sources::Sources::load(
+        let webhooks = crate::webhooks::sources::Registry::new(
             &settings.webhooks,
-            &|name| std::env::var(name).ok(),
-            &http,
+            Box::new(|name| std::env::var(name).ok()),
+            http,
+            metrics.webhook_secrets.clone(),
         );
-        for (source, why) in webhooks.unconfigured() {
+        for (source, why) in webhooks.current().unconfigured() {
             tracing::info!(
                 source,
                 reason = why,

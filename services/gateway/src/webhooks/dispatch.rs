@@ -25,7 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Runs until `shutdown`. It takes the events of the sources this replica knows (every
 /// replica of a deployment has the same sources).
 pub async fn run(g: Arc<Gateway>, shutdown: Shutdown) {
-    let sources: Vec<String> = g.webhooks.names().map(str::to_owned).collect();
+    let sources: Vec<String> = g.webhooks.current().names().map(str::to_owned).collect();
     let batch_size = i64::from(g.settings.webhooks.dispatch_parallel.max(1));
     loop {
         if shutdown.is_triggered() {

@@ -51,8 +51,8 @@ fn now_secs() -> i64 {
 
 /// The source label of the metrics: a known source's name, else `unknown` (so a scan of
 /// made-up names cannot grow the series without bound).
-fn label<'a>(g: &'a AppState, source: &'a str) -> &'a str {
-    if g.webhooks.get(source).is_some() {
+fn label<'a>(g: &AppState, source: &'a str) -> &'a str {
+    if g.webhooks.current().get(source).is_some() {
         source
     } else {
         "unknown"
@@ -110,7 +110,7 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
 
 /// `HEAD /v1/webhooks/{source}`: `200` for a known source, `404` else.
 pub(crate) async fn probe(State(g): State<AppState>, Path(source): Path<String>) -> StatusCode {
-    if g.webhooks.get(&source).is_some() {
+    if g.webhooks.current().get(&source).is_some() {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
@@ -122,8 +122,9 @@ pub(crate) async fn deliver(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(source) = g.webhooks.get(&name) else {
-        let known = g.webhooks.names().collect::<Vec<_>>().join(", ");
+    let sources = g.webhooks.current();
+    let Some(source) = sources.get(&name) else {
+        let known = sources.names().collect::<Vec<_>>().join(", ");
         return refused(
             &g,
             &name,

@@ -57,6 +57,9 @@ pub struct WebhookSettings {
     /// Whether this replica starts the ingestions of stored events (the outbox's
     /// dispatcher). Off only for a replica that must not start work (tests).
     pub dispatch: bool,
+    /// How often the secrets are read again (a rotation without a restart), in seconds;
+    /// 0: only at start.
+    pub reload_secs: u64,
     /// Ingestions the dispatcher starts at once. Deliveries are answered whatever it is;
     /// a higher value drains a burst sooner and takes more CPU from the request path
     /// (`make bench-webhooks`: 32 at once doubled the webhook p99 on 2 cores).
@@ -74,6 +77,7 @@ impl Default for WebhookSettings {
             secrets_dir: String::new(),
             dispatch: true,
             dispatch_parallel: 4,
+            reload_secs: 10,
         }
     }
 }
@@ -149,6 +153,9 @@ impl Source {
 #[derive(Debug, Default)]
 pub struct Sources {
     by_name: BTreeMap<String, Source>,
+    /// A digest of every source's scheme and secret text (or why it has none): two loads
+    /// with the same fingerprint verify the same way.
+    fingerprint: Vec<u8>,
 }
 
 /// The environment variable holding a source's secrets.
@@ -211,10 +218,14 @@ impl Sources {
             env,
             dir: &settings.secrets_dir,
         };
+        let mut digest = Sha256::new();
         let by_name = schemes
             .into_iter()
             .map(|(name, scheme)| {
-                let verifier = verifier(&name, scheme, settings, &lookup, http);
+                let (verifier, seen) = verifier(&name, scheme, settings, &lookup, http);
+                digest.update(format!("{name}\u{1f}{}\u{1f}", scheme.as_str()));
+                digest.update(seen.as_bytes());
+                digest.update([0x1e]);
                 (
                     name.clone(),
                     Source {
@@ -225,7 +236,25 @@ impl Sources {
                 )
             })
             .collect();
-        Self { by_name }
+        Self {
+            by_name,
+            fingerprint: digest.finalize().to_vec(),
+        }
+    }
+
+    /// How many secrets each source verifies with (0: it refuses every delivery).
+    pub fn secret_counts(&self) -> Vec<(&str, usize)> {
+        self.by_name
+            .values()
+            .map(|s| {
+                let n = match &s.verifier {
+                    Verifier::Hmac(secrets) => secrets.len(),
+                    Verifier::Plaid(_) => 1,
+                    Verifier::Unconfigured(_) => 0,
+                };
+                (s.name.as_str(), n)
+            })
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&Source> {
@@ -248,17 +277,20 @@ impl Sources {
     }
 }
 
+/// The source's verifier, and the text it was made from (secrets or the reason there are
+/// none), for the fingerprint.
 fn verifier(
     name: &str,
     scheme: Scheme,
     settings: &WebhookSettings,
     lookup: &Lookup<'_>,
     http: &reqwest::Client,
-) -> Verifier {
+) -> (Verifier, String) {
     if scheme == Scheme::Plaid {
         let id = lookup.get("APEX_PLAID_CLIENT_ID", "plaid-client-id");
         let secret = lookup.get("APEX_PLAID_SECRET", "plaid-secret");
-        return match (id, secret) {
+        let seen = format!("{id:?}{secret:?}");
+        let verifier = match (id, secret) {
             (Ok(Some(id)), Ok(Some(secret))) => Verifier::Plaid(PlaidKeys::new(
                 &settings.plaid_url,
                 id.trim().to_owned(),
@@ -270,16 +302,17 @@ fn verifier(
                 "APEX_PLAID_CLIENT_ID and APEX_PLAID_SECRET are not set".to_owned(),
             ),
         };
+        return (verifier, seen);
     }
     let variable = secrets_variable(name);
     let text = match lookup.get(&variable, name) {
         Ok(Some(t)) => t,
         Ok(None) => {
-            return Verifier::Unconfigured(format!(
-                "{variable} is not set (nor a file `{name}` in webhooks.secrets_dir)"
-            ));
+            let why =
+                format!("{variable} is not set (nor a file `{name}` in webhooks.secrets_dir)");
+            return (Verifier::Unconfigured(why.clone()), why);
         }
-        Err(e) => return Verifier::Unconfigured(e),
+        Err(e) => return (Verifier::Unconfigured(e.clone()), e),
     };
     let mut secrets = Vec::new();
     for (i, part) in text
@@ -291,13 +324,87 @@ fn verifier(
         match scheme.key(part) {
             Ok(s) => secrets.push(s),
             // Which one is wrong, never what it is.
-            Err(e) => return Verifier::Unconfigured(format!("{variable}, secret {}: {e}", i + 1)),
+            Err(e) => {
+                let why = format!("{variable}, secret {}: {e}", i + 1);
+                return (Verifier::Unconfigured(why), text);
+            }
         }
     }
     if secrets.is_empty() {
-        return Verifier::Unconfigured(format!("{variable} holds no secret"));
+        return (
+            Verifier::Unconfigured(format!("{variable} holds no secret")),
+            text,
+        );
     }
-    Verifier::Hmac(secrets)
+    (Verifier::Hmac(secrets), text)
+}
+
+/// Where the registry reads environment variables (the process environment in the binary).
+pub type Environment = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The sources, read again from their secrets now and then (`webhooks.reload_secs`), so a
+/// rotation needs no restart: put the new secret beside the old one, let the provider
+/// switch, remove the old one.
+pub struct Registry {
+    current: std::sync::RwLock<std::sync::Arc<Sources>>,
+    settings: WebhookSettings,
+    env: Environment,
+    http: reqwest::Client,
+    secrets: prometheus::IntGaugeVec,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn new(
+        settings: &WebhookSettings,
+        env: Environment,
+        http: reqwest::Client,
+        secrets: prometheus::IntGaugeVec,
+    ) -> Self {
+        let sources = Sources::load(settings, &*env, &http);
+        for (name, n) in sources.secret_counts() {
+            secrets.with_label_values(&[name]).set(n as i64);
+        }
+        Self {
+            current: std::sync::RwLock::new(std::sync::Arc::new(sources)),
+            settings: settings.clone(),
+            env,
+            http,
+            secrets,
+        }
+    }
+
+    /// The sources as last read.
+    pub fn current(&self) -> std::sync::Arc<Sources> {
+        let guard = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::sync::Arc::clone(&guard)
+    }
+
+    /// Reads the secrets again and swaps the sources in when anything changed (every source
+    /// is then rebuilt: Plaid's keys are fetched again, once). Returns whether it changed.
+    pub fn reload(&self) -> bool {
+        let fresh = Sources::load(&self.settings, &*self.env, &self.http);
+        if fresh.fingerprint == self.current().fingerprint {
+            return false;
+        }
+        for (name, n) in fresh.secret_counts() {
+            self.secrets.with_label_values(&[name]).set(n as i64);
+        }
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = std::sync::Arc::new(fresh);
+        true
+    }
 }
 
 /// What names a delivered event: its id (the dedup key) and its type.

@@ -143,10 +143,10 @@ async fn entities(stack: &Stack, document_id: &str) -> Vec<(String, String)> {
 }
 
 /// The sum of a counter's series that carry every one of `labels`.
-async fn counter(g: &Gateway, name: &str, labels: &[&str]) -> f64 {
+async fn counter(g: &Gateway, name: &str, labels: &[impl AsRef<str>]) -> f64 {
     let text = g.get("/metrics").await.text().await.expect("metrics");
     text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x.as_ref())))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -609,4 +609,119 @@ async fn a_delivery_during_a_temporal_outage_is_answered_and_ingested_once_tempo
     );
     back.stop().await;
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotated_while_deliveries_arrive_loses_none() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const OLD: &str = "whsec_b2xkLXNlY3JldC1iZWZvcmUtcm90YXRpb24=";
+    const NEW: &str = "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==";
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let source: &'static str = Box::leak(format!("rotating-{}", &tag[..12]).into_boxed_str());
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(source);
+    std::fs::write(&file, OLD).expect("write the secret");
+    let secrets_dir = dir.path().display().to_string();
+    let g = Arc::new(
+        Gateway::start(&stack, move |s| {
+            s.webhooks.secrets_dir = secrets_dir;
+            s.webhooks.reload_secs = 1;
+            s.webhooks
+                .schemes
+                .insert(source.to_owned(), "standard-webhooks".to_owned());
+        })
+        .await,
+    );
+    let gauge = [format!("source=\"{source}\"")];
+    let secrets_now = || counter(&g, "apex_gateway_webhook_secrets", &gauge);
+    assert_eq!(secrets_now().await, 1.0);
+    // The sender delivers every 20 ms, with the secret it was told to use.
+    let use_new = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (g, use_new, stop, tag) = (
+            Arc::clone(&g),
+            Arc::clone(&use_new),
+            Arc::clone(&stop),
+            tag.clone(),
+        );
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let secret = if use_new.load(Ordering::SeqCst) {
+                    NEW
+                } else {
+                    OLD
+                };
+                let body = format!(r#"{{"type":"load.tendered","load":"L-{n}"}}"#);
+                let d = signed(
+                    source,
+                    Scheme::StandardWebhooks,
+                    secret,
+                    now(),
+                    &format!("msg_{tag}_{n}"),
+                    &body,
+                );
+                answers.push(send(&g, &d).await.0);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        })
+    };
+    let wait_for = |want: f64| async move {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while secrets_now().await != want {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not reload to {want} secrets"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // 1. The new secret beside the old one; 2. the provider switches; 3. the old one goes.
+    std::fs::write(&file, format!("{OLD}\n{NEW}\n")).expect("write");
+    wait_for(2.0).await;
+    use_new.store(true, Ordering::SeqCst);
+    std::fs::write(&file, NEW).expect("write");
+    wait_for(1.0).await;
+    stop.store(true, Ordering::SeqCst);
+    let answers = sender.await.expect("the sender");
+    assert!(answers.len() >= 20, "{} deliveries", answers.len());
+    assert!(
+        answers.iter().all(|s| *s == StatusCode::OK),
+        "a delivery was refused during the rotation: {answers:?}"
+    );
+    // The old secret no longer verifies.
+    let late = signed(
+        source,
+        Scheme::StandardWebhooks,
+        OLD,
+        now(),
+        &format!("msg_{tag}_late"),
+        "{}",
+    );
+    assert_eq!(send(&g, &late).await.0, StatusCode::UNAUTHORIZED);
+    // Every delivery is in the outbox once (this test's gateway does not dispatch).
+    let pool = sqlx::PgPool::connect(&stack.postgres_url())
+        .await
+        .expect("postgres");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE source = $1")
+        .bind(source)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored as usize, answers.len());
+    sqlx::query("DELETE FROM webhook_events WHERE source = $1")
+        .bind(source)
+        .execute(&pool)
+        .await
+        .expect("clean up");
+    pool.close().await;
+    Arc::into_inner(g).expect("the only holder").stop().await;
 }
