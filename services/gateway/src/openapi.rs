@@ -22,6 +22,7 @@ pub fn document() -> Value {
             "/v1/documents": {"post": upload()},
             "/v1/documents/{id}": document_by_id(),
             "/v1/search": {"get": search()},
+            "/v1/webhooks/{source}": webhooks(),
             "/v1/rollout": {"get": {
                 "summary": "The rollout percentage (set it with `apex rollout set N`) and decisions so far (scope `admin`)",
                 "responses": {"200": {"description": "Rollout"}}
@@ -46,6 +47,35 @@ pub fn document() -> Value {
             "Status": status_schema(),
             "SearchResult": search_result_schema()
         }}
+    })
+}
+
+/// `POST` and `HEAD /v1/webhooks/{source}`.
+fn webhooks() -> Value {
+    let source = json!({"name": "source", "in": "path", "required": true,
+        "schema": {"type": "string"},
+        "description": "front, front-rule, samsara, stripe, plaid, standard, turvo, sonar, or one added in `webhooks.schemes`"});
+    json!({
+        "post": {
+            "summary": "A signed delivery from a SaaS source: verified on the raw bytes by the provider's scheme (no API key), stored, answered; its ingestion starts from the outbox",
+            "security": [],
+            "parameters": [source],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {
+                "200": {"description": "`{\"accepted\": true, \"status\": \"received\", \"event_id\", \"document_id\", \"workflow_id\", \"status_url\"}`, or `{\"duplicate\": true}` for an event delivered before, or Front's `{\"challenge\"}`"},
+                "400": error_response("A missing header, a malformed signature or body, no event id"),
+                "401": error_response("A signature no secret matches, an unknown Plaid key, a timestamp outside the tolerance"),
+                "404": error_response("No such source"),
+                "413": error_response("Over `webhooks.max_body_bytes`"),
+                "503": error_response("The source has no secret, Plaid's keys cannot be fetched, or a store is away: retry after `Retry-After`")
+            }
+        },
+        "head": {
+            "summary": "200 for a known source (Sonar checks its endpoint this way)",
+            "security": [],
+            "parameters": [source],
+            "responses": {"200": {"description": "Known"}, "404": {"description": "Unknown"}}
+        }
     })
 }
 

@@ -215,6 +215,7 @@ async fn the_api_describes_itself_and_reports_health_and_metrics() {
         "/v1/documents",
         "/v1/documents/{id}",
         "/v1/search",
+        "/v1/webhooks/{source}",
         "/v1/rollout",
         "/livez",
         "/readyz",
@@ -228,6 +229,13 @@ async fn the_api_describes_itself_and_reports_health_and_metrics() {
     let ready: Value = ready.json().await.expect("json");
     assert_eq!(ready["checks"]["redis"]["ok"], true);
     assert_eq!(ready["checks"]["writer"]["ok"], true);
+    // No secret configured here: every built-in webhook source is named as refusing.
+    assert!(
+        ready["webhooks"]["unconfigured"]["stripe"]
+            .as_str()
+            .is_some_and(|why| why.contains("APEX_WEBHOOK_SECRETS_STRIPE")),
+        "{ready}"
+    );
     let metrics = g.get("/metrics").await.text().await.expect("text");
     assert!(
         metrics.contains("apex_gateway_requests_total{route=\"/readyz\",status=\"200\"} 1"),
