@@ -14,6 +14,7 @@ mod keys;
 mod probe;
 mod process;
 mod settings;
+mod sources;
 mod stack;
 mod top;
 mod trace;
@@ -183,6 +184,22 @@ enum Cmd {
         /// The PostgreSQL holding the keys (default: the local stack's).
         #[arg(long, global = true, env = "APEX_KEYS_DATABASE_URL")]
         database_url: Option<String>,
+    },
+    /// Webhook sources and polling accounts: list, add, pause, resume, poll, stats,
+    /// remove, and their secrets.
+    Sources {
+        #[command(subcommand)]
+        action: sources::SourcesCmd,
+        /// The PostgreSQL holding the accounts (default: the local stack's).
+        #[arg(long, global = true, env = "APEX_SOURCES_DATABASE_URL")]
+        database_url: Option<String>,
+        /// The Temporal frontend (default: the local stack's).
+        #[arg(long, global = true, env = "APEX_TEMPORAL_ADDRESS")]
+        temporal: Option<String>,
+        #[arg(long, global = true, default_value = "default")]
+        namespace: String,
+        #[arg(long, global = true, default_value = apex_common::temporal::TASK_QUEUE)]
+        task_queue: String,
     },
     /// Pre-flight: is everything installed and reachable?
     Doctor,
@@ -431,6 +448,27 @@ async fn run(command: Cmd, settings: &StackSettings) -> anyhow::Result<bool> {
                 &database_url.unwrap_or_else(|| settings.postgres_url()),
             )
             .await
+        }
+        Cmd::Sources {
+            action,
+            database_url,
+            temporal,
+            namespace,
+            task_queue,
+        } => {
+            let database_url = database_url.unwrap_or_else(|| settings.postgres_url());
+            let temporal = temporal.unwrap_or_else(|| settings.temporal_address());
+            let secrets_dir = settings.secrets_dir();
+            let gateway_url = settings.gateway_url();
+            let target = sources::Target {
+                database_url: &database_url,
+                temporal: &temporal,
+                namespace: &namespace,
+                task_queue: &task_queue,
+                gateway_url: &gateway_url,
+                secrets_dir: &secrets_dir,
+            };
+            sources::run(&action, &target).await
         }
         Cmd::Doctor => Ok(doctor::print(&doctor::run(settings).await)),
         Cmd::Health { url, service, http } => {

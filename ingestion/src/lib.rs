@@ -8,6 +8,8 @@
 //!   calls with a [`StageError`] that says whether trying again helps. The worker's activities
 //!   wrap them; the gateway's legacy path calls them in sequence.
 //! - [`steps`]: each step's time per attempt and attempts, the same on both paths.
+//! - [`polling`]: polled APIs (Plaid, HubSpot, Stripe): the `PollingWorkflow` contract and
+//!   one page's call, read and stored.
 //! - [`rollout`]: the share of documents the gateways send through Temporal, in Redis.
 //! - [`workflows`]: the workflows as a client sees them (names, inputs, outputs, queries,
 //!   search attributes) and starting one. The worker implements them; a test there checks
@@ -17,6 +19,7 @@ pub mod checked;
 pub mod deployment;
 pub mod input;
 pub mod keys;
+pub mod polling;
 pub mod rollout;
 pub mod settings;
 pub mod stages;

@@ -38,6 +38,9 @@ pub struct IngestSettings {
     /// TLS for `https://` service addresses: the CA to trust, a client certificate for
     /// mutual TLS, the name to check; files are read again every `tls.reload_secs`.
     pub tls: apex_common::tls::ClientTlsSettings,
+    /// Where polling accounts' secrets are read when no `APEX_POLL_SECRET_…` variable
+    /// holds them: `<dir>/<account>/<name>` (empty: the environment only).
+    pub poll_secrets_dir: String,
 }
 
 impl Default for IngestSettings {
@@ -57,6 +60,7 @@ impl Default for IngestSettings {
             call_timeout_secs: 600,
             call_retries: 2,
             tls: apex_common::tls::ClientTlsSettings::default(),
+            poll_secrets_dir: String::new(),
         }
     }
 }

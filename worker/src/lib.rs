@@ -5,6 +5,7 @@
 pub mod greeting;
 pub mod ingest;
 pub mod metrics;
+pub mod poll;
 pub mod settings;
 pub mod worker;
 

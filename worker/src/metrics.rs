@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use apex_ingestion::IngestInput;
 use apex_ingestion::status::IngestStatus;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use temporalio_sdk::activities::ActivityContext;
 use temporalio_workflow::workflow_interceptors::{
     ExecuteWorkflowInput, ExecuteWorkflowResult, WorkflowInterceptor,
@@ -27,6 +27,9 @@ struct Metrics {
     workflow_seconds: HistogramVec,
     attempts: IntCounterVec,
     attempt_seconds: HistogramVec,
+    poll_pages: IntCounterVec,
+    poll_records: IntCounterVec,
+    poll_complete: GaugeVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -77,7 +80,32 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["activity", "outcome"],
     )
     .expect("valid metric");
-    for m in [&started, &ended, &attempts] {
+    let poll_pages = IntCounterVec::new(
+        Opts::new(
+            "apex_poll_pages_total",
+            "Pages of polled APIs read, by account, provider and outcome (ok, rate_limited, transient, refused)",
+        ),
+        &["account", "provider", "outcome"],
+    )
+    .expect("valid metric");
+    let poll_records = IntCounterVec::new(
+        Opts::new(
+            "apex_poll_records_total",
+            "Records polled, by account, provider and action (upsert, delete)",
+        ),
+        &["account", "provider", "action"],
+    )
+    .expect("valid metric");
+    let poll_complete = GaugeVec::new(
+        Opts::new(
+            "apex_poll_last_complete_timestamp_seconds",
+            "When an account's last poll read its last page (Unix seconds)",
+        ),
+        &["account", "provider"],
+    )
+    .expect("valid metric");
+    let _ = registry.register(Box::new(poll_complete.clone()));
+    for m in [&started, &ended, &attempts, &poll_pages, &poll_records] {
         let _ = registry.register(Box::new(m.clone()));
     }
     for m in [&workflow_seconds, &attempt_seconds] {
@@ -90,8 +118,41 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         workflow_seconds,
         attempts,
         attempt_seconds,
+        poll_pages,
+        poll_records,
+        poll_complete,
     }
 });
+
+/// Counts a page of a polled API by `outcome` (`ok`, `rate_limited`, `transient`,
+/// `refused`).
+pub fn poll_page(account: &str, provider: &str, outcome: &str) {
+    METRICS
+        .poll_pages
+        .with_label_values(&[account, provider, outcome])
+        .inc();
+}
+
+/// Counts what a page gave and, when it was a poll's last, notes the time.
+pub fn polled(account: &str, provider: &str, page: &apex_ingestion::polling::PolledPage) {
+    let count = |action: &str, n: usize| {
+        METRICS
+            .poll_records
+            .with_label_values(&[account, provider, action])
+            .inc_by(n as u64);
+    };
+    count("upsert", page.records.len());
+    count("delete", page.removed.len());
+    if !page.more {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        METRICS
+            .poll_complete
+            .with_label_values(&[account, provider])
+            .set(now.as_secs_f64());
+    }
+}
 
 /// The registry the worker serves besides the SDK's metrics.
 pub fn registry() -> Registry {

@@ -19,6 +19,7 @@ use temporalio_sdk::{
 use crate::{
     greeting::{GreetingActivities, GreetingWorkflow},
     ingest::{DocumentDeletionWorkflow, DocumentIngestionWorkflow, IngestActivities},
+    poll::{PollActivities, PollingWorkflow},
     settings::WorkerSettings,
 };
 
@@ -109,6 +110,7 @@ fn runtime(
 fn worker_options(
     settings: &WorkerSettings,
     ingest: &IngestActivities,
+    poll: &PollActivities,
 ) -> anyhow::Result<WorkerOptions> {
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
@@ -127,8 +129,10 @@ fn worker_options(
         .register_workflow::<GreetingWorkflow>()?
         .register_workflow::<DocumentIngestionWorkflow>()?
         .register_workflow::<DocumentDeletionWorkflow>()?
+        .register_workflow::<PollingWorkflow>()?
         .register_activities(GreetingActivities)
         .register_activities(ingest.clone())
+        .register_activities(poll.clone())
         .workflow_interceptor(crate::metrics::workflow_counter())
         .tuner(tuner)
         .graceful_shutdown_period(Duration::from_secs(settings.graceful_shutdown_secs))
@@ -237,6 +241,7 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         .context("ingestion activities")?
         .with_metrics(meter.clone());
     let _gauges = meter.map(|m| crate::ingest::waiting::export(ingest.waiting(), m));
+    let poll = PollActivities::new(&settings.ingest).context("polling activities")?;
     tracing::info!(
         task_queue = %settings.temporal.task_queue,
         namespace = %settings.temporal.namespace,
@@ -256,7 +261,7 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         let mut worker = Worker::new(
             &runtime,
             client.clone(),
-            worker_options(&settings, &ingest)?,
+            worker_options(&settings, &ingest, &poll)?,
         )?;
         let stop = worker.shutdown_handle();
         let watcher = {

@@ -68,6 +68,12 @@ fn service_addresses(cmd: &mut Command, prefix: &str, s: &StackSettings, state: 
         s.refresh_secs.to_string(),
     );
     cmd.env(format!("{prefix}__INGEST__BLOB_URL"), s.blob_dir());
+    // Polling accounts' secrets (`apex sources secret`); the gateway's webhook secrets are
+    // set where it starts.
+    cmd.env(
+        format!("{prefix}__INGEST__POLL_SECRETS_DIR"),
+        s.secrets_dir().join("poll"),
+    );
     // With `apex up --tls` the lists hold https:// addresses: trust the local CA and present
     // the local client certificate (the services demand one).
     if let Some(pki) = s.local_pki() {
@@ -261,6 +267,10 @@ fn gateway_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
         .env("APEX_GATEWAY__AUTH__DATABASE_URL", s.postgres_url())
         .env("APEX_GATEWAY__TELEMETRY__LOG_FORMAT", "json");
     service_addresses(&mut cmd, "APEX_GATEWAY", s, state);
+    cmd.env(
+        "APEX_GATEWAY__WEBHOOKS__SECRETS_DIR",
+        s.secrets_dir().join("webhooks"),
+    );
     export_traces(&mut cmd, "APEX_GATEWAY", s);
     Ok(cmd)
 }

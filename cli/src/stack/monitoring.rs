@@ -161,7 +161,7 @@ mod tests {
         fs::write(&config, prometheus_config(&s, dir.path())).expect("written");
         fs::write(dir.path().join("alerts.yml"), ALERT_RULES).expect("written");
         let text = promtool(&["check", "config", &config.to_string_lossy()]);
-        assert!(text.contains("SUCCESS: 17 rules found"), "{text}");
+        assert!(text.contains("SUCCESS: 19 rules found"), "{text}");
         let embedders =
             fs::read_to_string(dir.path().join("endpoints/embedder.targets.json")).expect("read");
         let groups: serde_json::Value = serde_json::from_str(&embedders).expect("json");

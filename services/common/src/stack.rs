@@ -370,6 +370,13 @@ impl StackSettings {
         self.state().join("blobs")
     }
 
+    /// Webhook secrets (`<dir>/webhooks/<source>`) and polling accounts' secrets
+    /// (`<dir>/poll/<account>/<name>`) of the local stack, written by `apex sources secret`
+    /// (mode 0600, outside git).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.state().join("secrets")
+    }
+
     /// The local CA and certificates of `apex up --tls`.
     pub fn tls_dir(&self) -> PathBuf {
         self.state().join("tls")

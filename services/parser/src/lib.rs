@@ -266,7 +266,11 @@ impl Parser {
         let settings = &self.settings;
         let event_source = hints
             .document
-            .and_then(|d| d.source.strip_prefix("webhook:"))
+            .and_then(|d| {
+                d.source
+                    .strip_prefix("webhook:")
+                    .or_else(|| d.source.strip_prefix("poll:"))
+            })
             .filter(|_| format == Format::Json);
         let extracted = contain(format, || match event_source {
             Some(source) => {

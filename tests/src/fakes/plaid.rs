@@ -1,4 +1,5 @@
-//! Plaid, as far as webhooks need it: `POST /webhook_verification_key/get` with
+//! Plaid, as far as webhooks and polling need it: `POST /transactions/sync` (see
+//! [`super::plaid_sync`]), and for webhooks `POST /webhook_verification_key/get` with
 //! `{client_id, secret, key_id}` answers `{"key": <JWK>, "request_id"}` for a key it holds,
 //! and Plaid's error object (`INVALID_API_KEYS`, `INVALID_WEBHOOK_VERIFICATION_KEY_ID`)
 //! otherwise. [`FakePlaid::sign`] signs a webhook body the way Plaid does: an ES256 JWT
@@ -29,6 +30,8 @@ struct Inner {
     rng: SystemRandom,
     /// Key requests served (to show the gateway caches keys).
     requests: AtomicUsize,
+    /// The item's transactions, for `/transactions/sync`.
+    ledger: super::plaid_sync::Ledger,
 }
 
 /// A running fake Plaid.
@@ -66,11 +69,13 @@ impl FakePlaid {
             key,
             rng,
             requests: AtomicUsize::new(0),
+            ledger: super::plaid_sync::Ledger::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let app = axum::Router::new()
             .route("/webhook_verification_key/get", post(key_get))
+            .route("/transactions/sync", post(sync))
             .with_state(Arc::clone(&inner));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -81,6 +86,11 @@ impl FakePlaid {
     /// The id of the key this fake signs with.
     pub fn kid(&self) -> &str {
         &self.inner.kid
+    }
+
+    /// The item's transactions (`/transactions/sync`) and the faults it can be told to show.
+    pub fn ledger(&self) -> &super::plaid_sync::Ledger {
+        &self.inner.ledger
     }
 
     /// How many key requests it answered.
@@ -110,7 +120,12 @@ impl FakePlaid {
     }
 }
 
-fn plaid_error(status: StatusCode, error_type: &str, code: &str, message: &str) -> Response {
+pub(crate) fn plaid_error(
+    status: StatusCode,
+    error_type: &str,
+    code: &str,
+    message: &str,
+) -> Response {
     let body = json!({
         "display_message": null,
         "error_code": code,
@@ -119,6 +134,10 @@ fn plaid_error(status: StatusCode, error_type: &str, code: &str, message: &str) 
         "request_id": uuid::Uuid::new_v4().simple().to_string(),
     });
     (status, Json(body)).into_response()
+}
+
+async fn sync(State(inner): State<Arc<Inner>>, Json(request): Json<Value>) -> Response {
+    inner.ledger.sync(request).await
 }
 
 async fn key_get(State(inner): State<Arc<Inner>>, Json(request): Json<Value>) -> Response {

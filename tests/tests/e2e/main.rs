@@ -14,6 +14,7 @@ mod dashboards;
 mod deploy;
 mod gateway;
 mod gazetteer;
+mod polling;
 mod replicas;
 mod rollbacks;
 mod secrets;

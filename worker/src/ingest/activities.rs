@@ -115,7 +115,7 @@ fn failure(e: StageError, attempt: u32, last: bool, delay: Duration) -> Activity
 
 /// A number in [0, 1) that differs between attempts and workers: the clock's nanoseconds
 /// (spreading retries needs no stronger randomness).
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -192,7 +192,10 @@ pub fn call_timeout(deadline: Option<SystemTime>, now: SystemTime) -> Option<Dur
 /// recording a heartbeat every third of the heartbeat timeout so a lost worker is noticed
 /// within the heartbeat timeout instead of the whole start-to-close timeout. The first comes
 /// after that long, so a quick call sends none.
-async fn with_heartbeats<F: std::future::Future>(ctx: &ActivityContext, call: F) -> F::Output {
+pub(crate) async fn with_heartbeats<F: std::future::Future>(
+    ctx: &ActivityContext,
+    call: F,
+) -> F::Output {
     let every = ctx
         .info()
         .heartbeat_timeout

@@ -45,6 +45,7 @@ const PARTY_FIELDS: &[(&[&str], &str, &str)] = &[
         "BILLED_TO",
     ),
     (&["carrier", "carrier_name"], "ORGANIZATION", "CARRIED_BY"),
+    (&["payee", "merchant", "vendor"], "ORGANIZATION", "PAID_TO"),
     (&["scac", "carrier_scac"], "SCAC", "CARRIED_BY"),
     (&["driver", "driver_name"], "PERSON", "DRIVEN_BY"),
     (&["origin", "origin_city"], "LOCATION", "ORIGINATES_IN"),

@@ -1,4 +1,6 @@
-//! Business events delivered by webhook (a document whose source is `webhook:<name>`): the
+//! Business events delivered by webhook (a document whose source is `webhook:<name>`) or
+//! read by a poller (`poll:<provider>`: Plaid transactions, HubSpot CRM records, Stripe
+//! events): the
 //! JSON payload becomes a readable headline, then every field as a `path: value` line (as
 //! [`super::json`] gives it, so nothing is lost), and one `event/<name>` record whose
 //! fields name the parties and identifiers the extractor turns into entities and relations
@@ -52,7 +54,9 @@ pub(crate) fn parse(source: &str, text: &str, max_depth: usize) -> Result<Extrac
         "stripe" => stripe(&value, &mut fields),
         "samsara" => samsara(&value),
         "front" | "front-rule" => front(&value),
+        "plaid" if value.get("transaction_id").is_some() => plaid_transaction(&value, &mut fields),
         "plaid" => plaid(&value),
+        "hubspot" => hubspot(&value, &mut fields),
         _ => generic(source, &value),
     };
     fields.insert("webhook_source".to_owned(), source.to_owned());
@@ -240,6 +244,64 @@ fn plaid(v: &Value) -> String {
     line
 }
 
+/// A transaction from Plaid's `/transactions/sync` (amounts in the currency's major unit,
+/// positive for money out of the account).
+fn plaid_transaction(v: &Value, fields: &mut HashMap<String, String>) -> String {
+    let id = text_at(v, "/transaction_id").unwrap_or_default();
+    let name = text_at(v, "/merchant_name").or_else(|| text_at(v, "/name"));
+    let mut line = format!("Plaid transaction {id}");
+    if let Some(date) = text_at(v, "/date") {
+        line.push_str(&format!(" on {date}"));
+    }
+    line.push('.');
+    if let Some(n) = &name {
+        fields.insert("payee".to_owned(), n.clone());
+        line.push_str(&format!(" Payee: {n}."));
+    }
+    if let Some(amount) = v.get("amount").and_then(Value::as_f64) {
+        let currency = text_at(v, "/iso_currency_code").unwrap_or_else(|| "USD".into());
+        let text = money((amount * 100.0).round() as i64, &currency);
+        fields.insert("amount".to_owned(), text.clone());
+        line.push_str(&format!(" Amount: {text}."));
+    }
+    line
+}
+
+/// A HubSpot CRM record from a search: a company's name is an organization (a customer),
+/// a contact's company likewise, a deal's name its title.
+fn hubspot(v: &Value, fields: &mut HashMap<String, String>) -> String {
+    let id = text_at(v, "/id").unwrap_or_default();
+    let p = v.get("properties").unwrap_or(&Value::Null);
+    let person = [text_at(p, "/firstname"), text_at(p, "/lastname")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (kind, title) = if let Some(name) = text_at(p, "/name") {
+        fields.insert("customer".to_owned(), name.clone());
+        ("company", name)
+    } else if let Some(deal) = text_at(p, "/dealname") {
+        ("deal", deal)
+    } else if let Some(subject) = text_at(p, "/subject") {
+        ("ticket", subject)
+    } else if !person.is_empty() {
+        ("contact", person)
+    } else {
+        ("record", id.clone())
+    };
+    if let Some(company) = text_at(p, "/company") {
+        fields.insert("customer".to_owned(), company);
+    }
+    let mut line = format!("HubSpot {kind} {id}: {title}.");
+    if let Some(amount) = text_at(p, "/amount") {
+        line.push_str(&format!(" Amount: {amount}."));
+    }
+    if let Some(at) = text_at(p, "/hs_lastmodifieddate") {
+        line.push_str(&format!(" Modified {at}."));
+    }
+    line
+}
+
 fn generic(source: &str, v: &Value) -> String {
     let kind = ["/type", "/event_type", "/eventType", "/event"]
         .iter()
@@ -310,6 +372,20 @@ mod tests {
             "Plaid TRANSACTIONS SYNC_UPDATES_AVAILABLE for item it_1. 3 new transactions."
         ));
         assert!(parse("stripe", "{\"id\": ", 64).is_err());
+        let tx = r#"{"transaction_id":"tx_9","date":"2026-11-30","name":"SHELL OIL 5742","merchant_name":"Shell","amount":84.32,"iso_currency_code":"USD"}"#;
+        let out = parse("plaid", tx, 64).expect("parses");
+        assert!(
+            out.text.starts_with(
+                "Plaid transaction tx_9 on 2026-11-30. Payee: Shell. Amount: USD 84.32."
+            ),
+            "{}",
+            out.text
+        );
+        assert_eq!(record(&out)["payee"], "Shell");
+        let company = r#"{"id":"512","properties":{"name":"Keystone Interstate Freight","hs_lastmodifieddate":"2026-11-30T10:00:00.000Z"},"archived":false}"#;
+        let out = parse("hubspot", company, 64).expect("parses");
+        assert!(out.text.starts_with("HubSpot company 512: Keystone Interstate Freight. Modified 2026-11-30T10:00:00.000Z."), "{}", out.text);
+        assert_eq!(record(&out)["customer"], "Keystone Interstate Freight");
         assert_eq!(money(-5, "eur"), "EUR -0.05");
         assert_eq!(money(123456789, "usd"), "USD 1,234,567.89");
         assert_eq!(money(500, "jpy"), "JPY 500");

@@ -235,42 +235,17 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
-/// Serves `body` as `text/plain` to every request on a free port; returns its URL.
 /// A worker on a task queue of its own, in front of the stack's services, whose fetches
 /// may reach `allow` (`ingest.fetch_allow`). Returns it and its queue.
 fn allowing_worker(stack: &apex_e2e::Stack, allow: &str) -> (crate::worker::WorkerProc, String) {
-    let queue = crate::worker::unique_queue("fetching");
-    let service = |port: u16| format!("http://127.0.0.1:{port}");
-    let ports = &stack.settings;
-    let blobs = stack.blob_dir().display().to_string();
-    let worker = crate::worker::WorkerProc::spawn_with(
-        &stack.temporal_address(),
-        &queue,
-        &[
-            (
-                "APEX_WORKER__INGEST__PARSER_ADDR",
-                &service(ports.parser_port),
-            ),
-            (
-                "APEX_WORKER__INGEST__EXTRACTOR_ADDR",
-                &service(ports.extractor_port),
-            ),
-            (
-                "APEX_WORKER__INGEST__EMBEDDER_ADDR",
-                &service(ports.embedder_port),
-            ),
-            (
-                "APEX_WORKER__INGEST__WRITER_ADDR",
-                &service(ports.writer_port),
-            ),
-            ("APEX_WORKER__INGEST__BLOB_URL", &blobs),
-            ("APEX_WORKER__INGEST__FETCH_ALLOW", allow),
-        ],
-    );
-    worker.wait_for_line("worker polling", Duration::from_secs(60));
-    (worker, queue)
+    crate::worker::mesh_worker(
+        stack,
+        "fetching",
+        &[("APEX_WORKER__INGEST__FETCH_ALLOW", allow)],
+    )
 }
 
+/// Serves `body` as `text/plain` to every request on a free port; returns its URL.
 async fn serve_once_per_request(body: &'static str) -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

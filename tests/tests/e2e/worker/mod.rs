@@ -327,6 +327,50 @@ impl Drop for WorkerProc {
 }
 
 /// A task queue name no other test uses.
+/// A worker on a task queue of its own (named after `prefix`), in front of the running
+/// stack's services and blob store, with `extra` in its environment. Returns it once it
+/// polls, and its queue.
+pub fn mesh_worker(
+    stack: &apex_e2e::Stack,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> (WorkerProc, String) {
+    let queue = unique_queue(prefix);
+    let worker = mesh_worker_on(stack, &queue, extra);
+    (worker, queue)
+}
+
+/// A worker like [`mesh_worker`]'s on `queue` (a second one, or one replacing a killed one).
+pub fn mesh_worker_on(stack: &apex_e2e::Stack, queue: &str, extra: &[(&str, &str)]) -> WorkerProc {
+    let service = |port: u16| format!("http://127.0.0.1:{port}");
+    let ports = &stack.settings;
+    let blobs = stack.blob_dir().display().to_string();
+    let addresses = [
+        (
+            "APEX_WORKER__INGEST__PARSER_ADDR",
+            service(ports.parser_port),
+        ),
+        (
+            "APEX_WORKER__INGEST__EXTRACTOR_ADDR",
+            service(ports.extractor_port),
+        ),
+        (
+            "APEX_WORKER__INGEST__EMBEDDER_ADDR",
+            service(ports.embedder_port),
+        ),
+        (
+            "APEX_WORKER__INGEST__WRITER_ADDR",
+            service(ports.writer_port),
+        ),
+        ("APEX_WORKER__INGEST__BLOB_URL", blobs),
+    ];
+    let mut env: Vec<(&str, &str)> = addresses.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra);
+    let worker = WorkerProc::spawn_with(&stack.temporal_address(), queue, &env);
+    worker.wait_for_line("worker polling", Duration::from_secs(60));
+    worker
+}
+
 pub fn unique_queue(prefix: &str) -> String {
     apex_e2e::Names::new().queue(prefix)
 }

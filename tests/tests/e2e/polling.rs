@@ -1,0 +1,419 @@
+//! Polled APIs through a real worker into the running stack: for Plaid, HubSpot and Stripe
+//! (local servers speaking their wire formats) a first full sync, an incremental one that
+//! ingests only what changed, deletions removed from every store, a 429 storm that delays
+//! and loses nothing, Plaid's mutation-during-pagination restart, continue-as-new keeping
+//! the cursor, a worker killed mid-page that resumes without duplicates, and refusals
+//! (bad credentials, a missing secret) reported by `get_stats` without a secret in sight.
+
+use std::time::{Duration, Instant};
+
+use apex_e2e::Stack;
+use apex_e2e::fakes::hubspot::FakeHubspot;
+use apex_e2e::fakes::plaid::{CLIENT_ID, FakePlaid, SECRET};
+use apex_e2e::fakes::plaid_sync::{ACCESS_TOKEN, transaction};
+use apex_e2e::fakes::stripe::{API_KEY, FakeStripe};
+use apex_ingestion::polling::{
+    Account, PollInput, PollSignal, PollStats, Polling, PollingStats, Provider,
+    polling_workflow_id, record_document_id, secret_env_name,
+};
+use apex_proto::writer::v1::InspectDocumentRequest;
+use apex_proto::writer::v1::writer_service_client::WriterServiceClient;
+use serde_json::json;
+use temporalio_client::{
+    Client, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
+    WorkflowTerminateOptions,
+};
+
+use crate::worker::{WorkerProc, mesh_worker, mesh_worker_on};
+
+type Poller = WorkflowHandle<Client, Polling>;
+
+fn name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// A worker that may reach the fakes on 127.0.0.1, with `secrets` as
+/// `APEX_POLL_SECRET_<ACCOUNT>_<NAME>` variables.
+fn worker(stack: &Stack, secrets: &[(String, &str)]) -> (WorkerProc, String) {
+    let mut env: Vec<(&str, &str)> = vec![("APEX_WORKER__INGEST__FETCH_ALLOW", "127.0.0.1")];
+    env.extend(secrets.iter().map(|(k, v)| (k.as_str(), *v)));
+    mesh_worker(stack, "polling", &env)
+}
+
+async fn start(stack: &Stack, queue: &str, account: Account, polls_per_run: u64) -> Poller {
+    let client = apex_ingestion::workflows::client(&stack.temporal_address(), "default")
+        .await
+        .expect("temporal");
+    let id = polling_workflow_id(&account.name);
+    let input = PollInput {
+        account,
+        interval_secs: 3600,
+        polls_per_run,
+        ..PollInput::default()
+    };
+    client
+        .start_workflow(
+            Polling,
+            input.into(),
+            WorkflowStartOptions::new(queue, id.clone()).build(),
+        )
+        .await
+        .expect("start the poller");
+    // Without a run id: queries and signals reach the current run after continue-as-new.
+    client.get_workflow_handle::<Polling>(id)
+}
+
+async fn stats(poller: &Poller) -> PollStats {
+    poller
+        .query(PollingStats, (), WorkflowQueryOptions::default())
+        .await
+        .expect("get_stats")
+}
+
+/// The poller's stats once `done` holds (asked every 200 ms, for at most `within`).
+async fn until(poller: &Poller, within: Duration, done: impl Fn(&PollStats) -> bool) -> PollStats {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = stats(poller).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poller never got there: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn poll_now(poller: &Poller) {
+    poller
+        .signal(PollSignal::PollNow, (), WorkflowSignalOptions::default())
+        .await
+        .expect("poll_now");
+}
+
+async fn stop(poller: &Poller) {
+    let _ = poller
+        .terminate(
+            WorkflowTerminateOptions::builder()
+                .reason("test over".to_owned())
+                .build(),
+        )
+        .await;
+}
+
+/// (in every store, in none, version) of a document.
+async fn stored(stack: &Stack, document_id: &str) -> (bool, bool, u64) {
+    let mut writer = WriterServiceClient::connect(stack.writer_url())
+        .await
+        .expect("the stack's writer");
+    let r = writer
+        .inspect_document(InspectDocumentRequest {
+            document_id: document_id.to_owned(),
+        })
+        .await
+        .expect("inspect")
+        .into_inner();
+    let all = !r.stores.is_empty() && r.stores.iter().all(|s| s.present);
+    let none = r.stores.iter().all(|s| !s.present);
+    (all && r.consistent, none, r.version)
+}
+
+fn plaid_account(name: &str, url: &str) -> (Account, Vec<(String, &'static str)>) {
+    let account = Account {
+        name: name.to_owned(),
+        provider: Provider::Plaid,
+        base_url: url.to_owned(),
+        options: [
+            ("client_id".to_owned(), CLIENT_ID.to_owned()),
+            ("page_size".to_owned(), "2".to_owned()),
+        ]
+        .into(),
+    };
+    let secrets = vec![
+        (secret_env_name(name, "secret"), SECRET),
+        (secret_env_name(name, "access_token"), ACCESS_TOKEN),
+    ];
+    (account, secrets)
+}
+
+const WITHIN: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaid_syncs_fully_then_incrementally_through_rate_limits_restarts_and_continue_as_new() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let plaid = FakePlaid::start().await.expect("fake plaid");
+    let ledger = plaid.ledger();
+    ledger.add(transaction("tx-1", "Shell", 84.32, "2026-11-28"));
+    ledger.add(transaction("tx-2", "Pilot Flying J", 412.10, "2026-11-29"));
+    ledger.add(transaction(
+        "tx-3",
+        "Love's Travel Stops",
+        96.75,
+        "2026-11-30",
+    ));
+    let acct = name("plaid");
+    let (account, secrets) = plaid_account(&acct, &plaid.url);
+    let (_worker, queue) = worker(&stack, &secrets);
+    let poller = start(&stack, &queue, account.clone(), 3).await;
+
+    // A first, full sync: two pages of two.
+    let s = until(&poller, WITHIN, |s| s.polls >= 1).await;
+    assert_eq!((s.records, s.pages, s.failed), (3, 2, 0), "{s:?}");
+    assert_eq!(s.last_error, None);
+    let doc = |id: &str| record_document_id(&account, id);
+    for id in ["tx-1", "tx-2", "tx-3"] {
+        assert_eq!(stored(&stack, &doc(id)).await, (true, false, 1), "{id}");
+    }
+
+    // Changes, read through a 429 storm and a mutation during pagination.
+    ledger.modify(transaction("tx-2", "Pilot Flying J", 415.00, "2026-11-29"));
+    ledger.add(transaction("tx-4", "TA Petro", 150.00, "2026-12-01"));
+    ledger.remove("tx-1");
+    ledger.faults.rate_limit_next(3);
+    ledger.mutate_during_next_pagination();
+    poll_now(&poller).await;
+    let s = until(&poller, WITHIN, |s| s.polls >= 2).await;
+    assert_eq!(ledger.faults.throttled(), 3, "the storm was met");
+    assert_eq!(s.restarts, 1, "{s:?}");
+    // tx-2 and tx-4 ingested, read again after the restart as unchanged; tx-1 deleted.
+    assert_eq!(
+        (s.records, s.unchanged, s.deleted, s.failed),
+        (5, 2, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(
+        stored(&stack, &doc("tx-1")).await.1,
+        true,
+        "tx-1 is gone from every store"
+    );
+    assert_eq!(stored(&stack, &doc("tx-2")).await, (true, false, 2));
+    assert_eq!(stored(&stack, &doc("tx-4")).await, (true, false, 1));
+
+    // The third poll ends the run; the next run keeps the cursor and the counts.
+    poll_now(&poller).await;
+    let s = until(&poller, WITHIN, |s| s.runs >= 2).await;
+    assert_eq!(s.polls, 3, "{s:?}");
+    ledger.add(transaction("tx-5", "Shell", 61.20, "2026-12-02"));
+    poll_now(&poller).await;
+    let s = until(&poller, WITHIN, |s| s.polls >= 4).await;
+    assert_eq!((s.records, s.unchanged), (6, 2), "only tx-5 is new: {s:?}");
+    assert_eq!(stored(&stack, &doc("tx-5")).await, (true, false, 1));
+    stop(&poller).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_and_stripe_sync_incrementally_and_delete_what_they_report_deleted() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let hub = FakeHubspot::start().await.expect("fake hubspot");
+    let stripe = FakeStripe::start().await.expect("fake stripe");
+    let crm = hub.crm();
+    crm.put(
+        "companies",
+        "101",
+        json!({"name": "Keystone Interstate Freight", "domain": "keystone.example"}),
+        "2026-11-30T10:00:00.000Z",
+    );
+    crm.put(
+        "companies",
+        "102",
+        json!({"name": "Harbor Point Beverages"}),
+        "2026-11-30T11:00:00.000Z",
+    );
+    crm.put(
+        "companies",
+        "103",
+        json!({"name": "Great Lakes Industrial Supply"}),
+        "2026-11-30T11:00:00.000Z",
+    );
+    let events = stripe.events();
+    events.emit(
+        "customer.created",
+        json!({"id": "cus_1", "object": "customer", "name": "Harbor Point Beverages"}),
+    );
+    events.emit("invoice.created", json!({"id": "in_1", "object": "invoice", "number": "INV-0042", "customer_name": "Harbor Point Beverages", "amount_due": 245000, "currency": "usd"}));
+    events.emit("invoice.paid", json!({"id": "in_1", "object": "invoice", "number": "INV-0042", "customer_name": "Harbor Point Beverages", "amount_paid": 245000, "currency": "usd"}));
+
+    let (hub_name, stripe_name) = (name("crm"), name("billing"));
+    let secrets = vec![
+        (
+            secret_env_name(&hub_name, "token"),
+            apex_e2e::fakes::hubspot::TOKEN,
+        ),
+        (secret_env_name(&stripe_name, "api_key"), API_KEY),
+    ];
+    let (_worker, queue) = worker(&stack, &secrets);
+    let page_size = ("page_size".to_owned(), "2".to_owned());
+    let hub_account = Account {
+        name: hub_name,
+        provider: Provider::Hubspot,
+        base_url: hub.url.clone(),
+        options: [
+            ("object".to_owned(), "companies".to_owned()),
+            page_size.clone(),
+        ]
+        .into(),
+    };
+    let stripe_account = Account {
+        name: stripe_name,
+        provider: Provider::Stripe,
+        base_url: stripe.url.clone(),
+        options: [page_size].into(),
+    };
+    let hub_poller = start(&stack, &queue, hub_account.clone(), 0).await;
+    let stripe_poller = start(&stack, &queue, stripe_account.clone(), 0).await;
+
+    let s = until(&hub_poller, WITHIN, |s| s.polls >= 1).await;
+    assert_eq!((s.records, s.failed), (3, 0), "hubspot: {s:?}");
+    let s = until(&stripe_poller, WITHIN, |s| s.polls >= 1).await;
+    // Three events about two objects: two documents (the invoice at its latest event).
+    assert_eq!((s.records, s.failed), (2, 0), "stripe: {s:?}");
+    let invoice = record_document_id(&stripe_account, "in_1");
+    assert_eq!(stored(&stack, &invoice).await, (true, false, 1));
+
+    // HubSpot: 102 changes, 103 is archived; 101 and the rest are not ingested again.
+    crm.put(
+        "companies",
+        "102",
+        json!({"name": "Harbor Point Beverages", "phone": "+1 419 555 0100"}),
+        "2026-12-01T09:00:00.000Z",
+    );
+    crm.archive("companies", "103", "2026-12-01T09:30:00.000Z");
+    // Stripe: the customer is deleted, the invoice changes.
+    events.emit("invoice.updated", json!({"id": "in_1", "object": "invoice", "number": "INV-0042", "customer_name": "Harbor Point Beverages", "amount_paid": 245000, "currency": "usd", "description": "Linehaul Toledo to Nashville"}));
+    events.emit(
+        "customer.deleted",
+        json!({"id": "cus_1", "object": "customer", "deleted": true}),
+    );
+    hub.crm().faults.rate_limit_next(2);
+    poll_now(&hub_poller).await;
+    poll_now(&stripe_poller).await;
+    let s = until(&hub_poller, WITHIN, |s| s.polls >= 2).await;
+    assert_eq!(
+        (s.records, s.unchanged, s.deleted, s.failed),
+        (4, 0, 1, 0),
+        "hubspot: {s:?}"
+    );
+    assert_eq!(hub.crm().faults.throttled(), 2);
+    assert!(
+        stored(&stack, &record_document_id(&hub_account, "103"))
+            .await
+            .1
+    );
+    assert_eq!(
+        stored(&stack, &record_document_id(&hub_account, "102")).await,
+        (true, false, 2)
+    );
+    let s = until(&stripe_poller, WITHIN, |s| s.polls >= 2).await;
+    assert_eq!((s.records, s.deleted, s.failed), (3, 1, 0), "stripe: {s:?}");
+    assert!(
+        stored(&stack, &record_document_id(&stripe_account, "cus_1"))
+            .await
+            .1
+    );
+    assert_eq!(stored(&stack, &invoice).await, (true, false, 2));
+    stop(&hub_poller).await;
+    stop(&stripe_poller).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_page_resumes_from_its_cursor_without_duplicates() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let plaid = FakePlaid::start().await.expect("fake plaid");
+    let ledger = plaid.ledger();
+    for i in 1..=4 {
+        ledger.add(transaction(
+            &format!("tx-{i}"),
+            "Pilot Flying J",
+            100.0 + f64::from(i),
+            "2026-12-01",
+        ));
+    }
+    let acct = name("killed");
+    let (account, secrets) = plaid_account(&acct, &plaid.url);
+    let (mut first, queue) = worker(&stack, &secrets);
+    // The first page goes through; the second is held while its worker dies.
+    ledger.faults.hold_after(1);
+    let poller = start(&stack, &queue, account.clone(), 0).await;
+    tokio::time::timeout(WITHIN, ledger.faults.arrival())
+        .await
+        .expect("the second page was asked for");
+    assert_eq!(stats(&poller).await.pages, 1);
+    first.kill();
+    let mut env: Vec<(&str, &str)> = vec![("APEX_WORKER__INGEST__FETCH_ALLOW", "127.0.0.1")];
+    env.extend(secrets.iter().map(|(k, v)| (k.as_str(), *v)));
+    let _second = mesh_worker_on(&stack, &queue, &env);
+    ledger.faults.release();
+    let s = until(&poller, Duration::from_secs(180), |s| s.polls >= 1).await;
+    assert_eq!(s.failed, 0, "{s:?}");
+    assert_eq!(s.records + s.unchanged, 4, "{s:?}");
+    for i in 1..=4 {
+        let id = record_document_id(&account, &format!("tx-{i}"));
+        assert_eq!(
+            stored(&stack, &id).await,
+            (true, false, 1),
+            "tx-{i} stored once"
+        );
+    }
+    stop(&poller).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_and_missing_secrets_are_reported_and_nothing_is_ingested() {
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let stripe = FakeStripe::start().await.expect("fake stripe");
+    stripe.events().emit(
+        "customer.created",
+        json!({"id": "cus_9", "object": "customer"}),
+    );
+    let (wrong, missing) = (name("wrongkey"), name("nokey"));
+    let secrets = vec![(
+        secret_env_name(&wrong, "api_key"),
+        "sk_test_not_the_right_key_0000",
+    )];
+    let (_worker, queue) = worker(&stack, &secrets);
+    let account = |n: &str| Account {
+        name: n.to_owned(),
+        provider: Provider::Stripe,
+        base_url: stripe.url.clone(),
+        ..Account::default()
+    };
+    let refused = start(&stack, &queue, account(&wrong), 0).await;
+    let unset = start(&stack, &queue, account(&missing), 0).await;
+    let s = until(&refused, WITHIN, |s| {
+        s.last_error.is_some() && s.status == "waiting"
+    })
+    .await;
+    let error = s.last_error.clone().unwrap_or_default();
+    assert!(error.contains("Invalid API Key"), "{error}");
+    assert!(
+        !format!("{s:?}").contains("sk_test_not_the_right_key"),
+        "{s:?}"
+    );
+    assert_eq!((s.polls, s.records), (0, 0));
+    let s = until(&unset, WITHIN, |s| s.last_error.is_some()).await;
+    let error = s.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&secret_env_name(&missing, "api_key")),
+        "{error}"
+    );
+    assert_eq!(
+        stripe.events().faults.served(),
+        1,
+        "only the wrong key reached Stripe"
+    );
+    stop(&refused).await;
+    stop(&unset).await;
+}
