@@ -188,9 +188,8 @@ async fn plaid_syncs_fully_then_incrementally_through_rate_limits_restarts_and_c
         (5, 2, 1, 0),
         "{s:?}"
     );
-    assert_eq!(
+    assert!(
         stored(&stack, &doc("tx-1")).await.1,
-        true,
         "tx-1 is gone from every store"
     );
     assert_eq!(stored(&stack, &doc("tx-2")).await, (true, false, 2));
