@@ -24,6 +24,7 @@ use temporalio_client::{
     WorkflowTerminateOptions,
 };
 
+use crate::gateway::entities;
 use crate::worker::{WorkerProc, mesh_worker, mesh_worker_on};
 
 type Poller = WorkflowHandle<Client, Polling>;
@@ -194,6 +195,13 @@ async fn plaid_syncs_fully_then_incrementally_through_rate_limits_restarts_and_c
     );
     assert_eq!(stored(&stack, &doc("tx-2")).await, (true, false, 2));
     assert_eq!(stored(&stack, &doc("tx-4")).await, (true, false, 1));
+    let found = entities(&stack, &doc("tx-4")).await;
+    assert!(
+        found
+            .iter()
+            .any(|(t, k)| t == "ORGANIZATION" && k.contains("petro")),
+        "the payee: {found:?}"
+    );
 
     // The third poll ends the run; the next run keeps the cursor and the counts.
     poll_now(&poller).await;
@@ -277,6 +285,20 @@ async fn hubspot_and_stripe_sync_incrementally_and_delete_what_they_report_delet
     assert_eq!((s.records, s.failed), (2, 0), "stripe: {s:?}");
     let invoice = record_document_id(&stripe_account, "in_1");
     assert_eq!(stored(&stack, &invoice).await, (true, false, 1));
+    // Records become entities through the parser's per-provider reading.
+    let found = entities(&stack, &invoice).await;
+    assert!(
+        found.contains(&("INVOICE_NUMBER".to_owned(), "INV-0042".to_owned())),
+        "{found:?}"
+    );
+    let company = record_document_id(&hub_account, "101");
+    let found = entities(&stack, &company).await;
+    assert!(
+        found
+            .iter()
+            .any(|(t, k)| t == "ORGANIZATION" && k.contains("keystone")),
+        "{found:?}"
+    );
 
     // HubSpot: 102 changes, 103 is archived; 101 and the rest are not ingested again.
     crm.put(

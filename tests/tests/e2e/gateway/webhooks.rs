@@ -124,24 +124,6 @@ fn events(tag: &str) -> Vec<(Delivery, String)> {
     ]
 }
 
-/// The (type, key) of every entity PostgreSQL links to the document.
-async fn entities(stack: &Stack, document_id: &str) -> Vec<(String, String)> {
-    let pool = sqlx::PgPool::connect(&stack.postgres_url())
-        .await
-        .expect("the stack's postgres");
-    let id = uuid::Uuid::parse_str(document_id).expect("a document id");
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT e.entity_type, e.canonical_key FROM document_entities d \
-         JOIN entities e USING (entity_id) WHERE d.document_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&pool)
-    .await
-    .expect("entities");
-    pool.close().await;
-    rows
-}
-
 /// The sum of a counter's series that carry every one of `labels`.
 async fn counter(g: &Gateway, name: &str, labels: &[impl AsRef<str>]) -> f64 {
     let text = g.get("/metrics").await.text().await.expect("metrics");
