@@ -275,8 +275,9 @@ async fn hubspot_and_stripe_sync_incrementally_and_delete_what_they_report_delet
         base_url: stripe.url.clone(),
         options: [page_size].into(),
     };
-    let hub_poller = start(&stack, &queue, hub_account.clone(), 0).await;
-    let stripe_poller = start(&stack, &queue, stripe_account.clone(), 0).await;
+    // Two polls a run: the second poll ends the first run.
+    let hub_poller = start(&stack, &queue, hub_account.clone(), 2).await;
+    let stripe_poller = start(&stack, &queue, stripe_account.clone(), 2).await;
 
     let s = until(&hub_poller, WITHIN, |s| s.polls >= 1).await;
     assert_eq!((s.records, s.failed), (3, 0), "hubspot: {s:?}");
@@ -315,6 +316,7 @@ async fn hubspot_and_stripe_sync_incrementally_and_delete_what_they_report_delet
         json!({"id": "cus_1", "object": "customer", "deleted": true}),
     );
     hub.crm().faults.rate_limit_next(2);
+    stripe.events().faults.rate_limit_next(2);
     poll_now(&hub_poller).await;
     poll_now(&stripe_poller).await;
     let s = until(&hub_poller, WITHIN, |s| s.polls >= 2).await;
@@ -350,43 +352,108 @@ async fn a_worker_killed_mid_page_resumes_from_its_cursor_without_duplicates() {
     let Some(stack) = apex_e2e::stack() else {
         return;
     };
+    // Four records at each provider, two a page.
     let plaid = FakePlaid::start().await.expect("fake plaid");
-    let ledger = plaid.ledger();
+    let hub = FakeHubspot::start().await.expect("fake hubspot");
+    let stripe = FakeStripe::start().await.expect("fake stripe");
     for i in 1..=4 {
-        ledger.add(transaction(
+        let tx = transaction(
             &format!("tx-{i}"),
             "Pilot Flying J",
             100.0 + f64::from(i),
             "2026-12-01",
-        ));
+        );
+        plaid.ledger().add(tx);
+        let at = format!("2026-12-01T0{i}:00:00.000Z");
+        hub.crm().put(
+            "companies",
+            &i.to_string(),
+            json!({"name": format!("Carrier {i}")}),
+            &at,
+        );
+        stripe.events().emit(
+            "customer.created",
+            json!({"id": format!("cus_{i}"), "object": "customer"}),
+        );
     }
-    let acct = name("killed");
-    let (account, secrets) = plaid_account(&acct, &plaid.url);
+    let (plaid_name, hub_name, stripe_name) =
+        (name("killed"), name("killedcrm"), name("killedbill"));
+    let (plaid_account, mut secrets) = plaid_account(&plaid_name, &plaid.url);
+    secrets.push((
+        secret_env_name(&hub_name, "token"),
+        apex_e2e::fakes::hubspot::TOKEN,
+    ));
+    secrets.push((secret_env_name(&stripe_name, "api_key"), API_KEY));
+    let page_size = ("page_size".to_owned(), "2".to_owned());
+    let hub_account = Account {
+        name: hub_name,
+        provider: Provider::Hubspot,
+        base_url: hub.url.clone(),
+        options: [
+            ("object".to_owned(), "companies".to_owned()),
+            page_size.clone(),
+        ]
+        .into(),
+    };
+    let stripe_account = Account {
+        name: stripe_name,
+        provider: Provider::Stripe,
+        base_url: stripe.url.clone(),
+        options: [page_size].into(),
+    };
+    let faults = [
+        &plaid.ledger().faults,
+        &hub.crm().faults,
+        &stripe.events().faults,
+    ];
+    // At each, the first page goes through; the second is held while its worker dies.
+    for f in faults {
+        f.hold_after(1);
+    }
     let (mut first, queue) = worker(&stack, &secrets);
-    // The first page goes through; the second is held while its worker dies.
-    ledger.faults.hold_after(1);
-    let poller = start(&stack, &queue, account.clone(), 0).await;
-    tokio::time::timeout(WITHIN, ledger.faults.arrival())
-        .await
-        .expect("the second page was asked for");
-    assert_eq!(stats(&poller).await.pages, 1);
+    let accounts = [plaid_account, hub_account, stripe_account];
+    let mut pollers = Vec::new();
+    for a in &accounts {
+        pollers.push(start(&stack, &queue, a.clone(), 0).await);
+    }
+    for f in faults {
+        tokio::time::timeout(WITHIN, f.arrival())
+            .await
+            .expect("the second page was asked for");
+    }
+    for p in &pollers {
+        assert_eq!(stats(p).await.pages, 1);
+    }
     first.kill();
     let mut env: Vec<(&str, &str)> = vec![("APEX_WORKER__INGEST__FETCH_ALLOW", "127.0.0.1")];
     env.extend(secrets.iter().map(|(k, v)| (k.as_str(), *v)));
     let _second = mesh_worker_on(&stack, &queue, &env);
-    ledger.faults.release();
-    let s = until(&poller, Duration::from_secs(180), |s| s.polls >= 1).await;
-    assert_eq!(s.failed, 0, "{s:?}");
-    assert_eq!(s.records + s.unchanged, 4, "{s:?}");
-    for i in 1..=4 {
-        let id = record_document_id(&account, &format!("tx-{i}"));
-        assert_eq!(
-            stored(&stack, &id).await,
-            (true, false, 1),
-            "tx-{i} stored once"
-        );
+    for f in faults {
+        f.release();
     }
-    stop(&poller).await;
+    let ids = [
+        ["tx-1", "tx-2", "tx-3", "tx-4"].map(str::to_owned),
+        ["1", "2", "3", "4"].map(str::to_owned),
+        ["cus_1", "cus_2", "cus_3", "cus_4"].map(str::to_owned),
+    ];
+    for ((poller, account), ids) in pollers.iter().zip(&accounts).zip(&ids) {
+        let s = until(poller, Duration::from_secs(180), |s| s.polls >= 1).await;
+        let provider = account.provider.as_str();
+        assert_eq!(
+            (s.failed, s.records + s.unchanged),
+            (0, 4),
+            "{provider}: {s:?}"
+        );
+        for id in ids {
+            let doc = record_document_id(account, id);
+            assert_eq!(
+                stored(&stack, &doc).await,
+                (true, false, 1),
+                "{provider} {id} stored once"
+            );
+        }
+        stop(poller).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
