@@ -505,3 +505,91 @@ async fn bad_credentials_and_missing_secrets_are_reported_and_nothing_is_ingeste
     stop(&refused).await;
     stop(&unset).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apex_sources_adds_pauses_resumes_lists_and_removes_an_account() {
+    use crate::cli::{apex, text};
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let stripe = FakeStripe::start().await.expect("fake stripe");
+    stripe.events().emit(
+        "customer.created",
+        json!({"id": "cus_1", "object": "customer"}),
+    );
+    let acct = name("cli");
+    let secrets = vec![(secret_env_name(&acct, "api_key"), API_KEY)];
+    let (_worker, queue) = worker(&stack, &secrets);
+    let add = |account: &str, provider: &str| {
+        apex(&[
+            "sources",
+            "add",
+            account,
+            "--provider",
+            provider,
+            "--base-url",
+            &stripe.url,
+            "--interval-secs",
+            "3600",
+            "--task-queue",
+            &queue,
+        ])
+    };
+    let out = add(&acct, "stripe");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&polling_workflow_id(&acct)),
+        "{}",
+        text(&out)
+    );
+    let again = add(&acct, "stripe");
+    assert!(
+        !again.status.success() && text(&again).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    let bad = add(&name("cli"), "quickbooks");
+    assert!(
+        !bad.status.success() && text(&bad).contains("unknown provider"),
+        "{}",
+        text(&bad)
+    );
+
+    let client = apex_ingestion::workflows::client(&stack.temporal_address(), "default")
+        .await
+        .expect("temporal");
+    let poller = client.get_workflow_handle::<Polling>(polling_workflow_id(&acct));
+    until(&poller, WITHIN, |s| s.polls >= 1).await;
+    let out = apex(&["sources", "stats", &acct]);
+    assert!(text(&out).contains("1 ingested"), "{}", text(&out));
+
+    let out = apex(&["sources", "pause", &acct]);
+    assert!(out.status.success(), "{}", text(&out));
+    until(&poller, WITHIN, |s| s.status == "paused").await;
+    let out = apex(&["sources", "list"]);
+    let listed = text(&out);
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&acct))
+        .unwrap_or_default();
+    assert!(
+        line.contains("stripe") && line.contains("(paused)"),
+        "{listed}"
+    );
+
+    stripe.events().emit(
+        "customer.updated",
+        json!({"id": "cus_1", "object": "customer", "name": "Harbor Point Beverages"}),
+    );
+    let out = apex(&["sources", "resume", &acct]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = until(&poller, WITHIN, |s| s.polls >= 2).await;
+    assert_eq!(s.records, 2, "{s:?}");
+
+    let out = apex(&["sources", "remove", &acct]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = text(&apex(&["sources", "list"]));
+    assert!(!listed.contains(&acct), "{listed}");
+    let out = apex(&["sources", "pause", &acct]);
+    assert!(text(&out).contains("no polling account"), "{}", text(&out));
+}
