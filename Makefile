@@ -8,7 +8,7 @@ CARGO := cargo
 
 # make fresh-check (not part of make test; about 20 minutes): `make demo` then `make test` in a
 # Debian 12 root that has only debootstrap's minimal system and deploy/fresh/image-base.txt.
-.PHONY: demo test fresh-check loadtest loadtest-sustained bench-webhooks bench-peer chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
+.PHONY: demo test fresh-check loadtest loadtest-sustained bench-webhooks bench-polling bench-peer chaos bootstrap build up down status doctor lint fmt clean-state bench-vectors bench-parser fuzz-parser bench-extractor eval-extractor bench-embedder bench-writer bench-tracing bench-scale
 
 bootstrap:
 	deploy/local/bootstrap
@@ -92,6 +92,11 @@ loadtest-sustained: up
 # run's own, beside GET /livez at the same rate: p50/p95/p99 of both (docs/benchmarks.md).
 bench-webhooks: up
 	$(CARGO_TARGET_DIR)/debug/apex-loadtest webhooks $(WEBHOOK_ARGS)
+
+# A poll's records ingested as child workflows (1, 16, 64 at a time) against the same records'
+# ingestions started directly (APEX_BENCH_RECORDS, default 100). Figures in docs/benchmarks.md.
+bench-polling: up
+	APEX_REQUIRE_STACK=1 $(CARGO) test -p apex-e2e --test e2e -- --ignored --nocapture polling::bench_polling
 
 # The chaos suite (about 2 hours with the defaults): every service, store, Temporal and the
 # gateway taken away for CHAOS_AWAY seconds in turn while documents go through the Temporal

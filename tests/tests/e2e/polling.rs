@@ -593,3 +593,118 @@ async fn apex_sources_adds_pauses_resumes_lists_and_removes_an_account() {
     let out = apex(&["sources", "pause", &acct]);
     assert!(text(&out).contains("no polling account"), "{}", text(&out));
 }
+
+/// `make bench-polling`: a poll of `APEX_BENCH_RECORDS` (default 100) Plaid transactions
+/// ingested by the poller's child workflows, 1, 16 and 64 at a time, against the named
+/// baseline of the same records' ingestions started directly by a client, 16 in flight.
+/// Prints records/s; asserts only that every record was ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: make bench-polling"]
+async fn bench_polling_children_against_direct_ingestions() {
+    use apex_ingestion::polling::PolledRecord;
+    let Some(stack) = apex_e2e::stack() else {
+        return;
+    };
+    let n: usize = std::env::var("APEX_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let plaid = FakePlaid::start().await.expect("fake plaid");
+    let txs: Vec<_> = (0..n)
+        .map(|i| {
+            transaction(
+                &format!("tx-{i}"),
+                "Pilot Flying J",
+                100.0 + i as f64,
+                "2026-12-01",
+            )
+        })
+        .collect();
+    for tx in &txs {
+        plaid.ledger().add(tx.clone());
+    }
+    let widths = [1usize, 16, 64];
+    let names: Vec<String> = widths.iter().map(|w| name(&format!("bench{w}"))).collect();
+    let mut secrets = Vec::new();
+    for a in &names {
+        secrets.extend(plaid_account(a, &plaid.url).1);
+    }
+    let (_worker, queue) = worker(&stack, &secrets);
+
+    // Baseline: the same records, stored and started by a client, 16 in flight.
+    let direct = Account {
+        name: name("benchdirect"),
+        provider: Provider::Plaid,
+        ..Account::default()
+    };
+    let blobs = apex_common::blob::BlobStore::open(&stack.blob_dir().display().to_string())
+        .expect("blob store");
+    let client = apex_ingestion::workflows::client(&stack.temporal_address(), "default")
+        .await
+        .expect("temporal");
+    let began = Instant::now();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let runs = txs.iter().enumerate().map(|(i, tx)| {
+        let (gate, blobs, client, queue, direct) = (
+            gate.clone(),
+            blobs.clone(),
+            client.clone(),
+            queue.clone(),
+            direct.clone(),
+        );
+        let bytes = serde_json::to_vec_pretty(tx).expect("json");
+        async move {
+            let _slot = gate.acquire().await.expect("gate");
+            let blob = blobs
+                .put("documents", "application/json", bytes.into())
+                .await
+                .expect("blob");
+            let record = PolledRecord {
+                id: format!("tx-{i}"),
+                kind: "transaction".into(),
+                blob: blob.into(),
+            };
+            let handle = apex_ingestion::workflows::start_ingestion(
+                &client,
+                &queue,
+                apex_ingestion::polling::record_input(&direct, &record),
+            )
+            .await
+            .expect("start");
+            handle.get_result(Default::default()).await.is_ok()
+        }
+    });
+    let ok = futures::future::join_all(runs)
+        .await
+        .iter()
+        .filter(|ok| **ok)
+        .count();
+    let baseline = began.elapsed();
+    assert_eq!(ok, n, "every direct ingestion completed");
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("| how | records | s | records/s | vs direct |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| direct ingestions, 16 in flight (baseline) | {n} | {:.1} | {:.2} | 1.00× |",
+        baseline.as_secs_f64(),
+        rate(baseline)
+    );
+
+    for (width, account_name) in widths.iter().zip(&names) {
+        let (mut account, _) = plaid_account(account_name, &plaid.url);
+        account.options.insert("page_size".into(), "100".into());
+        account.options.insert("parallel".into(), width.to_string());
+        let began = Instant::now();
+        let poller = start(&stack, &queue, account, 0).await;
+        let s = until(&poller, Duration::from_secs(1800), |s| s.polls >= 1).await;
+        let took = began.elapsed();
+        stop(&poller).await;
+        assert_eq!((s.records, s.failed), (n as u64, 0), "{s:?}");
+        println!(
+            "| poller, children {width} at a time | {n} | {:.1} | {:.2} | {:.2}× |",
+            took.as_secs_f64(),
+            rate(took),
+            rate(took) / rate(baseline)
+        );
+    }
+}
