@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use apex_worker::greeting::GreetingWorkflow;
 use apex_worker::ingest::{DocumentDeletionWorkflow, DocumentIngestionWorkflow};
+use apex_worker::poll::PollingWorkflow;
 use temporalio_client::WorkflowHistory;
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_sdk::workflow_replayer::{
@@ -21,6 +22,8 @@ fn replayer() -> WorkflowReplayer {
         .expect("ingestion")
         .register_workflow::<DocumentDeletionWorkflow>()
         .expect("deletion")
+        .register_workflow::<PollingWorkflow>()
+        .expect("polling")
         .build();
     WorkflowReplayer::new(options).expect("replayer")
 }
@@ -55,6 +58,7 @@ async fn every_recorded_history_replays_without_nondeterminism() {
         "ingestion-failed-invalid-document",
         "ingestion-embedder-retried",
         "deletion",
+        "polling-plaid",
     ] {
         assert!(
             names.contains(&expected),

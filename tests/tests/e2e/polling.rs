@@ -45,6 +45,16 @@ fn worker(stack: &Stack, secrets: &[(String, &str)]) -> (WorkerProc, String) {
 }
 
 async fn start(stack: &Stack, queue: &str, account: Account, polls_per_run: u64) -> Poller {
+    start_run(stack, queue, account, polls_per_run).await.0
+}
+
+/// Starts a poller: a handle on whichever run is current, and one on the first run.
+async fn start_run(
+    stack: &Stack,
+    queue: &str,
+    account: Account,
+    polls_per_run: u64,
+) -> (Poller, Poller) {
     let client = apex_ingestion::workflows::client(&stack.temporal_address(), "default")
         .await
         .expect("temporal");
@@ -55,7 +65,7 @@ async fn start(stack: &Stack, queue: &str, account: Account, polls_per_run: u64)
         polls_per_run,
         ..PollInput::default()
     };
-    client
+    let first = client
         .start_workflow(
             Polling,
             input.into(),
@@ -64,7 +74,7 @@ async fn start(stack: &Stack, queue: &str, account: Account, polls_per_run: u64)
         .await
         .expect("start the poller");
     // Without a run id: queries and signals reach the current run after continue-as-new.
-    client.get_workflow_handle::<Polling>(id)
+    (client.get_workflow_handle::<Polling>(id), first)
 }
 
 async fn stats(poller: &Poller) -> PollStats {
@@ -162,7 +172,7 @@ async fn plaid_syncs_fully_then_incrementally_through_rate_limits_restarts_and_c
     let acct = name("plaid");
     let (account, secrets) = plaid_account(&acct, &plaid.url);
     let (_worker, queue) = worker(&stack, &secrets);
-    let poller = start(&stack, &queue, account.clone(), 3).await;
+    let (poller, first_run) = start_run(&stack, &queue, account.clone(), 3).await;
 
     // A first, full sync: two pages of two.
     let s = until(&poller, WITHIN, |s| s.polls >= 1).await;
@@ -212,6 +222,22 @@ async fn plaid_syncs_fully_then_incrementally_through_rate_limits_restarts_and_c
     let s = until(&poller, WITHIN, |s| s.polls >= 4).await;
     assert_eq!((s.records, s.unchanged), (6, 2), "only tx-5 is new: {s:?}");
     assert_eq!(stored(&stack, &doc("tx-5")).await, (true, false, 1));
+    // The first run (pages, children, a deletion, a restart, signals, continue-as-new) for
+    // the worker's replay test.
+    crate::worker::record_history(&first_run, "polling-plaid").await;
+    // The secrets are read on the worker: none is in the history.
+    // (Payloads are raw bytes inside the encoded history.)
+    let events = first_run
+        .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await
+        .expect("history");
+    let encoded = prost::Message::encode_to_vec(
+        &temporalio_common::protos::temporal::api::history::v1::History { events },
+    );
+    let holds = |text: &str| encoded.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(holds(CLIENT_ID), "the history is the poller's");
+    assert!(!holds(SECRET) && !holds(ACCESS_TOKEN));
     stop(&poller).await;
 }
 
