@@ -281,13 +281,13 @@ async fn refusals(g: &Gateway, tag: &str) {
         ),
         (
             "stale",
-            stripe("stale", STRIPE_NEW, t - 301),
+            stripe("stale", STRIPE_NEW, t - 600),
             StatusCode::UNAUTHORIZED,
             "stale",
         ),
         (
             "future",
-            stripe("future", STRIPE_NEW, t + 301),
+            stripe("future", STRIPE_NEW, t + 600),
             StatusCode::UNAUTHORIZED,
             "future",
         ),

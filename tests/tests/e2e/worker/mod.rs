@@ -95,8 +95,18 @@ impl DevServer {
                 self.child = None;
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+            // The frontend and the HTTP port both accept, and the server still runs: a
+            // server that bound the first and then lost another port to someone else exits,
+            // and the frontend port alone could be a neighbour's.
+            let accepts = |port: u16| TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if accepts(self.port) && accepts(self.http_port) {
+                let running = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                if running {
+                    return true;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
