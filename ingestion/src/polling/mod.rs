@@ -51,6 +51,18 @@ pub struct Item {
     pub json: serde_json::Value,
 }
 
+/// A provider's cursor from its JSON text (empty: a first poll's).
+pub(crate) fn read_state<T: serde::de::DeserializeOwned + Default>(
+    provider: &str,
+    text: &str,
+) -> Result<T, PollError> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(text)
+        .map_err(|e| PollError::refused("InvalidState", format!("{provider} cursor: {e}")))
+}
+
 /// Keeps the last of several records with one id (a page may hold two events of one
 /// object; two ingestions of one document cannot run at once), in the order of their last
 /// occurrence, and drops an upsert that a later removal in the page supersedes.

@@ -23,11 +23,7 @@ struct State {
 }
 
 fn state(text: &str) -> Result<State, PollError> {
-    if text.trim().is_empty() {
-        return Ok(State::default());
-    }
-    serde_json::from_str(text)
-        .map_err(|e| PollError::refused("InvalidState", format!("plaid cursor: {e}")))
+    super::read_state("plaid", text)
 }
 
 fn text(s: &State) -> String {

@@ -26,11 +26,7 @@ struct State {
 }
 
 fn state(text: &str) -> Result<State, PollError> {
-    if text.trim().is_empty() {
-        return Ok(State::default());
-    }
-    serde_json::from_str(text)
-        .map_err(|e| PollError::refused("InvalidState", format!("stripe cursor: {e}")))
+    super::read_state("stripe", text)
 }
 
 pub(crate) fn request(

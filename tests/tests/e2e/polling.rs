@@ -152,6 +152,30 @@ fn plaid_account(name: &str, url: &str) -> (Account, Vec<(String, &'static str)>
     (account, secrets)
 }
 
+/// A HubSpot account reading companies, two a page.
+fn hubspot_account(name: &str, url: &str) -> Account {
+    Account {
+        name: name.to_owned(),
+        provider: Provider::Hubspot,
+        base_url: url.to_owned(),
+        options: [
+            ("object".to_owned(), "companies".to_owned()),
+            ("page_size".to_owned(), "2".to_owned()),
+        ]
+        .into(),
+    }
+}
+
+/// A Stripe account, two events a page.
+fn stripe_account(name: &str, url: &str) -> Account {
+    Account {
+        name: name.to_owned(),
+        provider: Provider::Stripe,
+        base_url: url.to_owned(),
+        options: [("page_size".to_owned(), "2".to_owned())].into(),
+    }
+}
+
 const WITHIN: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,23 +308,8 @@ async fn hubspot_and_stripe_sync_incrementally_and_delete_what_they_report_delet
         (secret_env_name(&stripe_name, "api_key"), API_KEY),
     ];
     let (_worker, queue) = worker(&stack, &secrets);
-    let page_size = ("page_size".to_owned(), "2".to_owned());
-    let hub_account = Account {
-        name: hub_name,
-        provider: Provider::Hubspot,
-        base_url: hub.url.clone(),
-        options: [
-            ("object".to_owned(), "companies".to_owned()),
-            page_size.clone(),
-        ]
-        .into(),
-    };
-    let stripe_account = Account {
-        name: stripe_name,
-        provider: Provider::Stripe,
-        base_url: stripe.url.clone(),
-        options: [page_size].into(),
-    };
+    let hub_account = hubspot_account(&hub_name, &hub.url);
+    let stripe_account = stripe_account(&stripe_name, &stripe.url);
     // Two polls a run: the second poll ends the first run.
     let hub_poller = start(&stack, &queue, hub_account.clone(), 2).await;
     let stripe_poller = start(&stack, &queue, stripe_account.clone(), 2).await;
@@ -410,23 +419,8 @@ async fn a_worker_killed_mid_page_resumes_from_its_cursor_without_duplicates() {
         apex_e2e::fakes::hubspot::TOKEN,
     ));
     secrets.push((secret_env_name(&stripe_name, "api_key"), API_KEY));
-    let page_size = ("page_size".to_owned(), "2".to_owned());
-    let hub_account = Account {
-        name: hub_name,
-        provider: Provider::Hubspot,
-        base_url: hub.url.clone(),
-        options: [
-            ("object".to_owned(), "companies".to_owned()),
-            page_size.clone(),
-        ]
-        .into(),
-    };
-    let stripe_account = Account {
-        name: stripe_name,
-        provider: Provider::Stripe,
-        base_url: stripe.url.clone(),
-        options: [page_size].into(),
-    };
+    let hub_account = hubspot_account(&hub_name, &hub.url);
+    let stripe_account = stripe_account(&stripe_name, &stripe.url);
     let faults = [
         &plaid.ledger().faults,
         &hub.crm().faults,

@@ -29,6 +29,7 @@ mod contract {
 
     use super::{DocumentDeletionWorkflow, DocumentIngestionWorkflow};
     use crate::greeting::GreetingWorkflow;
+    use crate::poll::PollingWorkflow;
 
     fn same_workflow<A, B>(implemented: &A, declared: &B)
     where
@@ -63,5 +64,8 @@ mod contract {
             &GreetingWorkflow::get_status,
             &contract::GreetingStatusQuery,
         );
+        use apex_ingestion::polling;
+        same_workflow(&PollingWorkflow::run, &polling::Polling);
+        same_query(&PollingWorkflow::get_stats, &polling::PollingStats);
     }
 }
