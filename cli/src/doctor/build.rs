@@ -160,8 +160,22 @@ mod tests {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
         let copy = bin.join("protoc");
-        std::fs::copy(system_protoc(), &copy).expect("copy protoc");
-        let err = protoc_well_known_types(&copy).expect_err("no well-known types there");
+        // A hard link opens no file for writing. A copy does, and another test thread that
+        // forks while the copy is open makes the exec fail with "Text file busy" (ETXTBSY)
+        // until that child has exec'd in turn: retried a bounded number of times.
+        let linked = std::fs::hard_link(system_protoc(), &copy).is_ok();
+        if !linked {
+            std::fs::copy(system_protoc(), &copy).expect("copy protoc");
+        }
+        let mut attempts = 0;
+        let err = loop {
+            let err = protoc_well_known_types(&copy).expect_err("no well-known types there");
+            attempts += 1;
+            if !err.contains("os error 26") || attempts == 50 {
+                break err;
+            }
+            std::thread::yield_now();
+        };
         assert!(
             err.contains("cannot import google/protobuf/field_mask.proto")
                 && err.contains("File not found"),
