@@ -1,17 +1,25 @@
-//! Which encoder the workers run: ONNX Runtime (the int8 graph when it passes the fidelity
-//! gate, else fp32) or candle, by the `engine` and `precision` settings.
+//! Which encoder the workers run, by the `engine` and `precision` settings: OpenVINO where
+//! the CPU computes in bf16 and its vectors pass the fidelity gate, else ONNX Runtime (the
+//! int8 graph when it passes the gate, else fp32), else candle.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batcher::Encoder;
 use crate::gate::{self, Verdict};
-use crate::gate_cache::gate_verdict;
+use crate::gate_cache::{gate_verdict, openvino_verdict};
 use crate::model::MiniLm;
 use crate::onnx::OnnxEncoder;
 use crate::{EmbedderSettings, EngineChoice, Precision};
+use apex_openvino::OpenVinoEncoder;
 
 impl Encoder for OnnxEncoder {
+    fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed_ids(windows)
+    }
+}
+
+impl Encoder for OpenVinoEncoder {
     fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
         self.embed_ids(windows)
     }
@@ -204,6 +212,59 @@ fn onnx_encoders(
     }
 }
 
+fn openvino_name(precision: &str) -> &'static str {
+    match precision {
+        "bf16" => "openvino-bf16",
+        "f16" => "openvino-f16",
+        "f32" => "openvino-f32",
+        _ => "openvino",
+    }
+}
+
+/// OpenVINO's workers over `model.onnx`. `precision = fp32` asks it for f32; otherwise the
+/// CPU plugin's default (bf16 where the CPU has it), used only when it passes the fidelity
+/// gate against ONNX Runtime's fp32. With `reduced_only`, a CPU that would compute in f32
+/// anyway is refused (ONNX Runtime's int8 is faster there).
+fn openvino_encoders(
+    settings: &EmbedderSettings,
+    model: &MiniLm,
+    reduced_only: bool,
+) -> anyhow::Result<(Vec<Box<dyn Encoder>>, &'static str)> {
+    let graph = fp32_graph(&settings.model_dir);
+    let hint = (settings.precision == Precision::Fp32).then_some("f32");
+    let load = || {
+        OpenVinoEncoder::load(
+            &settings.openvino_library,
+            &graph,
+            settings.threads_per_worker,
+            hint,
+        )
+    };
+    let mut first = load()?;
+    let precision = first.precision().to_owned();
+    if precision != "f32" {
+        let gate = openvino_verdict(settings, model, &mut first)?;
+        if let Some(why) = gate.verdict.failure() {
+            anyhow::bail!("OpenVINO at {precision} failed the fidelity gate: {why}");
+        }
+        tracing::info!(
+            precision = %precision,
+            min_cosine = gate.verdict.min_cosine,
+            same_top10 = gate.verdict.same_top10,
+            took_ms = gate.took_ms,
+            cached = gate.cached,
+            "OpenVINO passed the fidelity gate"
+        );
+    } else if reduced_only {
+        anyhow::bail!("OpenVINO computes in f32 on this CPU (no bf16): no faster than int8");
+    }
+    let mut workers: Vec<Box<dyn Encoder>> = vec![Box::new(first)];
+    for _ in 1..settings.workers {
+        workers.push(Box::new(load()?));
+    }
+    Ok((workers, openvino_name(&precision)))
+}
+
 /// The workers' encoders by the settings, and the engine's name.
 pub fn encoders(
     settings: &EmbedderSettings,
@@ -223,19 +284,31 @@ pub fn encoders(
             .collect()
     };
     match settings.engine {
+        EngineChoice::Openvino => openvino_encoders(settings, model, false),
         EngineChoice::Onnx => onnx_encoders(settings, model),
         EngineChoice::Candle => Ok((candle()?, "candle")),
-        EngineChoice::Auto => match onnx_encoders(settings, model) {
-            Ok(e) => Ok(e),
-            // int8 asked for: candle has no int8, so that is a refusal too.
-            Err(e) if settings.precision == Precision::Int8 => Err(e),
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "ONNX Runtime unavailable; using candle (slower)"
-                );
-                Ok((candle()?, "candle"))
+        EngineChoice::Auto => {
+            if settings.precision == Precision::Auto && settings.openvino_library.exists() {
+                match openvino_encoders(settings, model, true) {
+                    Ok(e) => return Ok(e),
+                    Err(e) => tracing::info!(
+                        reason = format!("{e:#}"),
+                        "OpenVINO not used; trying ONNX Runtime"
+                    ),
+                }
             }
-        },
+            match onnx_encoders(settings, model) {
+                Ok(e) => Ok(e),
+                // int8 asked for: candle has no int8, so that is a refusal too.
+                Err(e) if settings.precision == Precision::Int8 => Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "ONNX Runtime unavailable; using candle (slower)"
+                    );
+                    Ok((candle()?, "candle"))
+                }
+            }
+        }
     }
 }

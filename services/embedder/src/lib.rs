@@ -27,21 +27,26 @@ pub use service::{ARTIFACT_CONTENT_TYPE, EmbedderGrpc};
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineChoice {
-    /// ONNX Runtime when its library and `model.onnx` load, otherwise candle.
+    /// OpenVINO when its library loads, the CPU computes in bf16 and the vectors pass the
+    /// fidelity gate; else ONNX Runtime when its library and `model.onnx` load; else candle.
     Auto,
+    /// OpenVINO (`openvino_library`), gated unless it computes in f32; refuses to start
+    /// when it cannot load or fails the gate.
+    Openvino,
     Onnx,
     Candle,
 }
 
-/// The numeric precision of the ONNX Runtime graph.
+/// The numeric precision the model runs at.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// int8 (`model.int8.onnx`) when it is installed and passes the fidelity gate against
-    /// fp32 at start, otherwise fp32.
+    /// A reduced precision that passes the fidelity gate against fp32 at start: OpenVINO's
+    /// bf16 where the CPU has it, else ONNX Runtime's int8 (`model.int8.onnx`); else fp32.
     Auto,
-    /// int8, or refuse to start when it is missing or fails the gate.
+    /// ONNX Runtime's int8, or refuse to start when it is missing or fails the gate.
     Int8,
+    /// Full precision (ONNX Runtime fp32, or OpenVINO asked for f32).
     Fp32,
 }
 
@@ -56,8 +61,10 @@ pub struct EmbedderSettings {
     pub model_dir: PathBuf,
     /// ONNX Runtime shared library.
     pub onnxruntime_library: PathBuf,
+    /// OpenVINO's C library (`libopenvino_c.so`; its runtime and CPU plugin beside it).
+    pub openvino_library: PathBuf,
     pub engine: EngineChoice,
-    /// ONNX Runtime only: int8 or fp32 (see [`Precision`]).
+    /// Reduced precision when it passes the gate, int8 or fp32 (see [`Precision`]).
     pub precision: Precision,
     /// Tokens per text, [CLS] and [SEP] included; longer texts are cut and flagged.
     pub max_tokens: usize,
@@ -90,6 +97,7 @@ impl Default for EmbedderSettings {
             service: ServiceSettings::with_ports(apex_common::ports::EMBEDDER),
             model_dir: tools_dir().join("models/all-MiniLM-L6-v2"),
             onnxruntime_library: tools_dir().join("lib/libonnxruntime.so"),
+            openvino_library: tools_dir().join("lib/libopenvino_c.so"),
             engine: EngineChoice::Auto,
             precision: Precision::Auto,
             max_tokens: 256,
@@ -120,6 +128,12 @@ impl Settings for EmbedderSettings {
         }
         if self.workers == 0 || self.threads_per_worker == 0 {
             p.push("workers and threads_per_worker must be at least 1".to_owned());
+        }
+        if self.engine == EngineChoice::Openvino && self.precision == Precision::Int8 {
+            p.push(
+                "precision int8 is ONNX Runtime's graph: with engine openvino use auto or fp32"
+                    .to_owned(),
+            );
         }
         if self.max_batch == 0 {
             p.push("max_batch must be at least 1".to_owned());

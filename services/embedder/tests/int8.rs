@@ -15,6 +15,12 @@ use apex_embedder::model::{MiniLm, default_model_dir};
 use apex_embedder::onnx::{OnnxEncoder, default_library};
 use apex_embedder::{EmbedderGrpc, EmbedderSettings, Precision, gate};
 
+/// OpenVINO out of the way: these tests are about ONNX Runtime's int8 graph, which `auto`
+/// runs where OpenVINO is not installed or cannot compute in bf16.
+fn without_openvino() -> std::path::PathBuf {
+    "/nonexistent/libopenvino_c.so".into()
+}
+
 fn load(graph: &Path) -> OnnxEncoder {
     OnnxEncoder::load(&default_library(), graph, 1)
         .unwrap_or_else(|e| panic!("{}: {e:#} (run deploy/local/bootstrap)", graph.display()))
@@ -115,6 +121,7 @@ fn a_drifting_int8_graph_fails_the_gate_and_the_embedder_falls_back_to_fp32() {
     let store = Arc::new(BlobStore::open(&blobs.path().display().to_string()).expect("blobs"));
     let settings = |precision| EmbedderSettings {
         model_dir: dir.path().to_owned(),
+        openvino_library: without_openvino(),
         precision,
         workers: 1,
         cache_url: String::new(),
@@ -131,10 +138,11 @@ fn a_drifting_int8_graph_fails_the_gate_and_the_embedder_falls_back_to_fp32() {
 }
 
 #[test]
-fn the_default_embedder_runs_int8_and_fp32_when_asked() {
+fn without_openvino_the_default_embedder_runs_int8_and_fp32_when_asked() {
     let blobs = tempfile::tempdir().expect("blobs");
     let store = Arc::new(BlobStore::open(&blobs.path().display().to_string()).expect("blobs"));
     let settings = |precision| EmbedderSettings {
+        openvino_library: without_openvino(),
         precision,
         workers: 1,
         cache_url: String::new(),
@@ -157,6 +165,7 @@ fn the_gate_verdict_is_kept_beside_the_graph_and_redone_when_the_graph_changes()
         EmbedderGrpc::from_settings(
             EmbedderSettings {
                 model_dir: dir.path().to_owned(),
+                openvino_library: without_openvino(),
                 workers: 1,
                 cache_url: String::new(),
                 ..EmbedderSettings::default()
