@@ -1,9 +1,10 @@
 //! `apex-tools embedder bench`: chunks per second of the in-process encoders (candle, ONNX
-//! Runtime fp32 and int8) on 256- and 32-token windows at batch 1, 8 and 32, with one core and
+//! Runtime fp32 and int8, OpenVINO at the CPU plugin's default precision) on 256- and
+//! 32-token windows at batch 1, 8 and 32, with one core and
 //! with every core, and in the same run ONNX Runtime (the `onnxruntime` Python package) on the
 //! same fp32 graph, the same token windows and the same cores as the baseline, and
 //! sentence-transformers on PyTorch from the same weights (when the peer venv is there), with
-//! the ratios and the int8 vectors' lowest cosine against fp32.
+//! the ratios and the int8 and OpenVINO vectors' lowest cosine against fp32.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -213,10 +214,11 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
     if !torch_ok {
         println!("(no PyTorch baseline: run deploy/local/bootstrap --peer)");
     }
+    let openvino_library = apex_openvino::default_library();
     println!(
-        "| tokens | threads | batch | candle | ORT fp32 | ORT int8 | Python ORT fp32 | PyTorch (sentence-transformers) | int8 / fp32 | int8 / Python ORT | int8 / PyTorch | int8 min cosine |"
+        "| tokens | threads | batch | candle | ORT fp32 | ORT int8 | OpenVINO | Python ORT fp32 | PyTorch (sentence-transformers) | int8 / fp32 | int8 / PyTorch | OpenVINO / fp32 | OpenVINO / PyTorch | int8 min cosine | OpenVINO min cosine |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let work = tempfile::tempdir()?;
     for tokens in [model.max_tokens(), 32] {
         let windows = windows_of(model, &text, tokens)?;
@@ -250,6 +252,22 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
                 (Some(a), Some(b)) => Some(min_cosine(a, b, &windows)?),
                 _ => None,
             };
+            let mut openvino =
+                match apex_openvino::OpenVinoEncoder::load(&openvino_library, &fp32_graph, t, None)
+                {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        println!("(no OpenVINO: {e:#})");
+                        None
+                    }
+                };
+            let ov_cosine = match (fp32.as_mut(), openvino.as_mut()) {
+                (Some(a), Some(b)) => Some(min_cosine(a, b, &windows)?),
+                _ => None,
+            };
+            let ov_name = openvino
+                .as_ref()
+                .map_or("-".to_owned(), |e| format!("({})", e.precision()));
             for &b in &args.batches {
                 let candle = measure(model, &windows, b, t, args.seconds)?;
                 let ours = match fp32.as_mut() {
@@ -257,6 +275,10 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
                     None => None,
                 };
                 let quick = match int8.as_mut() {
+                    Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
+                    None => None,
+                };
+                let ov = match openvino.as_mut() {
                     Some(e) => Some(measure_onnx(e, &windows, b, args.seconds)?),
                     None => None,
                 };
@@ -272,16 +294,20 @@ pub fn run(model: &MiniLm, args: &BenchArgs) -> anyhow::Result<()> {
                     (Some(a), Some(b)) => format!("{:.2}", a / b.max(1e-9)),
                     _ => "-".to_owned(),
                 };
+                let low = |c: Option<f32>| c.map_or("-".to_owned(), |c| format!("{c:.4}"));
                 println!(
-                    "| {tokens} | {t} | {b} | {candle:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {tokens} | {t} | {b} | {candle:.1} | {} | {} | {} {ov_name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     cell(ours),
                     cell(quick),
+                    cell(ov),
                     cell(python),
                     cell(pytorch),
                     ratio(quick, ours),
-                    ratio(quick, python),
                     ratio(quick, pytorch),
-                    cosine.map_or("-".to_owned(), |c| format!("{c:.4}")),
+                    ratio(ov, ours),
+                    ratio(ov, pytorch),
+                    low(cosine),
+                    low(ov_cosine),
                 );
             }
         }

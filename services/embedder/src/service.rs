@@ -159,11 +159,11 @@ impl EmbedderGrpc {
         let cache = if settings.cache_url.is_empty() {
             None
         } else {
-            // int8 vectors are cached apart from fp32 ones (which candle's equal).
-            let namespace = if engine.ends_with("int8") {
-                format!("{model_id}:int8")
-            } else {
-                model_id.clone()
+            // Reduced-precision vectors (int8, bf16) are cached apart from fp32 ones (which
+            // candle's and OpenVINO f32's equal).
+            let namespace = match engine.rsplit('-').next() {
+                Some(p @ ("int8" | "bf16" | "f16")) => format!("{model_id}:{p}"),
+                _ => model_id.clone(),
             };
             Some(Arc::new(crate::cache::Cache::new(
                 &settings.cache_url,
