@@ -234,6 +234,30 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     }
 }
 
+/// [`continue_trace`] when the request carries a trace; otherwise `span` starts a trace
+/// that is not sampled: nothing of it is exported, here or in the services it calls (their
+/// samplers follow the parent's decision). For requests too frequent to be worth a trace
+/// each, unless their caller traces them.
+pub fn continue_trace_or_unsampled(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let parent = if parent.span().span_context().is_valid() {
+        parent
+    } else {
+        let ids = RandomIdGenerator::default();
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        ))
+    };
+    // Fails only when no OpenTelemetry layer is installed; the span is then local.
+    let _ = span.set_parent(parent);
+}
+
 /// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`).
 pub fn send_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
     let cx = span.context();
@@ -315,6 +339,54 @@ mod sampling_tests {
         // A caller's decision wins over the ratio, both ways.
         assert!(decide(0.0, Some(true), 7 << 64));
         assert!(!decide(1.0, Some(false), 7 << 64));
+    }
+
+    /// The sampling decision of a span given `headers`, through `join` (one of the
+    /// continue functions), with every new trace kept (ratio 1).
+    fn sampled_with(
+        join: fn(&tracing::Span, &http::HeaderMap),
+        headers: &http::HeaderMap,
+    ) -> (bool, String) {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_sampler(root_sampler(1.0))
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("GET /v1/documents/{id}");
+            join(&span, headers);
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            assert!(sc.is_valid());
+            (sc.is_sampled(), sc.trace_id().to_string())
+        })
+    }
+
+    #[test]
+    fn a_frequent_request_is_traced_only_when_its_caller_traces_it() {
+        let none = http::HeaderMap::new();
+        // Without a caller's trace: a new trace, kept (ratio 1) — or not sampled at all.
+        assert!(sampled_with(super::continue_trace, &none).0);
+        assert!(!sampled_with(super::continue_trace_or_unsampled, &none).0);
+        // A caller that traces it gets its trace continued, sampled or not as it says.
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        for (flags, sampled) in [("01", true), ("00", false)] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "traceparent",
+                format!("00-{trace}-00f067aa0ba902b7-{flags}")
+                    .parse()
+                    .expect("header"),
+            );
+            let got = sampled_with(super::continue_trace_or_unsampled, &headers);
+            assert_eq!(got, (sampled, trace.to_owned()));
+        }
     }
 
     #[test]

@@ -155,7 +155,11 @@ async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) ->
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     // Named and attributed as the HTTP server conventions say; it continues the caller's
     // trace when the request carries a `traceparent` (as `apex ingest` sends). Probes and
-    // scrapes are counted but not traced: they would bury the traces of work.
+    // scrapes are counted but not traced: they would bury the traces of work. Status reads,
+    // which clients repeat while a document is ingested, are traced only when the caller's
+    // trace asks for it or `trace_status_reads` is on.
+    let status_read =
+        request.method() == axum::http::Method::GET && route == "/v1/documents/{id}";
     let span = if matches!(route.as_str(), "/livez" | "/readyz" | "/metrics") {
         tracing::Span::none()
     } else {
@@ -177,7 +181,11 @@ async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) ->
             apex.document_id = tracing::field::Empty,
             apex.source = tracing::field::Empty,
         );
-        apex_common::telemetry::continue_trace(&span, request.headers());
+        if status_read && !g.settings.trace_status_reads {
+            apex_common::telemetry::continue_trace_or_unsampled(&span, request.headers());
+        } else {
+            apex_common::telemetry::continue_trace(&span, request.headers());
+        }
         span
     };
     let start = Instant::now();

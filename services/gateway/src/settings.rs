@@ -55,6 +55,11 @@ pub struct GatewaySettings {
     /// How long the gateway waits for Temporal to accept a start (or a query) before it
     /// counts Temporal as unreachable.
     pub temporal_timeout_ms: u64,
+    /// Whether each `GET /v1/documents/{id}` (a status read) makes a trace of its own. Off
+    /// by default: clients poll a document's status many times while it is ingested, and
+    /// those traces would outnumber and bury the ingestion's (the trace viewer spent more
+    /// CPU on them than the ingestions did); they are still counted and timed in metrics.
+    pub trace_status_reads: bool,
     /// API keys ([`crate::auth`]).
     pub auth: AuthSettings,
     /// Signed webhooks ([`crate::webhooks`]); their secrets come from the environment.
@@ -127,6 +132,7 @@ impl Default for GatewaySettings {
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
             shutdown_grace_secs: 30,
+            trace_status_reads: false,
             auth: AuthSettings::default(),
             webhooks: Default::default(),
         }
