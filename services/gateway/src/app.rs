@@ -158,8 +158,7 @@ async fn observe(State(g): State<Arc<Gateway>>, request: Request, next: Next) ->
     // scrapes are counted but not traced: they would bury the traces of work. Status reads,
     // which clients repeat while a document is ingested, are traced only when the caller's
     // trace asks for it or `trace_status_reads` is on.
-    let status_read =
-        request.method() == axum::http::Method::GET && route == "/v1/documents/{id}";
+    let status_read = request.method() == axum::http::Method::GET && route == "/v1/documents/{id}";
     let span = if matches!(route.as_str(), "/livez" | "/readyz" | "/metrics") {
         tracing::Span::none()
     } else {
