@@ -21,7 +21,8 @@ impl Encoder for OnnxEncoder {
 
 impl Encoder for OpenVinoEncoder {
     fn encode(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
-        self.embed_ids(windows)
+        let (mut ids, mut mask, batch, seq) = crate::onnx::padded(windows);
+        self.infer(&mut ids, &mut mask, batch, seq)
     }
 }
 

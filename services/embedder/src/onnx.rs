@@ -33,6 +33,22 @@ fn init(library: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// Token windows as one batch padded to the longest: the ids, the attention mask (1 for a
+/// token, 0 for padding), the rows and the columns. What both runtimes' graphs take.
+pub fn padded(windows: &[Vec<u32>]) -> (Vec<i64>, Vec<i64>, usize, usize) {
+    let batch = windows.len();
+    let seq = windows.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut ids = vec![0i64; batch * seq];
+    let mut mask = vec![0i64; batch * seq];
+    for (row, w) in windows.iter().enumerate() {
+        for (col, id) in w.iter().enumerate() {
+            ids[row * seq + col] = i64::from(*id);
+            mask[row * seq + col] = 1;
+        }
+    }
+    (ids, mask, batch, seq)
+}
+
 /// One ONNX Runtime session over the MiniLM graph.
 #[derive(Debug)]
 pub struct OnnxEncoder {
@@ -61,16 +77,7 @@ impl OnnxEncoder {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = windows.len();
-        let seq = windows.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let mut ids = vec![0i64; batch * seq];
-        let mut mask = vec![0i64; batch * seq];
-        for (row, w) in windows.iter().enumerate() {
-            for (col, id) in w.iter().enumerate() {
-                ids[row * seq + col] = i64::from(*id);
-                mask[row * seq + col] = 1;
-            }
-        }
+        let (ids, mask, batch, seq) = padded(windows);
         let shape = [batch as i64, seq as i64];
         let outputs = self.session.run(ort::inputs![
             "input_ids" => Tensor::from_array((shape, ids))?,

@@ -4,16 +4,17 @@
 //! (every MatMul in 8 bits, a real int8 model that drifts) fails, and the embedder then runs
 //! fp32 and says so, or refuses to start when int8 was asked for.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use apex_common::blob::BlobStore;
-use apex_embedder::batcher::Encoder as _;
 use apex_embedder::engine::{Int8Encoder, fp32_graph, int8_graph, run_gate};
 use apex_embedder::gate_cache::cache_path;
 use apex_embedder::model::{MiniLm, default_model_dir};
 use apex_embedder::onnx::{OnnxEncoder, default_library};
-use apex_embedder::{EmbedderGrpc, EmbedderSettings, Precision, gate};
+use apex_embedder::{EmbedderGrpc, EmbedderSettings, Precision};
 
 /// OpenVINO out of the way: these tests are about ONNX Runtime's int8 graph, which `auto`
 /// runs where OpenVINO is not installed or cannot compute in bf16.
@@ -38,24 +39,7 @@ fn the_int8_graph_passes_the_fidelity_gate() {
     assert!(verdict.texts >= 150);
 
     // And against sentence-transformers' own vectors.
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
-    let mut low = Vec::new();
-    for item in reference["items"].as_array().expect("items") {
-        let text = item["text"].as_str().expect("text");
-        let got = int8
-            .encode(&[model.tokenize(text).expect("tokens").0])
-            .expect("embed");
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .expect("embedding")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
-            .collect();
-        let c: f32 = got[0].iter().zip(&want).map(|(a, b)| a * b).sum();
-        println!("{c:.4} {text:?}");
-        low.extend((c < gate::MIN_COSINE).then(|| format!("{text:?}: cosine {c}")));
-    }
+    let low = common::below_reference(&model, &mut int8);
     assert!(low.is_empty(), "{low:?}");
 }
 

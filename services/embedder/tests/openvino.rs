@@ -4,6 +4,8 @@
 //! in f32; a missing library is refused by name when OpenVINO was asked for and passed over
 //! otherwise.
 
+mod common;
+
 use std::sync::Arc;
 
 use apex_common::Settings as _;
@@ -13,7 +15,7 @@ use apex_embedder::engine::{fp32_graph, run_gate};
 use apex_embedder::gate_cache::openvino_cache_path;
 use apex_embedder::model::{MiniLm, default_model_dir};
 use apex_embedder::onnx::{self, OnnxEncoder};
-use apex_embedder::{EmbedderGrpc, EmbedderSettings, EngineChoice, Precision, gate};
+use apex_embedder::{EmbedderGrpc, EmbedderSettings, EngineChoice, Precision};
 use apex_openvino::{OpenVinoEncoder, cpu_has_bf16, default_library};
 
 fn openvino(precision: Option<&str>) -> OpenVinoEncoder {
@@ -46,23 +48,7 @@ fn openvino_passes_the_fidelity_gate_and_stays_close_to_sentence_transformers() 
     assert!(verdict.passed(), "{:?}", verdict.failure());
     assert!(verdict.texts >= 150);
 
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
-    let mut low = Vec::new();
-    for item in reference["items"].as_array().expect("items") {
-        let text = item["text"].as_str().expect("text");
-        let got = candidate
-            .encode(&[model.tokenize(text).expect("tokens").0])
-            .expect("embed");
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .expect("embedding")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
-            .collect();
-        let c: f32 = got[0].iter().zip(&want).map(|(a, b)| a * b).sum();
-        low.extend((c < gate::MIN_COSINE).then(|| format!("{text:?}: cosine {c}")));
-    }
+    let low = common::below_reference(&model, &mut candidate);
     assert!(low.is_empty(), "{low:?}");
 
     // A batch of texts of different lengths gives each text its own vector: the same as

@@ -2,6 +2,8 @@
 //! (`tests/fixtures/minilm-reference.json`): cosine ≥ 0.999 for every sentence, alone and
 //! in a padded batch.
 
+mod common;
+
 use apex_embedder::model::{MiniLm, default_model_dir};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -17,29 +19,18 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn vectors_match_sentence_transformers() {
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
+    let items = common::reference();
     let model =
         MiniLm::load(&default_model_dir(), 256).expect("model (run deploy/local/bootstrap)");
     assert_eq!(model.dimension(), 384);
-    let items = reference["items"].as_array().expect("items");
     assert!(items.len() >= 10);
-    let texts: Vec<&str> = items
-        .iter()
-        .map(|i| i["text"].as_str().expect("text"))
-        .collect();
+    let texts: Vec<&str> = items.iter().map(|(t, _)| t.as_str()).collect();
     // All at once (padded to the longest) and one by one must both agree.
     let batched = model.embed(&texts).expect("embed batch");
-    for (i, item) in items.iter().enumerate() {
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .expect("embedding")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
-            .collect();
+    for (i, (_, want)) in items.iter().enumerate() {
         let alone = model.embed(&[texts[i]]).expect("embed one");
         for (how, got) in [("batched", &batched[i]), ("alone", &alone[0])] {
-            let c = cosine(&got.values, &want);
+            let c = cosine(&got.values, want);
             assert!(c >= 0.999, "{how} {:?}: cosine {c}", texts[i]);
             let norm: f32 = got.values.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "unit length, not {norm}");
@@ -49,8 +40,7 @@ fn vectors_match_sentence_transformers() {
 
 #[test]
 fn the_onnx_runtime_encoder_matches_sentence_transformers_too() {
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
+    let items = common::reference();
     let dir = default_model_dir();
     let tokens = MiniLm::load(&dir, 256).expect("model");
     let mut encoder = apex_embedder::onnx::OnnxEncoder::load(
@@ -59,25 +49,13 @@ fn the_onnx_runtime_encoder_matches_sentence_transformers_too() {
         1,
     )
     .expect("ONNX Runtime and model.onnx (run deploy/local/bootstrap)");
-    let items = reference["items"].as_array().expect("items");
     let windows: Vec<Vec<u32>> = items
         .iter()
-        .map(|i| {
-            tokens
-                .tokenize(i["text"].as_str().expect("text"))
-                .expect("tokens")
-                .0
-        })
+        .map(|(text, _)| tokens.tokenize(text).expect("tokens").0)
         .collect();
     let got = encoder.embed_ids(&windows).expect("embed");
-    for (item, got) in items.iter().zip(&got) {
-        let want: Vec<f32> = item["embedding"]
-            .as_array()
-            .expect("embedding")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
-            .collect();
-        let c = cosine(got, &want);
-        assert!(c >= 0.999, "{:?}: cosine {c}", item["text"]);
+    for ((text, want), got) in items.iter().zip(&got) {
+        let c = cosine(got, want);
+        assert!(c >= 0.999, "{text:?}: cosine {c}");
     }
 }

@@ -192,21 +192,22 @@ impl OpenVinoEncoder {
         &self.precision
     }
 
-    /// Embeds token windows as one padded batch (vectors are pooled and unit length).
-    pub fn embed_ids(&mut self, windows: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
-        if windows.is_empty() {
+    /// Embeds one padded batch: `ids` and `mask` are `batch` rows of `seq` token ids and
+    /// attention flags; the vectors are pooled and unit length.
+    pub fn infer(
+        &mut self,
+        ids: &mut [i64],
+        mask: &mut [i64],
+        batch: usize,
+        seq: usize,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
+        if batch == 0 {
             return Ok(Vec::new());
         }
-        let batch = windows.len();
-        let seq = windows.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let mut ids = vec![0i64; batch * seq];
-        let mut mask = vec![0i64; batch * seq];
-        for (row, w) in windows.iter().enumerate() {
-            for (col, id) in w.iter().enumerate() {
-                ids[row * seq + col] = i64::from(*id);
-                mask[row * seq + col] = 1;
-            }
-        }
+        anyhow::ensure!(
+            ids.len() == batch * seq && mask.len() == batch * seq,
+            "ids and mask must hold {batch} rows of {seq}"
+        );
         let api = self.api.clone();
         let dims = [batch as i64, seq as i64];
         // SAFETY: the tensors wrap `ids` and `mask`, which outlive the inference; each
@@ -249,7 +250,7 @@ impl OpenVinoEncoder {
             let made = made.and_then(|()| {
                 let mut bytes = 0usize;
                 api.check((api.tensor_bytes)(inputs[0], &mut bytes), "input size")?;
-                let want = ids.len() * size_of::<i64>();
+                let want = std::mem::size_of_val(ids);
                 anyhow::ensure!(
                     bytes == want,
                     "the graph's input_ids take {bytes} bytes for {} tokens, not {want} (i64)",
