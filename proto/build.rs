@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // Documents arrive as `Bytes` sliced from the received frame, not copied out of it.
+        .bytes(".apex.parser.v1.ParseRequest.content")
         .file_descriptor_set_path(out.join("apex_descriptor.bin"))
         .compile_protos(PROTOS, &["proto"])?;
     Ok(())

@@ -285,6 +285,27 @@ fn detect_text(text: &str, hint: Option<Format>) -> Format {
     }
 }
 
+/// True when parsing `bytes` may run OCR: a PDF (pages without a text layer), an image,
+/// what may be an email with attachments (which are parsed in turn: it starts with a header
+/// name and carries base64, in any case), and anything with NUL bytes in its head (UTF-16
+/// text, where neither would be seen). Markup and JSON (they start with `<`, `{` or `[`)
+/// may carry base64 data URIs: never parsed, so no OCR. Cheap: a look at the head and one
+/// substring search; it errs towards true.
+pub(crate) fn may_need_ocr(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(1024)];
+    let first = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(bytes)
+        .iter()
+        .find(|b| !b.is_ascii_whitespace());
+    head.windows(5).any(|w| w == b"%PDF-")
+        || image_kind(bytes).is_some()
+        || (head.contains(&0) && !bytes.starts_with(b"PK\x03\x04"))
+        || (first.is_some_and(u8::is_ascii_alphabetic)
+            && memchr::memmem::find_iter(bytes, b"64")
+                .any(|at| at >= 4 && bytes[at - 4..at].eq_ignore_ascii_case(b"base")))
+}
+
 /// Detects the format of `bytes`; `file_name` and `mime_type` are hints only.
 pub(crate) fn detect(
     bytes: &[u8],
@@ -359,6 +380,38 @@ mod tests {
 
     fn format(bytes: &[u8], name: &str, mime: &str) -> Format {
         detect(bytes, name, mime).expect("detected").format
+    }
+
+    #[test]
+    fn inputs_that_may_need_ocr_are_told_from_those_that_cannot() {
+        // May: a PDF (even after a junk prefix), images, an email with an attachment in
+        // any spelling of base64, UTF-16 text (its base64 would be spelt with NULs).
+        assert!(may_need_ocr(b"\xef\xbb\xbf%PDF-1.7\n..."));
+        assert!(may_need_ocr(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
+        assert!(may_need_ocr(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(may_need_ocr(b"II*\0\x08\0\0\0"));
+        for spelling in ["base64", "BASE64", "Base64", "bAsE64"] {
+            let mail = format!(
+                "From: a@example.com\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: {spelling}\r\n\r\niVBORw0KGgo=\r\n"
+            );
+            assert!(may_need_ocr(mail.as_bytes()), "{spelling}");
+        }
+        let utf16: Vec<u8> = "<html><body>Hello</body></html>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(may_need_ocr(&utf16));
+        // Cannot: HTML, CSV, a zip container (DOCX/XLSX: its NULs are the zip's), numbers
+        // that merely end in 64.
+        assert!(!may_need_ocr(
+            b"<html><body><p>Rate 1264 USD</p></body></html>"
+        ));
+        assert!(!may_need_ocr(b"id,amount\n1,64\n2,128\n"));
+        assert!(!may_need_ocr(
+            b"PK\x03\x04\x14\0\0\0\x08\0word/document.xml"
+        ));
+        assert!(!may_need_ocr(b"64"));
+        assert!(!may_need_ocr(b""));
     }
 
     #[test]

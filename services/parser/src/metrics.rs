@@ -3,8 +3,6 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use apex_proto::parser::v1::ParseSummary;
-
 #[derive(Debug, Clone)]
 pub struct ParserMetrics {
     pub registry: Registry,
@@ -73,17 +71,16 @@ impl ParserMetrics {
         })
     }
 
-    /// One document parsed.
-    pub fn parsed(&self, summary: &ParseSummary) {
-        let format = summary.format.as_str();
+    /// One document parsed: its format, its chunks (its parts' included) and warnings.
+    pub fn parsed(&self, format: &str, chunk_count: u32, warnings: &[String]) {
         self.documents.with_label_values(&[format, "ok"]).inc();
         self.chunks
             .with_label_values(&[format])
-            .observe(f64::from(summary.chunk_count));
-        if summary.chunk_count == 0 {
+            .observe(f64::from(chunk_count));
+        if chunk_count == 0 {
             self.empty.with_label_values(&[format]).inc();
         }
-        for w in &summary.warnings {
+        for w in warnings {
             self.warnings.with_label_values(&[warning_kind(w)]).inc();
         }
     }
@@ -127,12 +124,11 @@ mod tests {
         assert_eq!(warning_kind("something new"), "other");
 
         let m = ParserMetrics::new().expect("metrics");
-        m.parsed(&ParseSummary {
-            format: "pdf".into(),
-            chunk_count: 0,
-            warnings: vec!["no_text_layer: none of the 1 page(s)".into()],
-            ..Default::default()
-        });
+        m.parsed(
+            "pdf",
+            0,
+            &["no_text_layer: none of the 1 page(s)".to_owned()],
+        );
         m.refused("too_large");
         let text = apex_common::metrics::render(&m.registry);
         assert!(

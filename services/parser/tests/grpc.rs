@@ -20,10 +20,14 @@ struct Server {
 }
 
 async fn start(max_input_bytes: u64) -> Server {
+    start_with(|s| s.max_input_bytes = max_input_bytes).await
+}
+
+async fn start_with(configure: impl FnOnce(&mut ParserSettings)) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = ParserSettings::default();
     settings.service.blob_url = dir.path().display().to_string();
-    settings.max_input_bytes = max_input_bytes;
+    configure(&mut settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -65,6 +69,40 @@ fn doc_ref() -> DocumentRef {
     }
 }
 
+/// Small documents that cannot need OCR are parsed on the gRPC worker thread, the rest on
+/// the blocking pool (`inline_max_bytes`): the same reply either way, for every sample
+/// format (the PDF takes the pool under both settings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_parsed_inline_and_on_the_blocking_pool_are_the_same() {
+    let inline = start_with(|_| {}).await;
+    let pooled = start_with(|s| s.inline_max_bytes = 0).await;
+    let samples = apex_parser::corpus::samples();
+    assert!(samples.len() >= 8, "{} samples", samples.len());
+    for (name, bytes) in samples {
+        let request = ParseRequest {
+            content: bytes.into(),
+            file_name: name.to_owned(),
+            document: Some(doc_ref()),
+            ..ParseRequest::default()
+        };
+        let a = inline.client().parse(request.clone()).await;
+        let b = pooled.client().parse(request).await;
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                let (a, b) = (a.into_inner().document, b.into_inner().document);
+                assert!(a.as_ref().is_some_and(|d| !d.format.is_empty()), "{name}");
+                assert_eq!(a, b, "{name}");
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!((a.code(), a.message()), (b.code(), b.message()), "{name}");
+            }
+            (a, b) => panic!("{name}: inline {a:?}, pool {b:?}"),
+        }
+    }
+    inline.stop().await;
+    pooled.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_and_claim_check_forms_give_the_same_document() {
     let server = start(64 << 20).await;
@@ -76,7 +114,7 @@ async fn inline_and_claim_check_forms_give_the_same_document() {
     let inline = server
         .client()
         .parse(ParseRequest {
-            content: bytes.clone(),
+            content: bytes.clone().into(),
             file_name: "agreement.docx".to_owned(),
             mime_type: String::new(),
             document: Some(doc_ref()),
@@ -131,7 +169,7 @@ async fn inline_and_claim_check_forms_give_the_same_document() {
 async fn bad_input_gets_the_right_code_and_reason() {
     let server = start(4096).await;
     let parse = |content: Vec<u8>, file_name: &str| ParseRequest {
-        content,
+        content: content.into(),
         file_name: file_name.to_owned(),
         ..ParseRequest::default()
     };

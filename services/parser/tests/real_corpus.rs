@@ -97,7 +97,7 @@ async fn every_real_document_is_read_or_refused_for_its_reason() {
         let outcome = match server
             .client()
             .parse(ParseRequest {
-                content: bytes,
+                content: bytes.into(),
                 file_name: name,
                 ..Default::default()
             })
