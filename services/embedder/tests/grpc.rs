@@ -2,6 +2,8 @@
 //! (order, truncation flag, the empty-text policy, concurrent requests sharing batches,
 //! limits), `EmbedBlob` over a real parser artifact, and both encoders agreeing.
 
+mod common;
+
 use apex_common::Shutdown;
 use apex_common::blob::BlobStore;
 use apex_embedder::{EmbedderSettings, EngineChoice, Precision};
@@ -11,6 +13,8 @@ use apex_proto::embedder::v1::{EmbedBlobRequest, EmbedRequest, EmbeddingSet, Inf
 use prost::Message as _;
 use tonic::Code;
 use tonic::transport::Channel;
+
+use common::{cosine, reference_of};
 
 struct Server {
     client: EmbedderServiceClient<Channel>,
@@ -81,36 +85,6 @@ impl Server {
     }
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-fn reference(text: &str) -> Vec<f32> {
-    let r: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm-reference.json")).expect("fixture");
-    r["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|i| i["text"] == text)
-        .map(|i| {
-            i["embedding"]
-                .as_array()
-                .expect("embedding")
-                .iter()
-                .map(|v| v.as_f64().expect("number") as f32)
-                .collect()
-        })
-        .unwrap_or_else(|| panic!("{text:?} not in the fixture"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embed_keeps_order_flags_truncation_and_follows_the_empty_text_policy() {
     let mut s = start(|_| {}).await;
@@ -138,10 +112,10 @@ async fn embed_keeps_order_flags_truncation_and_follows_the_empty_text_policy() 
     // The default engine is int8 (it passed the fidelity gate): within the gate's bound of
     // sentence-transformers' own vectors.
     let bound = f64::from(apex_embedder::gate::MIN_COSINE);
-    assert!(cosine(&reply.vectors[0].values, &reference("Hello, world!")) >= bound);
-    assert!(cosine(&reply.vectors[3].values, &reference("a")) >= bound);
+    assert!(cosine(&reply.vectors[0].values, &reference_of("Hello, world!")) >= bound);
+    assert!(cosine(&reply.vectors[3].values, &reference_of("a")) >= bound);
     // Empty text: the model's vector for "" (as sentence-transformers gives it).
-    assert!(cosine(&reply.vectors[2].values, &reference("")) >= 0.999);
+    assert!(cosine(&reply.vectors[2].values, &reference_of("")) >= 0.999);
     let flags: Vec<bool> = reply.vectors.iter().map(|v| v.truncated).collect();
     assert_eq!(flags, [false, true, false, false]);
     // A truncated text is the embedding of its first 256 tokens.

@@ -28,6 +28,27 @@ pub(crate) fn reference() -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// The vector sentence-transformers gave `text` (a reference text).
+pub(crate) fn reference_of(text: &str) -> Vec<f32> {
+    reference()
+        .into_iter()
+        .find(|(t, _)| t == text)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{text:?} not in the fixture"))
+}
+
+/// Cosine similarity, in f64.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
 /// The reference texts whose vector from `encoder` (one text at a time) has a cosine below
 /// the fidelity gate's bound with sentence-transformers', each with its cosine.
 pub(crate) fn below_reference(model: &MiniLm, encoder: &mut dyn Encoder) -> Vec<String> {
