@@ -79,8 +79,8 @@ impl DevServer {
             }
         }
         panic!(
-            "the dev server did not start on three sets of ports: see its log in {}",
-            s.dir.path().display()
+            "the dev server did not start on three sets of ports; its log:\n{}",
+            s.log_tail()
         );
     }
 
@@ -185,15 +185,36 @@ impl DevServer {
     }
 
     /// Stops the server and starts it again on the same ports and database.
+    ///
+    /// While it was down, another test's socket may have taken one of its ports for a
+    /// moment (a client's ephemeral port, or the server's own internal ports): a server that
+    /// cannot bind exits at once, so a few attempts are made before giving up, each attempt's
+    /// exit left in the server's log, which the failure prints.
     pub fn restart(&mut self) {
         self.stop();
         let _one_at_a_time = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
-        self.spawn();
-        assert!(
-            self.wait_listening(),
-            "the dev server did not come back on port {}",
-            self.port
+        for attempt in 1..=5 {
+            self.spawn();
+            if self.wait_listening() {
+                return;
+            }
+            eprintln!(
+                "dev server exited on restart attempt {attempt} (port {})",
+                self.port
+            );
+        }
+        panic!(
+            "the dev server did not come back on port {} in five attempts; its log:\n{}",
+            self.port,
+            self.log_tail()
         );
+    }
+
+    /// The last lines of the server's log (stdout and stderr of every start).
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 }
 
