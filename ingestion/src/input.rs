@@ -98,9 +98,27 @@ pub struct IngestInput {
     /// How long the ingestion waits out outages before it fails, in seconds from its start
     /// (0: [`crate::steps::DEFAULT_DEADLINE`]).
     pub deadline_secs: u64,
+    /// How long a service step's first attempt may run in the worker (a local activity)
+    /// before the step goes on as a server-side activity, in seconds (0:
+    /// [`crate::steps::LOCAL_ATTEMPT_TIMEOUT`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub local_attempt_secs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl IngestInput {
+    /// How long a step's first attempt may run in the worker: the input's
+    /// `local_attempt_secs`, else the default.
+    pub fn local_attempt(&self) -> std::time::Duration {
+        match self.local_attempt_secs {
+            0 => crate::steps::LOCAL_ATTEMPT_TIMEOUT,
+            s => std::time::Duration::from_secs(s),
+        }
+    }
+
     /// The document id: the given one, or the one derived from source and external id.
     pub fn resolved_document_id(&self) -> String {
         if self.document_id.trim().is_empty() {

@@ -38,6 +38,18 @@ pub const SERVICE_HEARTBEAT: Duration = Duration::from_secs(30);
 /// How often the write and the delete heartbeat.
 pub const WRITE_HEARTBEAT: Duration = Duration::from_secs(60);
 
+/// How long a service step's first attempt may run in the worker (a local activity, which
+/// the server does not see) before the step goes on as a server-side activity that
+/// heartbeats: a service that hangs is then visible, and retried, like any other failure.
+pub const LOCAL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest document whose parse starts in the worker (a local activity,
+/// [`crate::workflows::LOCAL_SERVICE_STEPS_PATCH`]); a larger one, which may take minutes
+/// (OCR of a long scan), is parsed by a server-side activity that heartbeats from the start.
+pub const LOCAL_PARSE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// The most chunks a document may have for its extraction, embedding and write to start in
+/// the worker; larger ones are server-side activities from the start.
+pub const LOCAL_MAX_CHUNKS: u32 = 2_000;
+
 /// A step of the Temporal path and what it waits for when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepDependency {

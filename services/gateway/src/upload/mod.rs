@@ -100,6 +100,7 @@ pub(crate) async fn create_document(
         metadata: upload.metadata.clone(),
         max_write_attempts: 0,
         deadline_secs: g.settings.ingest_deadline_secs,
+        local_attempt_secs: 0,
     };
     Ok(accept(&g, slot, input, upload.bytes.take(), sha)
         .await?

@@ -89,6 +89,7 @@ async fn dispatch(g: &Arc<Gateway>, event: Due) {
             ("webhook_event_type".to_owned(), kind),
         ]),
         deadline_secs: g.settings.ingest_deadline_secs,
+        local_attempt_secs: 0,
         ..IngestInput::default()
     };
     let started = match crate::upload::admit(g) {

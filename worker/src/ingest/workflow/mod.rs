@@ -6,6 +6,7 @@
 #![allow(missing_debug_implementations)]
 
 mod deletion;
+mod local;
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,8 @@ use temporalio_sdk::{
     WorkflowResult,
 };
 
+use local::Ran;
+
 use super::activities::{
     ArtifactInput, Embedded, Extracted, FetchInput, Fetched, IngestActivities, ParseInput, Parsed,
     WriteInput,
@@ -30,11 +33,13 @@ use super::status::{
 use super::{DocRef, IngestInput};
 
 pub use apex_ingestion::steps::{
-    CHECK_TIMEOUT, DEFAULT_DEADLINE, FETCH_TIMEOUT, FIRST_BACKOFF, INVALID_INPUT, MAX_BACKOFF,
-    SERVICE_HEARTBEAT, SERVICE_TIMEOUT, WRITE_HEARTBEAT, WRITE_TIMEOUT,
+    CHECK_TIMEOUT, DEFAULT_DEADLINE, FETCH_TIMEOUT, FIRST_BACKOFF, INVALID_INPUT, LOCAL_MAX_CHUNKS,
+    LOCAL_PARSE_MAX_BYTES, MAX_BACKOFF, SERVICE_HEARTBEAT, SERVICE_TIMEOUT, WRITE_HEARTBEAT,
+    WRITE_TIMEOUT,
 };
 pub use apex_ingestion::workflows::{
-    DOCUMENT_ID, LIGHT_STEPS_PATCH, PRIORITY, SOURCE, STATUS, STATUS_MEMO,
+    DOCUMENT_ID, LIGHT_STEPS_PATCH, LOCAL_SERVICE_STEPS_PATCH, PRIORITY, SOURCE, STATUS,
+    STATUS_MEMO,
 };
 pub use deletion::DocumentDeletionWorkflow;
 
@@ -155,6 +160,11 @@ pub struct DocumentIngestionWorkflow {
     /// Whether this run keeps its status in the memo and runs its first steps as local
     /// activities ([`LIGHT_STEPS_PATCH`]).
     light: bool,
+    /// Whether this run makes the service steps' first attempt in the worker
+    /// ([`LOCAL_SERVICE_STEPS_PATCH`], [`local`]).
+    local: bool,
+    /// How long such an attempt may run ([`IngestInput::local_attempt`]).
+    local_attempt: Duration,
 }
 
 /// Where an ingestion stopped, and why.
@@ -197,7 +207,10 @@ impl DocumentIngestionWorkflow {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
         ctx.state_mut(|s| s.status.step_started_ms = ms);
-        Self::publish(ctx);
+        // Under the local steps the memo is written when the step turns to the server.
+        if !ctx.state(|s| s.local) {
+            Self::publish(ctx);
+        }
         now
     }
 
@@ -213,12 +226,36 @@ impl DocumentIngestionWorkflow {
         let _ = ctx.upsert_memo([(STATUS_MEMO, Some(MemoValue::new(status)))]);
     }
 
+    /// The status moves on. Under the local steps the memo is written at each move (it is
+    /// sent when the workflow task completes or heartbeats) and the `Status` search attribute
+    /// only at the end; before, the attribute at each move and the memo at the end.
     fn set_status(ctx: &WorkflowContext<Self>, status: &str) {
+        Self::move_status(ctx, status, true);
+    }
+
+    /// [`set_status`](Self::set_status); `publish` false when another move follows in the
+    /// same activation (the memo would be overwritten before it is sent).
+    fn move_status(ctx: &WorkflowContext<Self>, status: &str, publish: bool) {
         ctx.state_mut(|s| s.status.status = status.to_owned());
-        ctx.upsert_search_attributes([STATUS.value_set(status.to_owned())]);
-        if apex_ingestion::status::is_final(status) {
+        let last = apex_ingestion::status::is_final(status);
+        let local = ctx.state(|s| s.local);
+        if !local || last {
+            ctx.upsert_search_attributes([STATUS.value_set(status.to_owned())]);
+        }
+        if last || (local && publish) {
             Self::publish(ctx);
         }
+    }
+
+    /// A step's first attempt runs in the worker when this run makes local attempts and the
+    /// step is small enough: `options` then, else `None` (server-side from the start).
+    fn local_attempt(
+        ctx: &WorkflowContext<Self>,
+        small: bool,
+        left: Duration,
+    ) -> Option<LocalActivityOptions> {
+        let (local, timeout) = ctx.state(|s| (s.local, s.local_attempt));
+        (small && local).then(|| local::local_once(timeout, left))
     }
 
     fn record(ctx: &WorkflowContext<Self>, step: &str, start: Option<SystemTime>, attempts: u32) {
@@ -250,7 +287,8 @@ impl DocumentIngestionWorkflow {
             metadata: input.metadata.clone(),
             text_chars: parsed.text_chars,
         };
-        let (extracted, embedded) = Self::extract_and_embed(ctx, &artifact).await?;
+        let (extracted, embedded) =
+            Self::extract_and_embed(ctx, &artifact, parsed.chunk_count).await?;
 
         let write = WriteInput {
             document,
@@ -259,8 +297,9 @@ impl DocumentIngestionWorkflow {
             parsed: parsed.artifact,
             entities: Some(extracted.artifact),
             vectors: Some(embedded.artifact),
+            idempotency_key: String::new(),
         };
-        Self::write_step(ctx, input, write).await?;
+        Self::write_step(ctx, input, write, parsed.chunk_count).await?;
         Ok(ctx.state(|s| s.status.clone()))
     }
 
@@ -349,20 +388,27 @@ impl DocumentIngestionWorkflow {
         document: &DocRef,
     ) -> Result<Parsed, Stop> {
         let start = Self::begin(ctx);
-        let parsed = ctx
-            .execute_activity(
-                IngestActivities::parse_document,
-                ParseInput {
-                    source: fetched.blob.clone(),
-                    file_name: input.file_name.clone(),
-                    mime_type: input.mime_type.clone(),
-                    document: document.clone(),
-                },
-                service_step(Self::left(ctx, "parse")?),
-            )
-            .await
-            .map_err(Stop::at("parse"))?;
-        Self::record(ctx, "parse", start, parsed.attempt);
+        let left = Self::left(ctx, "parse")?;
+        let small = fetched.blob.size_bytes <= LOCAL_PARSE_MAX_BYTES;
+        let Ran {
+            out: parsed,
+            earlier,
+        } = Self::local_first(
+            ctx,
+            || IngestActivities::parse_document,
+            ParseInput {
+                source: fetched.blob.clone(),
+                file_name: input.file_name.clone(),
+                mime_type: input.mime_type.clone(),
+                document: document.clone(),
+            },
+            Self::local_attempt(ctx, small, left),
+            service_step(left),
+            true,
+        )
+        .await
+        .map_err(Stop::at("parse"))?;
+        Self::record(ctx, "parse", start, parsed.attempt + earlier);
         ctx.state_mut(|s| s.status.chunk_count = parsed.chunk_count);
         if parsed.chunk_count == 0 {
             ctx.state_mut(|s| {
@@ -380,35 +426,41 @@ impl DocumentIngestionWorkflow {
     async fn extract_and_embed(
         ctx: &WorkflowContext<Self>,
         artifact: &ArtifactInput,
+        chunk_count: u32,
     ) -> Result<(Extracted, Embedded), Stop> {
         let start = Self::begin(ctx);
         let left = Self::left(ctx, "extract")?;
+        let small = chunk_count <= LOCAL_MAX_CHUNKS;
         let (extracted, embedded) = join!(
             async {
-                let r = ctx
-                    .execute_activity(
-                        IngestActivities::extract_entities,
-                        artifact.clone(),
-                        service_step(left),
-                    )
-                    .await;
-                if let Ok(e) = &r {
-                    Self::record(ctx, "extract", start, e.attempt);
-                }
-                r
+                let r = Self::local_first(
+                    ctx,
+                    || IngestActivities::extract_entities,
+                    artifact.clone(),
+                    Self::local_attempt(ctx, small, left),
+                    service_step(left),
+                    true,
+                )
+                .await;
+                r.map(|Ran { out, earlier }| {
+                    Self::record(ctx, "extract", start, out.attempt + earlier);
+                    out
+                })
             },
             async {
-                let r = ctx
-                    .execute_activity(
-                        IngestActivities::generate_embeddings,
-                        artifact.clone(),
-                        service_step(left),
-                    )
-                    .await;
-                if let Ok(e) = &r {
-                    Self::record(ctx, "embed", start, e.attempt);
-                }
-                r
+                let r = Self::local_first(
+                    ctx,
+                    || IngestActivities::generate_embeddings,
+                    artifact.clone(),
+                    Self::local_attempt(ctx, small, left),
+                    service_step(left),
+                    true,
+                )
+                .await;
+                r.map(|Ran { out, earlier }| {
+                    Self::record(ctx, "embed", start, out.attempt + earlier);
+                    out
+                })
             }
         );
         let extracted = extracted.map_err(Stop::at("extract"))?;
@@ -421,34 +473,49 @@ impl DocumentIngestionWorkflow {
                 ));
             });
         }
-        Self::set_status(ctx, ENTITIES_EXTRACTED);
+        // Another move follows in this activation (embedded, or failed): one memo.
+        Self::move_status(ctx, ENTITIES_EXTRACTED, false);
         let embedded = embedded.map_err(Stop::at("embed"))?;
         ctx.state_mut(|s| s.status.vector_count = embedded.vector_count);
         Self::set_status(ctx, EMBEDDED);
         Ok((extracted, embedded))
     }
 
-    /// `write_to_databases`, with the input's attempts when it sets them.
+    /// `write_to_databases`, with the input's attempts when it sets them (the local attempt,
+    /// when there is one, counts as the first).
     async fn write_step(
         ctx: &WorkflowContext<Self>,
         input: &IngestInput,
-        write: WriteInput,
+        mut write: WriteInput,
+        chunk_count: u32,
     ) -> Result<(), Stop> {
         let start = Self::begin(ctx);
-        let written = ctx
-            .execute_activity(
-                IngestActivities::write_to_databases,
-                write,
-                options(
-                    WRITE_TIMEOUT,
-                    Some(WRITE_HEARTBEAT),
-                    input.max_write_attempts,
-                    Self::left(ctx, "write")?,
-                ),
-            )
-            .await
-            .map_err(Stop::at("write"))?;
-        Self::record(ctx, "write", start, written.attempt);
+        let left = Self::left(ctx, "write")?;
+        let attempts = input.max_write_attempts;
+        let local = Self::local_attempt(ctx, chunk_count <= LOCAL_MAX_CHUNKS, left);
+        if local.is_some() {
+            // Local and server-side attempts are different activities: one key for both.
+            let run_id = ctx.run_id().to_owned();
+            write.idempotency_key = format!("{run_id}/write_to_databases");
+        }
+        let server_attempts = match (&local, attempts) {
+            (Some(_), n) if n > 1 => n - 1,
+            (_, n) => n,
+        };
+        let Ran {
+            out: written,
+            earlier,
+        } = Self::local_first(
+            ctx,
+            || IngestActivities::write_to_databases,
+            write,
+            local,
+            options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), server_attempts, left),
+            attempts != 1,
+        )
+        .await
+        .map_err(Stop::at("write"))?;
+        Self::record(ctx, "write", start, written.attempt + earlier);
         Self::set_status(ctx, COMPLETED);
         Ok(())
     }
@@ -461,8 +528,15 @@ impl DocumentIngestionWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: Checked<IngestInput>,
     ) -> WorkflowResult<IngestStatus> {
-        let light = ctx.patched(LIGHT_STEPS_PATCH);
-        ctx.state_mut(|s| s.light = light);
+        // The newer patch first: a run under it also has the light steps without a second
+        // marker (each is an event and a search-attribute write); runs recorded under the
+        // light steps alone replay with the second call.
+        let local = ctx.patched(LOCAL_SERVICE_STEPS_PATCH);
+        let light = local || ctx.patched(LIGHT_STEPS_PATCH);
+        ctx.state_mut(|s| {
+            s.light = light;
+            s.local = local;
+        });
         let input = match decoded(input) {
             Ok(input) => input,
             Err(message) => {
@@ -475,6 +549,7 @@ impl DocumentIngestionWorkflow {
         let deadline = ctx.workflow_time().map(|t| t + input.deadline());
         ctx.state_mut(|s| {
             s.deadline = deadline;
+            s.local_attempt = input.local_attempt();
             s.status.status = PENDING.to_owned();
             s.status.document_id = document_id.clone();
             s.status.source = input.source.clone();

@@ -296,10 +296,11 @@ async fn a_long_parse_heartbeats_while_it_waits_for_the_parser() {
     let Some(stack) = apex_e2e::stack() else {
         return;
     };
-    // A parser that accepts connections and never answers: the parse call waits, and the
-    // activity heartbeats while it does (every third of its 30 s heartbeat timeout, the first
-    // after 10 s; the SDK forwards them to the server at most every 24 s), so the server sees
-    // a live activity rather than waiting out the 10 min start-to-close timeout.
+    // A parser that accepts connections and never answers: the parse's first attempt, in the
+    // worker, gives up after `local_attempt_secs` and the step goes on as a server-side
+    // activity, which heartbeats while it waits (every third of its 30 s heartbeat timeout,
+    // the first after 10 s; the SDK forwards them to the server at most every 24 s), so the
+    // server sees a live activity rather than waiting out the 10 min start-to-close timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let silent_addr = format!("http://{}", silent.local_addr().expect("addr"));
     let env = env_with(
@@ -307,8 +308,10 @@ async fn a_long_parse_heartbeats_while_it_waits_for_the_parser() {
         &[("APEX_WORKER__INGEST__PARSER_ADDR", silent_addr.as_str())],
     )
     .await;
-    let handle = env.start(env.input("note.txt", TEXT.as_bytes())).await;
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut input = env.input("note.txt", TEXT.as_bytes());
+    input.local_attempt_secs = 2;
+    let handle = env.start(input).await;
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let description = handle
             .describe(WorkflowDescribeOptions::default())
