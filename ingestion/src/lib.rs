@@ -10,6 +10,7 @@
 //! - [`steps`]: each step's time per attempt and attempts, the same on both paths.
 //! - [`polling`]: polled APIs (Plaid, HubSpot, Stripe): the `PollingWorkflow` contract and
 //!   one page's call, read and stored.
+//! - [`live`]: the status the worker writes to Redis as a Temporal-path ingestion moves.
 //! - [`rollout`]: the share of documents the gateways send through Temporal, in Redis.
 //! - [`workflows`]: the workflows as a client sees them (names, inputs, outputs, queries,
 //!   search attributes) and starting one. The worker implements them; a test there checks
@@ -19,6 +20,7 @@ pub mod checked;
 pub mod deployment;
 pub mod input;
 pub mod keys;
+pub mod live;
 pub mod polling;
 pub mod rollout;
 pub mod settings;

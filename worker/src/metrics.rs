@@ -30,6 +30,7 @@ struct Metrics {
     poll_pages: IntCounterVec,
     poll_records: IntCounterVec,
     poll_complete: GaugeVec,
+    live_dropped: prometheus::IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -104,6 +105,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["account", "provider"],
     )
     .expect("valid metric");
+    let live_dropped = prometheus::IntCounter::new(
+        "apex_live_status_dropped_total",
+        "Live statuses not written to Redis (queue full, Redis unreachable); a status read then asks Temporal",
+    )
+    .expect("valid metric");
+    let _ = registry.register(Box::new(live_dropped.clone()));
     let _ = registry.register(Box::new(poll_complete.clone()));
     for m in [&started, &ended, &attempts, &poll_pages, &poll_records] {
         let _ = registry.register(Box::new(m.clone()));
@@ -121,8 +128,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         poll_pages,
         poll_records,
         poll_complete,
+        live_dropped,
     }
 });
+
+/// A live status that was not written ([`crate::ingest::live`]).
+pub fn live_status_dropped() {
+    METRICS.live_dropped.inc();
+}
+
+/// `n` live statuses that were not written.
+pub fn live_status_dropped_many(n: usize) {
+    METRICS.live_dropped.inc_by(n as u64);
+}
 
 /// Counts a page of a polled API by `outcome` (`ok`, `rate_limited`, `transient`,
 /// `refused`).

@@ -36,6 +36,9 @@ pub struct WorkerSettings {
     /// With versioning on: a worker that finds its deployment without a current version
     /// (the first deployment) makes its own version current.
     pub promote_if_none: bool,
+    /// The Redis the ingestion workflows write their live status to, for the gateway's
+    /// status reads ([`apex_ingestion::live`]); empty = off (the gateway then asks Temporal).
+    pub live_status_redis_url: String,
 }
 
 impl Default for WorkerSettings {
@@ -52,6 +55,7 @@ impl Default for WorkerSettings {
             versioning: "off".to_owned(),
             deployment_name: "apex-ingest".to_owned(),
             promote_if_none: true,
+            live_status_redis_url: String::new(),
         }
     }
 }
@@ -74,6 +78,13 @@ impl Settings for WorkerSettings {
         }
         if !self.metrics_addr.is_empty() {
             check_socket_addr("metrics_addr", &self.metrics_addr, &mut p);
+        }
+        let url = &self.live_status_redis_url;
+        if !url.is_empty() && !url.starts_with("redis://") && !url.starts_with("rediss://") {
+            p.push(
+                "live_status_redis_url must be a redis:// or rediss:// URL (or empty: off)"
+                    .to_owned(),
+            );
         }
         if self.connect_max_backoff_secs == 0 {
             p.push("connect_max_backoff_secs must be at least 1".to_owned());

@@ -242,6 +242,10 @@ pub async fn run(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result
         .with_metrics(meter.clone());
     let _gauges = meter.map(|m| crate::ingest::waiting::export(ingest.waiting(), m));
     let poll = PollActivities::new(&settings.ingest).context("polling activities")?;
+    if !settings.live_status_redis_url.is_empty() {
+        crate::ingest::live::start(&settings.live_status_redis_url)
+            .context("live_status_redis_url")?;
+    }
     tracing::info!(
         task_queue = %settings.temporal.task_queue,
         namespace = %settings.temporal.namespace,

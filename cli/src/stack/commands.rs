@@ -243,6 +243,7 @@ fn worker_command(s: &StackSettings, state: &Path) -> anyhow::Result<Command> {
     // they started on; `apex worker promote|rollback` moves new ones.
     cmd.env("APEX_WORKER__VERSIONING", "pinned")
         .env("APEX_WORKER__TEMPORAL__ADDRESS", s.temporal_address())
+        .env("APEX_WORKER__LIVE_STATUS_REDIS_URL", s.redis_url())
         .env(
             "APEX_WORKER__METRICS_ADDR",
             format!("127.0.0.1:{}", s.worker_metrics_port),

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use apex_common::error::ErrorCode;
+use apex_ingestion::live::further;
 use apex_ingestion::status::{COMPLETED, DELETED, FAILED, IngestStatus, PENDING};
 use apex_ingestion::steps::WRITE_TIMEOUT;
 use apex_ingestion::workflows::{Deletion, Ingestion, IngestionStatus};
@@ -62,7 +63,11 @@ const FIRST_TASK_EVENTS: usize = 3;
 /// `Status` search attribute stands in), and read from its result once closed; so is a
 /// closed one whose memo is not final (terminated, timed out). `Ok(None)` when there is no
 /// such workflow; `Err` when Temporal cannot be asked.
-async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String> {
+async fn temporal_status(
+    g: &Gateway,
+    id: &str,
+    live: Option<&IngestStatus>,
+) -> Result<Option<Value>, String> {
     let client = g.temporal.client().await?;
     let workflow_id = ingestion_workflow_id(id);
     let handle = client.get_workflow_handle::<Ingestion>(workflow_id.clone());
@@ -97,6 +102,18 @@ async fn temporal_status(g: &Gateway, id: &str) -> Result<Option<Value>, String>
     };
     // A memo that cannot be decoded is treated as absent: the query or the result answers.
     let memo = desc.memo().get::<IngestStatus>(STATUS_MEMO).ok().flatten();
+    match (&memo, live) {
+        // The worker's live status of this run may be further along than the memo, which
+        // the server has only once the workflow task completes.
+        (Some(memo), Some(live)) if running => {
+            let status = further(live, memo);
+            return Ok(Some(status_body(status, "temporal", waiting(status))));
+        }
+        (None, Some(live)) if running => {
+            return Ok(Some(status_body(live, "temporal", waiting(live))));
+        }
+        _ => {}
+    }
     match memo {
         Some(status) if running => {
             return Ok(Some(status_body(&status, "temporal", waiting(&status))));
@@ -176,9 +193,9 @@ pub(crate) async fn document_status(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let record = g
+    let (record, live) = g
         .shared
-        .record(&id)
+        .record_and_live(&id)
         .await
         .map_err(|e| ApiError::unavailable(format!("redis: {e}")))?;
     let fallback = |r: &DocumentRecord| json!({ "fallback": r.fallback.as_ref().map(|reason| json!({ "reason": reason })) });
@@ -197,7 +214,31 @@ pub(crate) async fn document_status(
         }
         return Ok(Json(status_body(status, &r.path, fallback(r))));
     }
-    match temporal_status(&g, &id).await {
+    // The worker's live status of the run this gateway started answers while it is fresh
+    // (or final) and no step waits on the server; else Temporal is asked.
+    let run = record
+        .as_ref()
+        .filter(|r| r.path == Path::Temporal.as_str())
+        .and_then(|r| r.run_id.as_deref());
+    let live = live.filter(|l| run.is_some_and(|run| l.run_id == run));
+    let fresh = Duration::from_millis(g.settings.live_status_fresh_ms);
+    if let (Some(l), Some(run)) = (&live, run)
+        && !fresh.is_zero()
+        && l.answers(run, now_ms(), fresh)
+    {
+        g.metrics.status_reads.with_label_values(&["live"]).inc();
+        let workflow_id = ingestion_workflow_id(&id);
+        return Ok(Json(status_body(
+            &l.status,
+            "temporal",
+            json!({ "workflow_id": workflow_id }),
+        )));
+    }
+    g.metrics
+        .status_reads
+        .with_label_values(&["temporal"])
+        .inc();
+    match temporal_status(&g, &id, live.as_ref().map(|l| &l.status)).await {
         Ok(Some(body)) => return Ok(Json(body)),
         Ok(None) => {}
         // The record says the workflow has it: without Temporal nobody can say more.

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub webhook_refusals: IntCounterVec,
     /// Secrets each webhook source verifies with (0: it refuses every delivery).
     pub webhook_secrets: prometheus::IntGaugeVec,
+    /// Status reads of Temporal-path ingestions by what answered (`live`: the worker's live
+    /// status in Redis; `temporal`: the workflow's description).
+    pub status_reads: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
@@ -141,6 +144,14 @@ impl Metrics {
                     "apex_gateway_webhook_refusals_total",
                     "Webhook deliveries refused, by source and reason (bad_signature, stale, future, missing_header, malformed, oversized, unknown_key, unknown_source, unconfigured, key_unavailable, unavailable)",
                     &["source", "reason"],
+                ),
+            ),
+            status_reads: register(
+                &registry,
+                counter_vec(
+                    "apex_gateway_status_reads_total",
+                    "Status reads of Temporal-path ingestions by what answered (live: the worker's live status in Redis; temporal: the workflow's description)",
+                    &["source"],
                 ),
             ),
             webhook_secrets: register(

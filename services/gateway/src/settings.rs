@@ -55,6 +55,10 @@ pub struct GatewaySettings {
     /// How long the gateway waits for Temporal to accept a start (or a query) before it
     /// counts Temporal as unreachable.
     pub temporal_timeout_ms: u64,
+    /// How old a Temporal-path ingestion's live status (written to Redis by the worker as
+    /// the status moves) may be for a status read to answer from it without asking
+    /// Temporal; a final one answers at any age. 0: always ask Temporal.
+    pub live_status_fresh_ms: u64,
     /// Whether each `GET /v1/documents/{id}` (a status read) makes a trace of its own. Off
     /// by default: clients poll a document's status many times while it is ingested, and
     /// those traces would outnumber and bury the ingestion's (the trace viewer spent more
@@ -131,6 +135,7 @@ impl Default for GatewaySettings {
             allow_local_files: false,
             status_ttl_secs: 7 * 24 * 3600,
             temporal_timeout_ms: 3_000,
+            live_status_fresh_ms: 10_000,
             shutdown_grace_secs: 30,
             trace_status_reads: false,
             auth: AuthSettings::default(),

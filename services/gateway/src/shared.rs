@@ -8,6 +8,7 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
+use apex_ingestion::live::{LiveStatus, live_status_key};
 use apex_ingestion::status::IngestStatus;
 
 pub use apex_ingestion::rollout::ROLLOUT_KEY;
@@ -116,6 +117,9 @@ pub struct DocumentRecord {
     pub fallback: Option<String>,
     /// The workflow id on the Temporal path.
     pub workflow_id: Option<String>,
+    /// The run the start began (or attached to), when the start answered: the run whose
+    /// live status may answer a status read ([`apex_ingestion::live`]).
+    pub run_id: Option<String>,
     /// The legacy path's status (the Temporal path's lives in the workflow).
     pub status: Option<IngestStatus>,
     /// Unix milliseconds of acceptance.
@@ -264,6 +268,37 @@ impl Shared {
     pub async fn record(&self, document_id: &str) -> anyhow::Result<Option<DocumentRecord>> {
         let raw: Option<String> = self.conn.clone().get(document_key(document_id)).await?;
         Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
+    }
+
+    /// The first live status of a run the gateway started (`pending`), unless the worker
+    /// (or an earlier run) wrote one already: the status reads before the workflow's first
+    /// task then need not ask Temporal.
+    pub async fn put_first_live(&self, document_id: &str, live: &LiveStatus) -> anyhow::Result<()> {
+        let _: Option<String> = redis::cmd("SET")
+            .arg(live_status_key(document_id))
+            .arg(serde_json::to_string(live)?)
+            .arg("PX")
+            .arg(apex_ingestion::live::LIVE_STATUS_TTL.as_millis() as u64)
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The document's record and the live status the worker wrote for it, in one round
+    /// trip. A live status that does not decode is treated as absent (Temporal answers).
+    pub async fn record_and_live(
+        &self,
+        document_id: &str,
+    ) -> anyhow::Result<(Option<DocumentRecord>, Option<LiveStatus>)> {
+        let (record, live): (Option<String>, Option<String>) = redis::pipe()
+            .get(document_key(document_id))
+            .get(live_status_key(document_id))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let record = record.map(|r| serde_json::from_str(&r)).transpose()?;
+        let live = live.and_then(|l| serde_json::from_str(&l).ok());
+        Ok((record, live))
     }
 
     /// Sets `key` unless it is set: `true` the first time within `ttl` (webhook replay

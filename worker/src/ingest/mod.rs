@@ -3,6 +3,7 @@
 //! gRPC call (or, for `fetch_document`, one read of the bytes into the blob store).
 
 pub mod activities;
+pub mod live;
 pub mod waiting;
 pub mod wake;
 pub mod workflow;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apex_ingestion::live::LiveStatus;
 use apex_ingestion::status::{FAILED, IngestStatus, PENDING};
 use apex_ingestion::workflows::{Ingestion, start_ingestion};
 use apex_ingestion::{IngestInput, ingestion_workflow_id};
@@ -120,8 +121,9 @@ async fn start_on_temporal(
         start_ingestion(&client, &queue, input.clone()),
     )
     .await;
+    let mut run_id = None;
     match started {
-        Ok(Ok(_)) => {}
+        Ok(Ok(handle)) => run_id = handle.run_id().map(str::to_owned),
         Ok(Err(e)) => return Err((format!("temporal refused the start: {e}"), slot)),
         Err(_) => {
             let handle = client.get_workflow_handle::<Ingestion>(workflow_id.clone());
@@ -150,11 +152,28 @@ async fn start_on_temporal(
     let record = DocumentRecord {
         path: Path::Temporal.as_str().to_owned(),
         workflow_id: Some(workflow_id.clone()),
+        run_id: run_id.clone(),
         accepted_at_ms: now_ms(),
         ..Default::default()
     };
     if let Err(e) = g.shared.put_record(&id, &record).await {
         tracing::warn!(document = %id, error = %e, "cannot record the path in redis");
+    }
+    if let Some(run_id) = run_id {
+        let first = LiveStatus {
+            run_id,
+            at_ms: now_ms(),
+            on_server: false,
+            status: IngestStatus {
+                status: PENDING.to_owned(),
+                document_id: id.clone(),
+                source: input.source.clone(),
+                ..Default::default()
+            },
+        };
+        if let Err(e) = g.shared.put_first_live(&id, &first).await {
+            tracing::debug!(document = %id, error = %e, "cannot write the first live status");
+        }
     }
     let gateway = Arc::clone(g);
     let waited = workflow_id.clone();

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 mod auth;
 mod fetches;
+mod live;
 mod paths;
 mod refusals;
 mod uploads;

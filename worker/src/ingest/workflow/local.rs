@@ -58,8 +58,9 @@ impl DocumentIngestionWorkflow {
     /// Runs the activity `activity` names on `input`: first once as a local activity when `local` gives its
     /// options, then, if that attempt failed but a retry may mend it and `fall_back`, as a
     /// server-side activity with `server`. Without `local`, server-side from the start. The
-    /// memo is written before a server-side attempt, so a status read while it waits or
-    /// retries says which step it is at.
+    /// memo (and the live status, marked as waiting on the server) is written before a
+    /// server-side attempt, so a status read while it waits or retries says which step it
+    /// is at and what the server knows of the attempt.
     pub(super) async fn local_first<AD>(
         ctx: &WorkflowContext<Self>,
         activity: impl Fn() -> AD,
@@ -84,8 +85,11 @@ impl DocumentIngestionWorkflow {
                 Err(_) => earlier = 1,
             }
         }
+        ctx.state_mut(|s| s.on_server += 1);
         Self::publish(ctx);
-        let out = ctx.execute_activity(activity(), input, server).await?;
-        Ok(Ran { out, earlier })
+        Self::publish_live(ctx);
+        let out = ctx.execute_activity(activity(), input, server).await;
+        ctx.state_mut(|s| s.on_server -= 1);
+        Ok(Ran { out: out?, earlier })
     }
 }

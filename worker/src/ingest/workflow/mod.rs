@@ -165,6 +165,8 @@ pub struct DocumentIngestionWorkflow {
     local: bool,
     /// How long such an attempt may run ([`IngestInput::local_attempt`]).
     local_attempt: Duration,
+    /// Steps waiting on a server-side activity now (extraction and embedding may both).
+    on_server: u32,
 }
 
 /// Where an ingestion stopped, and why.
@@ -229,6 +231,17 @@ impl DocumentIngestionWorkflow {
     /// The status moves on. Under the local steps the memo is written at each move (it is
     /// sent when the workflow task completes or heartbeats) and the `Status` search attribute
     /// only at the end; before, the attribute at each move and the memo at the end.
+    /// The status as it stands to the worker's live status writer ([`crate::ingest::live`]),
+    /// under the local steps and not while history replays (the moves were published when
+    /// they happened).
+    fn publish_live(ctx: &WorkflowContext<Self>) {
+        if !ctx.state(|s| s.local) || ctx.is_replaying() {
+            return;
+        }
+        let (status, on_server) = ctx.state(|s| (s.status.clone(), s.on_server > 0));
+        crate::ingest::live::publish(ctx.run_id(), &status, on_server);
+    }
+
     fn set_status(ctx: &WorkflowContext<Self>, status: &str) {
         Self::move_status(ctx, status, true);
     }
@@ -244,6 +257,9 @@ impl DocumentIngestionWorkflow {
         }
         if last || (local && publish) {
             Self::publish(ctx);
+        }
+        if last || publish {
+            Self::publish_live(ctx);
         }
     }
 
@@ -560,6 +576,7 @@ impl DocumentIngestionWorkflow {
             DOCUMENT_ID.value_set(document_id.clone()),
             STATUS.value_set(PENDING.to_owned()),
         ]);
+        Self::publish_live(ctx);
         let invalid = if input.source.trim().is_empty() {
             Some("source is required")
         } else if input.location.trim().is_empty() {
