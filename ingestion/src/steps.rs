@@ -46,8 +46,8 @@ pub const LOCAL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// [`crate::workflows::LOCAL_SERVICE_STEPS_PATCH`]); a larger one, which may take minutes
 /// (OCR of a long scan), is parsed by a server-side activity that heartbeats from the start.
 pub const LOCAL_PARSE_MAX_BYTES: u64 = 16 * 1024 * 1024;
-/// The most chunks a document may have for its extraction, embedding and write to start in
-/// the worker; larger ones are server-side activities from the start.
+/// The most chunks a document may have for its extraction and embedding to start in the
+/// worker; larger ones are server-side activities from the start.
 pub const LOCAL_MAX_CHUNKS: u32 = 2_000;
 
 /// A step of the Temporal path and what it waits for when it fails.

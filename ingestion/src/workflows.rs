@@ -62,13 +62,15 @@ pub const STATUS_MEMO: &str = "status";
 /// before it replay as they ran.
 pub const LIGHT_STEPS_PATCH: &str = "status-memo-local-first-steps";
 
-/// The patch under which parse, extract, embed and write also make their first attempt as
-/// local activities (for documents within [`crate::steps::LOCAL_PARSE_MAX_BYTES`] and
-/// [`crate::steps::LOCAL_MAX_CHUNKS`]); a first attempt that fails in a way a retry may mend
+/// The patch under which parse, extract and embed also make their first attempt as local
+/// activities (for documents within [`crate::steps::LOCAL_PARSE_MAX_BYTES`] and
+/// [`crate::steps::LOCAL_MAX_CHUNKS`]; the write stays server-side, see the worker's
+/// `write_step`); a first attempt that fails in a way a retry may mend
 /// goes on as a server-side activity, whose retries the server (and the gateway's `waiting`)
 /// sees. Under it the memo is written when the status changes and before the workflow waits
 /// on the server, and the [`STATUS`] search attribute only when the ingestion starts and ends:
-/// a document that meets no failure is one workflow task.
+/// a document that meets no failure is two workflow tasks (the steps up to the write, and
+/// the write's completion).
 pub const LOCAL_SERVICE_STEPS_PATCH: &str = "local-service-steps";
 
 /// Declares a workflow (a marker type with its name, input and output) and its status query.

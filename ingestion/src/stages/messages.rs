@@ -81,11 +81,6 @@ pub struct WriteInput {
     pub parsed: Blob,
     pub entities: Option<Blob>,
     pub vectors: Option<Blob>,
-    /// The key the writer answers retries under; empty: the activity's own
-    /// (`<run id>/<activity id>`). Set by a workflow whose write may run first as a local
-    /// activity and then as a server-side one, so both share it.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub idempotency_key: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

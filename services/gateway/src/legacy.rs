@@ -157,7 +157,6 @@ impl Legacy {
             parsed: parsed.artifact,
             entities: Some(extracted.artifact),
             vectors: Some(embedded.artifact),
-            idempotency_key: String::new(),
         };
         self.write_step(status, &write).await?;
         status.status = COMPLETED.to_owned();

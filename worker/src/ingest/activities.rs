@@ -309,20 +309,17 @@ impl IngestActivities {
         Ok(embedded)
     }
 
-    /// `WriteDocument`, with the input's idempotency key or else `<workflow run id>/<activity
-    /// id>`, so a retried attempt gets the first attempt's answer.
+    /// `WriteDocument`, with `<workflow run id>/<activity id>` as the idempotency key so a
+    /// retried attempt gets the first attempt's answer.
     #[activity]
     pub async fn write_to_databases(
         self: Arc<Self>,
         ctx: ActivityContext,
         input: WriteInput,
     ) -> Result<Written, ActivityError> {
-        let key = if input.idempotency_key.is_empty() {
-            idempotency_key(&ctx)
-        } else {
-            input.idempotency_key.clone()
-        };
-        let call = self.stages.write(input, key, timeout(&ctx));
+        let call = self
+            .stages
+            .write(input, idempotency_key(&ctx), timeout(&ctx));
         let written = with_heartbeats(&ctx, call).await;
         let mut written = self.settle(&ctx, "write_to_databases", written)?;
         written.attempt = ctx.info().attempt;

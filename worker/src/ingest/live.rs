@@ -36,7 +36,8 @@ pub fn start(url: &str) -> anyhow::Result<()> {
 
 /// Queues `status` of run `run_id` (`on_server`: a step waits on a server-side activity).
 pub fn publish(run_id: &str, status: &IngestStatus, on_server: bool) {
-    let Some(tx) = SINK.get() else {
+    // A run whose input could not be read has no document to key it by.
+    let (Some(tx), false) = (SINK.get(), status.document_id.is_empty()) else {
         return;
     };
     let at_ms = SystemTime::now()

@@ -308,9 +308,8 @@ impl DocumentIngestionWorkflow {
             parsed: parsed.artifact,
             entities: Some(extracted.artifact),
             vectors: Some(embedded.artifact),
-            idempotency_key: String::new(),
         };
-        Self::write_step(ctx, input, write, parsed.chunk_count).await?;
+        Self::write_step(ctx, input, write).await?;
         Ok(ctx.state(|s| s.status.clone()))
     }
 }

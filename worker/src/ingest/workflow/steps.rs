@@ -198,41 +198,34 @@ impl DocumentIngestionWorkflow {
         Ok((extracted, embedded))
     }
 
-    /// `write_to_databases`, with the input's attempts when it sets them (the local attempt,
-    /// when there is one, counts as the first).
+    /// `write_to_databases`, with the input's attempts when it sets them: always a
+    /// server-side activity. Its completion must be in the history before the document can
+    /// be checked again: were it local, a worker lost after the write but before the
+    /// workflow task completed would leave the next worker to run the steps again, and its
+    /// check would find this run's own write and end the ingestion `unchanged`. Scheduled at
+    /// the end of the first workflow task, it is handed straight back to the worker (eager
+    /// activity execution).
     pub(super) async fn write_step(
         ctx: &WorkflowContext<Self>,
         input: &IngestInput,
-        mut write: WriteInput,
-        chunk_count: u32,
+        write: WriteInput,
     ) -> Result<(), Stop> {
         let start = Self::begin(ctx);
         let left = Self::left(ctx, "write")?;
-        let attempts = input.max_write_attempts;
-        let local = Self::local_attempt(ctx, chunk_count <= LOCAL_MAX_CHUNKS, left);
-        if local.is_some() {
-            // Local and server-side attempts are different activities: one key for both.
-            let run_id = ctx.run_id().to_owned();
-            write.idempotency_key = format!("{run_id}/write_to_databases");
-        }
-        let server_attempts = match (&local, attempts) {
-            (Some(_), n) if n > 1 => n - 1,
-            (_, n) => n,
-        };
-        let Ran {
-            out: written,
-            earlier,
-        } = Self::local_first(
-            ctx,
-            || IngestActivities::write_to_databases,
-            write,
-            local,
-            options(WRITE_TIMEOUT, Some(WRITE_HEARTBEAT), server_attempts, left),
-            attempts != 1,
-        )
-        .await
-        .map_err(Stop::at("write"))?;
-        Self::record(ctx, "write", start, written.attempt + earlier);
+        let written = ctx
+            .execute_activity(
+                IngestActivities::write_to_databases,
+                write,
+                options(
+                    WRITE_TIMEOUT,
+                    Some(WRITE_HEARTBEAT),
+                    input.max_write_attempts,
+                    left,
+                ),
+            )
+            .await
+            .map_err(Stop::at("write"))?;
+        Self::record(ctx, "write", start, written.attempt);
         Self::set_status(ctx, COMPLETED);
         Ok(())
     }
