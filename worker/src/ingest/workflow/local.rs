@@ -19,9 +19,9 @@ use temporalio_common::ActivityDefinition;
 use temporalio_common::data_converters::TemporalDeserializable;
 use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_sdk::WorkflowContext;
-use temporalio_sdk::{ActivityExecutionError, ActivityOptions, LocalActivityOptions};
+use temporalio_sdk::{ActivityExecutionError, LocalActivityOptions};
 
-use super::{DocumentIngestionWorkflow, retry};
+use super::{DocumentIngestionWorkflow, retry, service_step};
 
 /// A step's output and how many attempts it took, the local one included.
 pub(super) struct Ran<T> {
@@ -32,7 +32,7 @@ pub(super) struct Ran<T> {
 }
 
 /// One attempt, in the worker, within `start_to_close` (and the ingestion's `left`).
-pub(super) fn local_once(start_to_close: Duration, left: Duration) -> LocalActivityOptions {
+fn local_once(start_to_close: Duration, left: Duration) -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .schedule_to_close_timeout(left)
         .start_to_close_timeout(start_to_close.min(left))
@@ -55,19 +55,19 @@ fn is_final(err: &ActivityExecutionError) -> bool {
 }
 
 impl DocumentIngestionWorkflow {
-    /// Runs the activity `activity` names on `input`: first once as a local activity when `local` gives its
-    /// options, then, if that attempt failed but a retry may mend it and `fall_back`, as a
-    /// server-side activity with `server`. Without `local`, server-side from the start. The
-    /// memo (and the live status, marked as waiting on the server) is written before a
-    /// server-side attempt, so a status read while it waits or retries says which step it
-    /// is at and what the server knows of the attempt.
+    /// Runs the service step that `activity` names on `input` (`left`: the time to the
+    /// ingestion's deadline): first once as a local activity when this run makes local
+    /// attempts and the step is `small` enough, then, if that attempt failed but a retry
+    /// may mend it, as a server-side activity with the service steps' options (otherwise
+    /// server-side from the start). The memo (and the live status, marked as waiting on the
+    /// server) is written before a server-side attempt, so a status read while it waits or
+    /// retries says which step it is at and what the server knows of the attempt.
     pub(super) async fn local_first<AD>(
         ctx: &WorkflowContext<Self>,
         activity: impl Fn() -> AD,
         input: AD::Input,
-        local: Option<LocalActivityOptions>,
-        server: ActivityOptions,
-        fall_back: bool,
+        small: bool,
+        left: Duration,
     ) -> Result<Ran<AD::Output>, ActivityExecutionError>
     where
         AD: ActivityDefinition,
@@ -75,20 +75,24 @@ impl DocumentIngestionWorkflow {
         AD::Output: TemporalDeserializable,
     {
         let mut earlier = 0;
-        if let Some(options) = local {
+        let (local, timeout) = ctx.state(|s| (s.local, s.local_attempt));
+        if small && local {
+            let options = local_once(timeout, left);
             match ctx
                 .execute_local_activity(activity(), input.clone(), options)
                 .await
             {
                 Ok(out) => return Ok(Ran { out, earlier }),
-                Err(e) if is_final(&e) || !fall_back => return Err(e),
+                Err(e) if is_final(&e) => return Err(e),
                 Err(_) => earlier = 1,
             }
         }
         ctx.state_mut(|s| s.on_server += 1);
         Self::publish(ctx);
         Self::publish_live(ctx);
-        let out = ctx.execute_activity(activity(), input, server).await;
+        let out = ctx
+            .execute_activity(activity(), input, service_step(left))
+            .await;
         ctx.state_mut(|s| s.on_server -= 1);
         Ok(Ran { out: out?, earlier })
     }

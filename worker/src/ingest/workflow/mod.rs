@@ -258,17 +258,6 @@ impl DocumentIngestionWorkflow {
         }
     }
 
-    /// A step's first attempt runs in the worker when this run makes local attempts and the
-    /// step is small enough: `options` then, else `None` (server-side from the start).
-    fn local_attempt(
-        ctx: &WorkflowContext<Self>,
-        small: bool,
-        left: Duration,
-    ) -> Option<LocalActivityOptions> {
-        let (local, timeout) = ctx.state(|s| (s.local, s.local_attempt));
-        (small && local).then(|| local::local_once(timeout, left))
-    }
-
     fn record(ctx: &WorkflowContext<Self>, step: &str, start: Option<SystemTime>, attempts: u32) {
         let millis = millis_since(ctx, start);
         ctx.state_mut(|s| {

@@ -8,7 +8,7 @@ use super::local::Ran;
 use super::{
     CHECK_TIMEOUT, COMPLETED, DocumentIngestionWorkflow, EMBEDDED, ENTITIES_EXTRACTED,
     FETCH_TIMEOUT, FETCHED, LOCAL_MAX_CHUNKS, LOCAL_PARSE_MAX_BYTES, PARSED, Stop, UNCHANGED,
-    WRITE_HEARTBEAT, WRITE_TIMEOUT, local_options, options, service_step,
+    WRITE_HEARTBEAT, WRITE_TIMEOUT, local_options, options,
 };
 use crate::ingest::activities::{
     ArtifactInput, Embedded, Extracted, FetchInput, Fetched, IngestActivities, ParseInput, Parsed,
@@ -119,9 +119,8 @@ impl DocumentIngestionWorkflow {
                 mime_type: input.mime_type.clone(),
                 document: document.clone(),
             },
-            Self::local_attempt(ctx, small, left),
-            service_step(left),
-            true,
+            small,
+            left,
         )
         .await
         .map_err(Stop::at("parse"))?;
@@ -154,9 +153,8 @@ impl DocumentIngestionWorkflow {
                     ctx,
                     || IngestActivities::extract_entities,
                     artifact.clone(),
-                    Self::local_attempt(ctx, small, left),
-                    service_step(left),
-                    true,
+                    small,
+                    left,
                 )
                 .await;
                 r.map(|Ran { out, earlier }| {
@@ -169,9 +167,8 @@ impl DocumentIngestionWorkflow {
                     ctx,
                     || IngestActivities::generate_embeddings,
                     artifact.clone(),
-                    Self::local_attempt(ctx, small, left),
-                    service_step(left),
-                    true,
+                    small,
+                    left,
                 )
                 .await;
                 r.map(|Ran { out, earlier }| {

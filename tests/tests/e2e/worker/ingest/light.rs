@@ -15,7 +15,8 @@ fn count(events: &[Attributes], kind: fn(&Attributes) -> bool) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_runs_its_steps_in_the_first_task_its_write_in_a_second_and_its_memo_is_its_result() {
+async fn an_upload_runs_its_steps_in_the_first_task_its_write_in_a_second_and_its_memo_is_its_result()
+ {
     let Some(stack) = apex_e2e::stack() else {
         return;
     };
@@ -62,7 +63,11 @@ async fn an_upload_runs_its_steps_in_the_first_task_its_write_in_a_second_and_it
     ] {
         assert_eq!(scheduled(&events, activity), 0, "{activity} ran locally");
     }
-    assert_eq!(scheduled(&events, "write_to_databases"), 1, "written server-side");
+    assert_eq!(
+        scheduled(&events, "write_to_databases"),
+        1,
+        "written server-side"
+    );
     let markers = count(&events, |a| {
         matches!(a, Attributes::MarkerRecordedEventAttributes(_))
     });
@@ -70,7 +75,10 @@ async fn an_upload_runs_its_steps_in_the_first_task_its_write_in_a_second_and_it
     let tasks = count(&events, |a| {
         matches!(a, Attributes::WorkflowTaskCompletedEventAttributes(_))
     });
-    assert_eq!(tasks, 2, "the steps to the write, then the write's completion");
+    assert_eq!(
+        tasks, 2,
+        "the steps to the write, then the write's completion"
+    );
     // `Status` is written as the ingestion starts and as it ends, not at each step.
     let status_writes = count(&events, |a| {
         matches!(a, Attributes::UpsertWorkflowSearchAttributesEventAttributes(u)
